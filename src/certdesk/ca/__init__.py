@@ -1,0 +1,1 @@
+"""Keys, signers and the one issuing path: builders for certificates and CRLs."""

@@ -1,0 +1,40 @@
+"""Reading certificate requests: format, signature and key are checked before anything else."""
+
+from __future__ import annotations
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+
+from certdesk.ca.keys import key_type_of
+from certdesk.domain.errors import CertdeskError
+
+
+def load_csr(data: bytes) -> x509.CertificateSigningRequest:
+    """Parse a PEM or DER CSR and verify its self-signature; refuse unsupported keys."""
+    if not data.strip():
+        raise CertdeskError("input.malformed_csr", detail="empty input")
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            csr = x509.load_pem_x509_csr(data)
+        else:
+            csr = x509.load_der_x509_csr(data)
+    except ValueError as exc:
+        raise CertdeskError("input.malformed_csr", detail=str(exc)) from None
+    try:
+        key: CertificatePublicKeyTypes = csr.public_key()
+    except ValueError as exc:
+        raise CertdeskError("input.unsupported_key", detail=str(exc)) from None
+    key_type_of(key)
+    if not csr.is_signature_valid:
+        raise CertdeskError("input.csr_bad_signature")
+    return csr
+
+
+def load_certificate(data: bytes) -> x509.Certificate:
+    """Parse a PEM or DER certificate with a clear error."""
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise CertdeskError("input.malformed_pem", detail=str(exc)) from None

@@ -1,0 +1,1 @@
+"""The `certdesk` command for officers and holders."""

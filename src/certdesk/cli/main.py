@@ -1,0 +1,391 @@
+"""`certdesk`: one command for officers (registry, CA, enrolment) and the server."""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from certdesk.cli.output import console, emit_json, fail, say, table
+from certdesk.config import load_config
+from certdesk.domain.errors import CertdeskError
+from certdesk.services import registry
+from certdesk.services.context import Context
+from certdesk.store.db import Database
+from certdesk.store.migrate import upgrade
+
+app = typer.Typer(
+    help="certdesk — personal certificates on USB tokens.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ca_app = typer.Typer(help="The certificate authority.", no_args_is_help=True)
+unit_app = typer.Typer(help="Units (agencies) and their technical contacts.", no_args_is_help=True)
+person_app = typer.Typer(help="People who hold certificates.", no_args_is_help=True)
+token_app = typer.Typer(help="USB tokens: stock and custody.", no_args_is_help=True)
+cert_app = typer.Typer(help="Certificates: list, show, revoke.", no_args_is_help=True)
+crl_app = typer.Typer(help="Certificate revocation lists.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+for sub, name in [
+    (ca_app, "ca"),
+    (unit_app, "unit"),
+    (person_app, "person"),
+    (token_app, "token"),
+    (cert_app, "cert"),
+    (crl_app, "crl"),
+    (audit_app, "audit"),
+]:
+    app.add_typer(sub, name=name)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="certdesk.toml (default: ./certdesk.toml)")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+_state: dict[str, Path | None] = {"config": None}
+
+
+@app.callback()
+def _global(config: ConfigOpt = None) -> None:
+    _state["config"] = config
+
+
+def context() -> Context:
+    """Configuration, database (migrated to the newest schema) and the acting officer."""
+    cfg = load_config(_state["config"])
+    db = Database(cfg.database_url)
+    upgrade(db)
+    return Context(cfg, db, actor=f"cli:{getpass.getuser()}")
+
+
+# -- demo and CA ------------------------------------------------------------------------------
+
+
+@app.command("init")
+def init_demo() -> None:
+    """Create the demo CA, unit, roles and person under ./var (does nothing the second time)."""
+    from certdesk.services.demo import bootstrap
+
+    with console.status("Setting up the demo… / 正在初始化演示环境…"):
+        report = bootstrap(context())
+    if report.created:
+        say("Created: " + ", ".join(report.created), "已创建：" + "，".join(report.created))
+    else:
+        say("Everything was already set up.", "演示环境已存在，无需更改。")
+
+
+@ca_app.command("init")
+def ca_init() -> None:
+    """Create the root and issuing CA from the [ca] configuration."""
+    from certdesk.services.authorities import init_hierarchy
+
+    with console.status("Creating CA keys and certificates… / 正在生成 CA 密钥和证书…"):
+        root, issuing = init_hierarchy(context())
+    say(
+        f"Root CA: {root.subject}\nIssuing CA: {issuing.subject}",
+        f"根 CA：{root.subject}\n签发 CA：{issuing.subject}",
+    )
+
+
+@ca_app.command("show")
+def ca_show(as_json: JsonOpt = False) -> None:
+    """Show the CA certificates, key types and CRL numbers."""
+    from certdesk.services.authorities import ISSUING, ROOT, require_authority
+
+    ctx = context()
+    with ctx.db.read() as conn:
+        infos = [require_authority(conn, n) for n in (ROOT, ISSUING)]
+    rows = [
+        {
+            "name": i.name,
+            "subject": i.subject,
+            "key_type": i.key_type,
+            "key": i.key_ref,
+            "serial": format(i.certificate.serial_number, "x"),
+            "not_after": i.certificate.not_valid_after_utc.isoformat(),
+            "crl_number": i.crl_number,
+        }
+        for i in infos
+    ]
+    if as_json:
+        emit_json(rows)
+    else:
+        table("CA", list(rows[0]), [list(r.values()) for r in rows])
+
+
+# -- registry ---------------------------------------------------------------------------------
+
+
+@unit_app.command("add")
+def unit_add(
+    code: str,
+    name: str,
+    contact_name: Annotated[str, typer.Option(help="Technical contact")] = "",
+    contact_email: str = "",
+    contact_phone: str = "",
+) -> None:
+    """Register a unit."""
+    unit = registry.add_unit(context(), code, name, contact_name, contact_email, contact_phone)
+    say(f"Unit {unit.code} added.", f"已添加单位 {unit.code}。")
+
+
+@unit_app.command("list")
+def unit_list(as_json: JsonOpt = False) -> None:
+    units = registry.list_units(context())
+    if as_json:
+        emit_json([dataclasses.asdict(u) for u in units])
+    else:
+        table(
+            "Units / 单位",
+            ["code", "name", "contact", "e-mail", "phone"],
+            [[u.code, u.name, u.contact_name, u.contact_email, u.contact_phone] for u in units],
+        )
+
+
+@person_app.command("add")
+def person_add(
+    person_id: str,
+    name: Annotated[str, typer.Option(help="Full name")],
+    unit: Annotated[str, typer.Option(help="Unit code")],
+    email: Annotated[str, typer.Option(help="E-mail address")],
+    phone: str = "",
+    position: Annotated[str | None, typer.Option(help="Position code")] = None,
+) -> None:
+    """Register a person."""
+    person = registry.add_person(context(), person_id, name, unit, email, phone, position)
+    say(f"Person {person.person_id} added.", f"已添加人员 {person.person_id}。")
+
+
+def _person_row(p: registry.Person) -> list[str | None]:
+    return [p.person_id, p.name, p.unit_code, p.position_code, p.email, p.state.value]
+
+
+@person_app.command("list")
+def person_list(
+    unit: Annotated[str | None, typer.Option(help="Only this unit")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    people = registry.list_people(context(), unit)
+    if as_json:
+        emit_json([dataclasses.asdict(p) for p in people])
+    else:
+        table(
+            "People / 人员",
+            ["id", "name", "unit", "position", "e-mail", "state"],
+            [_person_row(p) for p in people],
+        )
+
+
+@person_app.command("show")
+def person_show(person_id: str, as_json: JsonOpt = False) -> None:
+    from certdesk.services.certificates import list_certificates
+
+    ctx = context()
+    person = registry.find_person(ctx, person_id)
+    certs = list_certificates(ctx, person_id=person_id)
+    if as_json:
+        emit_json({**dataclasses.asdict(person), "certificates": [c.as_dict() for c in certs]})
+        return
+    table(
+        "Person / 人员",
+        ["id", "name", "unit", "position", "e-mail", "state"],
+        [_person_row(person)],
+    )
+    _cert_table(certs)
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+
+@token_app.command("init")
+def token_init(
+    serial: Annotated[str, typer.Option(help="Token serial number (as printed on the token)")],
+    model: str = "",
+) -> None:
+    """Put a token into stock."""
+    from certdesk.services.tokens import register_token
+
+    token = register_token(context(), serial, model)
+    say(f"Token {token.serial} is in stock.", f"USB Key {token.serial} 已入库。")
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOpt = False) -> None:
+    """Tokens in the registry with their state and keeper."""
+    from certdesk.services.tokens import list_tokens
+
+    tokens = list_tokens(context())
+    if as_json:
+        emit_json([dataclasses.asdict(t) for t in tokens])
+    else:
+        table(
+            "Tokens / USB Key",
+            ["serial", "model", "state", "keeper", "PIN changed"],
+            [[t.serial, t.model, t.state.value, t.keeper_id, t.pin_changed] for t in tokens],
+        )
+
+
+@token_app.command("assign")
+def token_assign(serial: str, person_id: str) -> None:
+    """Hand a token to its one keeper."""
+    from certdesk.services.tokens import assign_token
+
+    token = assign_token(context(), serial, person_id)
+    say(
+        f"Token {token.serial} is kept by {token.keeper_id}.",
+        f"USB Key {token.serial} 已交由 {token.keeper_id} 保管。",
+    )
+
+
+@token_app.command("return")
+def token_return(serial: str) -> None:
+    """Record that a token came back to the office."""
+    from certdesk.services.tokens import return_token
+
+    token = return_token(context(), serial)
+    say(f"Token {token.serial} returned.", f"USB Key {token.serial} 已退还。")
+
+
+# -- certificates -----------------------------------------------------------------------------
+
+
+def _cert_table(certs: list) -> None:  # type: ignore[type-arg]
+    table(
+        "Certificates / 证书",
+        ["serial", "profile", "state", "person", "token", "not after"],
+        [
+            [
+                c.serial,
+                c.profile,
+                c.state.value,
+                c.person_id,
+                c.token_serial,
+                c.not_after.isoformat() if c.not_after else "",
+            ]
+            for c in certs
+        ],
+    )
+
+
+@cert_app.command("list")
+def cert_list(
+    person: Annotated[str | None, typer.Option(help="Only this person")] = None,
+    state: Annotated[str | None, typer.Option(help="active, revoked, …")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    from certdesk.services.certificates import list_certificates
+
+    certs = list_certificates(context(), person, state)
+    if as_json:
+        emit_json([c.as_dict() for c in certs])
+    else:
+        _cert_table(certs)
+
+
+@cert_app.command("show")
+def cert_show(
+    serial: str,
+    pem: Annotated[bool, typer.Option("--pem", help="Print the certificate as PEM")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from certdesk.services.certificates import get_certificate
+
+    record = get_certificate(context(), serial)
+    if pem:
+        if record.der:
+            sys.stdout.write(
+                x509.load_der_x509_certificate(record.der).public_bytes(Encoding.PEM).decode()
+            )
+        return
+    if as_json:
+        emit_json(record.as_dict())
+    else:
+        table("Certificate / 证书", ["field", "value"], list(record.as_dict().items()))
+
+
+@cert_app.command("revoke")
+def cert_revoke(
+    serial: str,
+    reason: Annotated[
+        str, typer.Option(help="RFC 5280 reason, e.g. keyCompromise")
+    ] = "unspecified",
+) -> None:
+    """Revoke a certificate; it appears in the next CRL."""
+    from certdesk.services.revocation import revoke
+
+    done = revoke(context(), serial, reason)
+    say(
+        f"Certificate {done.serial} revoked ({done.reason.value}).",
+        f"证书 {done.serial} 已吊销（{done.reason.value}）。",
+    )
+
+
+@crl_app.command("publish")
+def crl_publish(
+    issuer: Annotated[str, typer.Option(help="issuing or root")] = "issuing",
+) -> None:
+    """Build and publish a new CRL (DER and PEM under <data_dir>/pki)."""
+    from certdesk.services.crl_publish import publish_crl
+
+    with console.status("Building the CRL… / 正在生成证书吊销列表…"):
+        done = publish_crl(context(), issuer)
+    say(
+        f"CRL {done.issuer} #{done.number}: {done.entries} entries, next update "
+        f"{done.next_update.isoformat()} → {done.der_path}",
+        f"CRL {done.issuer} 第 {done.number} 号：{done.entries} 条，下次更新 "
+        f"{done.next_update.isoformat()} → {done.der_path}",
+    )
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOpt = False) -> None:
+    """Check the audit hash chain; exits non-zero and names the record if it was tampered with."""
+    from certdesk.services.audit_log import verify_chain
+
+    with console.status("Verifying the audit chain… / 正在校验审计日志…"):
+        report = verify_chain(context())
+    if as_json:
+        emit_json(
+            {
+                "records": report.records,
+                "ok": report.ok,
+                "problems": [dataclasses.asdict(p) for p in report.problems],
+            }
+        )
+    elif report.ok:
+        say(
+            f"Audit chain intact: {report.records} records.",
+            f"审计日志链完整：共 {report.records} 条记录。",
+        )
+    if not report.ok:
+        first = report.problems[0]
+        raise CertdeskError("audit.broken", seq=first.seq, detail=f"{first.kind}: {first.detail}")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+) -> None:
+    """Serve HTTPS (health page, CA certificates, CRLs)."""
+    from certdesk.services.demo import ensure_tls_certificate
+    from certdesk.web.server import serve as run_server
+
+    ctx = context()
+    ensure_tls_certificate(ctx)
+    run_server(ctx, host, port)
+
+
+def main() -> None:
+    try:
+        app()
+    except CertdeskError as exc:
+        sys.exit(fail(exc))

@@ -1,0 +1,52 @@
+"""Printing for people (rich tables, their language) and for scripts (`--json`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.domain.messages import Locale
+
+console = Console()
+errors = Console(stderr=True)
+
+# Exit status by the HTTP-like status of the refusal, so scripts can tell kinds apart.
+EXIT_CODES = {400: 2, 409: 3, 404: 4, 401: 5, 423: 5}
+
+
+def locale() -> Locale:
+    for var in ("CERTDESK_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(var, "")
+        if value:
+            return "zh-CN" if value.lower().startswith("zh") else "en"
+    return "en"
+
+
+def say(en: str, zh: str) -> None:
+    console.print(zh if locale() == "zh-CN" else en)
+
+
+def fail(exc: CertdeskError) -> int:
+    """Print a refusal (both languages when asked for JSON) and return the exit status."""
+    errors.print(f"[bold red]error[/] [{exc.code}] {exc.message(locale())}", highlight=False)
+    return EXIT_CODES.get(exc.status, 1)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    out = Table(title=title)
+    for col in columns:
+        out.add_column(col)
+    for row in rows:
+        out.add_row(*("" if v is None else str(v) for v in row))
+    console.print(out)

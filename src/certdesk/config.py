@@ -1,0 +1,192 @@
+"""One configuration file (`certdesk.toml`), every key overridable by `CERTDESK_<SECTION>_<KEY>`.
+
+The schema is the dataclasses below; `docs/configuration.md` documents each key. Unknown keys are
+refused so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from certdesk.domain.errors import CertdeskError
+
+DEFAULT_FILE = "certdesk.toml"
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    data_dir: str = "./var"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = ""  # empty: sqlite:///<data_dir>/certdesk.db
+
+
+@dataclass(frozen=True)
+class CAConfig:
+    organisation: str = "certdesk Demo"
+    country: str = "CN"
+    root_name: str = "certdesk Demo Root CA"
+    issuing_name: str = "certdesk Demo Issuing CA"
+    key_type: str = "ec-p256"
+    root_years: int = 20
+    issuing_years: int = 10
+    key_storage: str = "file"  # file | pkcs11
+    passphrase: str = ""
+    passphrase_file: str = ""  # empty: <data_dir>/ca/passphrase (created by the demo)
+    pkcs11_module: str = SOFTHSM_MODULE
+    root_key_uri: str = ""
+    issuing_key_uri: str = ""
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    validity_years: int = 1
+    renewal_window_days: int = 30
+
+
+@dataclass(frozen=True)
+class UrlsConfig:
+    base: str = "https://127.0.0.1:8443"
+    crl: str = "{base}/pki/issuing.crl"
+    ocsp: str = "{base}/ocsp"
+    ca_issuers: str = "{base}/pki/issuing.crt"
+
+
+@dataclass(frozen=True)
+class CRLConfig:
+    next_update_hours: int = 24
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8443
+    hostnames: str = "127.0.0.1,localhost"
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    module: str = SOFTHSM_MODULE
+    key_type: str = "ec-p256"
+
+
+@dataclass(frozen=True)
+class IssuanceConfig:
+    lint: bool = False  # run pkilint on every to-be-signed certificate (needs pkilint installed)
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    ca: CAConfig = field(default_factory=CAConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    urls: UrlsConfig = field(default_factory=UrlsConfig)
+    crl: CRLConfig = field(default_factory=CRLConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    token: TokenConfig = field(default_factory=TokenConfig)
+    issuance: IssuanceConfig = field(default_factory=IssuanceConfig)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.paths.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.data_dir / 'certdesk.db'}"
+
+    def url(self, name: str) -> str:
+        """A public URL from [urls] with `{base}` filled in."""
+        template: str = getattr(self.urls, name)
+        return template.format(base=self.urls.base.rstrip("/"))
+
+    def replace(self, **sections: Mapping[str, Any]) -> Config:
+        """A copy with some keys changed, e.g. `cfg.replace(ca={"key_type": "rsa-2048"})`."""
+        changes = {
+            name: dataclasses.replace(getattr(self, name), **values)
+            for name, values in sections.items()
+        }
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(value: Any, kind: type, where: str) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        }:
+            return value.lower() in {"1", "true", "yes", "on"}
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif kind is str and isinstance(value, str):
+        return value
+    raise CertdeskError(
+        "config.invalid", detail=f"{where}: expected {kind.__name__}, got {value!r}"
+    )
+
+
+def env_name(section: str, key: str) -> str:
+    return f"CERTDESK_{section}_{key}".upper()
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (if any) and apply `CERTDESK_*` overrides.
+
+    `path` None means `$CERTDESK_CONFIG` or `./certdesk.toml` when it exists.
+    """
+    env = os.environ if env is None else env
+    chosen = Path(path) if path else Path(env.get("CERTDESK_CONFIG", DEFAULT_FILE))
+    raw: dict[str, Any] = {}
+    if chosen.exists():
+        try:
+            raw = tomllib.loads(chosen.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise CertdeskError("config.invalid", detail=f"{chosen}: {exc}") from exc
+    elif path is not None:
+        raise CertdeskError("config.invalid", detail=f"{chosen} does not exist")
+    unknown_sections = set(raw) - {f.name for f in fields(Config)}
+    if unknown_sections:
+        raise CertdeskError("config.invalid", detail=f"unknown sections {sorted(unknown_sections)}")
+    sections: dict[str, Any] = {}
+    defaults = Config()
+    for sec in fields(Config):
+        sec_type = getattr(defaults, sec.name)
+        given = raw.get(sec.name, {})
+        if not isinstance(given, dict):
+            raise CertdeskError("config.invalid", detail=f"[{sec.name}] must be a table")
+        known = {f.name: f for f in fields(sec_type)}
+        unknown = set(given) - set(known)
+        if unknown:
+            raise CertdeskError(
+                "config.invalid", detail=f"unknown keys in [{sec.name}]: {sorted(unknown)}"
+            )
+        values: dict[str, Any] = {}
+        for name in known:
+            kind = type(getattr(sec_type, name))
+            if name in given:
+                values[name] = _coerce(given[name], kind, f"{sec.name}.{name}")
+            env_key = env_name(sec.name, name)
+            if env_key in env:
+                values[name] = _coerce(env[env_key], kind, env_key)
+        sections[sec.name] = dataclasses.replace(sec_type, **values)
+    return Config(**sections)

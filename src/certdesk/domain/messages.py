@@ -1,0 +1,185 @@
+"""Message catalog: stable code -> HTTP status, English and Simplified Chinese templates.
+
+Templates use `str.format` fields; a missing field is shown as `?` rather than failing, so a
+refusal never turns into a crash while it is being explained.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Locale = Literal["en", "zh-CN"]
+
+
+@dataclass(frozen=True)
+class Message:
+    status: int
+    en: str
+    zh: str
+
+
+CATALOG: dict[str, Message] = {
+    # input formats
+    "input.malformed_pem": Message(
+        400,
+        "The data is not valid PEM or DER: {detail}",
+        "数据不是有效的 PEM 或 DER 格式：{detail}",
+    ),
+    "input.malformed_csr": Message(
+        400,
+        "The certificate request cannot be parsed: {detail}",
+        "无法解析证书请求（CSR）：{detail}",
+    ),
+    "input.csr_bad_signature": Message(
+        400,
+        "The certificate request's signature does not verify; it was altered or not made with its key.",
+        "证书请求的签名验证失败：请求被篡改，或不是用其自身密钥生成的。",
+    ),
+    "input.unsupported_key": Message(
+        400,
+        "Unsupported key: {detail}. Use ECDSA P-256/P-384 or RSA 2048/3072/4096.",
+        "不支持的密钥：{detail}。请使用 ECDSA P-256/P-384 或 RSA 2048/3072/4096。",
+    ),
+    "input.invalid": Message(400, "Invalid input: {detail}", "输入无效：{detail}"),
+    # registry
+    "unit.not_found": Message(404, "Unknown unit {code!r}.", "单位 {code!r} 不存在。"),
+    "unit.duplicate": Message(
+        409, "A unit with code {code!r} already exists.", "单位代码 {code!r} 已存在。"
+    ),
+    "person.not_found": Message(
+        404, "Unknown person {person_id!r}.", "人员 {person_id!r} 不存在。"
+    ),
+    "person.duplicate": Message(
+        409, "A person with id {person_id!r} already exists.", "人员编号 {person_id!r} 已存在。"
+    ),
+    "person.departed": Message(
+        409,
+        "{person_id!r} has departed; no certificate can be issued.",
+        "人员 {person_id!r} 已离职离岗，不能签发证书。",
+    ),
+    "person.has_active_certificate": Message(
+        409,
+        "{person_id!r} already has an active certificate (serial {serial}); revoke it first or renew it.",
+        "人员 {person_id!r} 已有有效证书（序列号 {serial}），请先吊销或更新该证书。",
+    ),
+    "position.not_found": Message(404, "Unknown position {code!r}.", "岗位 {code!r} 不存在。"),
+    "token.not_found": Message(404, "Unknown token {serial!r}.", "USB Key {serial!r} 不存在。"),
+    "token.duplicate": Message(
+        409, "Token {serial!r} is already registered.", "USB Key {serial!r} 已登记。"
+    ),
+    "token.issued_to_other": Message(
+        409,
+        "Token {serial!r} is issued to {keeper!r}; one keeper per token. Have it returned first.",
+        "USB Key {serial!r} 已发放给 {keeper!r}，每个 USB Key 只能由一人保管，请先办理退还。",
+    ),
+    "token.not_available": Message(
+        409,
+        "Token {serial!r} is {state}; it cannot be issued.",
+        "USB Key {serial!r} 当前状态为 {state}，不能发放。",
+    ),
+    "cert.not_found": Message(
+        404, "Unknown certificate serial {serial}.", "序列号为 {serial} 的证书不存在。"
+    ),
+    "cert.already_revoked": Message(
+        409,
+        "Certificate {serial} is already revoked ({reason}, {revoked_at}).",
+        "证书 {serial} 已于 {revoked_at} 吊销（原因：{reason}）。",
+    ),
+    "cert.not_revocable": Message(
+        409,
+        "Certificate {serial} is {state}; it cannot be revoked.",
+        "证书 {serial} 当前状态为 {state}，不能吊销。",
+    ),
+    "revocation.bad_reason": Message(
+        400,
+        "Unknown revocation reason {reason!r}; use one of: {allowed}.",
+        "吊销原因 {reason!r} 无效，可用的原因：{allowed}。",
+    ),
+    # CA and keys
+    "ca.not_initialised": Message(
+        409,
+        "The CA is not initialised; run `certdesk ca init` (or `certdesk init` for the demo).",
+        "CA 尚未初始化，请先运行 `certdesk ca init`（演示环境可运行 `certdesk init`）。",
+    ),
+    "ca.already_initialised": Message(
+        409,
+        "The CA is already initialised ({name}); nothing was changed.",
+        "CA 已初始化（{name}），未作任何更改。",
+    ),
+    "ca.wrong_passphrase": Message(
+        401,
+        "Wrong passphrase for the CA key {path}.",
+        "CA 私钥 {path} 的口令错误。",
+    ),
+    "ca.no_passphrase": Message(
+        400,
+        "No passphrase for the CA keys: set ca.passphrase, CERTDESK_CA_PASSPHRASE or ca.passphrase_file.",
+        "未提供 CA 私钥口令：请设置 ca.passphrase、CERTDESK_CA_PASSPHRASE 或 ca.passphrase_file。",
+    ),
+    "ca.key_missing": Message(
+        500, "The CA key {where} cannot be found.", "找不到 CA 私钥 {where}。"
+    ),
+    "ca.lint_failed": Message(
+        500,
+        "The certificate was not signed: the profile check failed: {detail}",
+        "证书未签发：证书模板检查未通过：{detail}",
+    ),
+    # PKCS#11 and tokens
+    "pkcs11.module_missing": Message(
+        500,
+        "PKCS#11 module {module!r} cannot be loaded: {detail}. Install the token's driver "
+        "(SoftHSM: apt install softhsm2) or set pkcs11.module.",
+        "无法加载 PKCS#11 模块 {module!r}：{detail}。请安装 USB Key 驱动"
+        "（SoftHSM：apt install softhsm2）或设置 pkcs11.module。",
+    ),
+    "pkcs11.no_token": Message(
+        404,
+        "No token {token!r} is present. Insert the USB key and try again.",
+        "未找到 USB Key {token!r}，请插入 USB Key 后重试。",
+    ),
+    "pkcs11.wrong_pin": Message(
+        401,
+        "Wrong PIN for token {token!r}. {tries}",
+        "USB Key {token!r} 的 PIN 码错误。{tries_zh}",
+    ),
+    "pkcs11.pin_locked": Message(
+        423,
+        "Token {token!r} is locked after too many wrong PINs; an officer must unblock it with the SO PIN.",
+        "USB Key {token!r} 因 PIN 码错误次数过多已锁定，请由管理员使用 SO PIN 解锁。",
+    ),
+    "pkcs11.object_missing": Message(
+        404,
+        "No object {uri!r} on the token.",
+        "USB Key 上没有对象 {uri!r}。",
+    ),
+    "pkcs11.bad_uri": Message(
+        400, "Not a usable PKCS#11 URI {uri!r}: {detail}", "PKCS#11 URI {uri!r} 无效：{detail}"
+    ),
+    "pkcs11.error": Message(500, "Token operation failed: {detail}", "USB Key 操作失败：{detail}"),
+    # audit
+    "audit.broken": Message(
+        500,
+        "The audit chain is broken at record {seq}: {detail}",
+        "审计日志链在第 {seq} 条记录处断裂：{detail}",
+    ),
+    # config
+    "config.invalid": Message(400, "Configuration error: {detail}", "配置错误：{detail}"),
+}
+
+
+class _Lenient(string.Formatter):
+    def get_value(self, key: int | str, args: Any, kwargs: Any) -> Any:
+        if isinstance(key, str):
+            return kwargs.get(key, "?")
+        return super().get_value(key, args, kwargs)
+
+
+_FORMATTER = _Lenient()
+
+
+def render(code: str, locale: Locale, params: dict[str, Any]) -> str:
+    msg = CATALOG[code]
+    template = msg.zh if locale == "zh-CN" else msg.en
+    return _FORMATTER.format(template, **params)

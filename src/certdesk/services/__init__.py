@@ -1,0 +1,1 @@
+"""Use cases: each is one transaction plus one audit record per state change."""

@@ -1,0 +1,77 @@
+"""Looking certificates up for officers and scripts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, select
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.domain.states import CertState
+from certdesk.services.context import Context
+from certdesk.services.revocation import normalise_serial
+from certdesk.store.tables import certificates
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    serial: str
+    profile: str
+    state: CertState
+    person_id: str | None
+    token_serial: str | None
+    subject: str
+    not_before: dt.datetime | None
+    not_after: dt.datetime | None
+    fingerprint: str | None
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+    der: bytes | None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "der"}
+        out["state"] = self.state.value
+        for key in ("not_before", "not_after", "revoked_at"):
+            out[key] = out[key].isoformat() if out[key] else None
+        return out
+
+
+def _record(row: Row[Any]) -> CertificateRecord:
+    r = row._mapping
+    return CertificateRecord(
+        r["serial"],
+        r["profile"],
+        CertState(r["state"]),
+        r["person_id"],
+        r["token_serial"],
+        r["subject"],
+        r["not_before"],
+        r["not_after"],
+        r["fingerprint"],
+        r["revoked_at"],
+        r["revocation_reason"],
+        r["der"],
+    )
+
+
+def list_certificates(
+    ctx: Context, person_id: str | None = None, state: str | None = None, limit: int = 1000
+) -> list[CertificateRecord]:
+    query = select(certificates).order_by(certificates.c.reserved_at.desc()).limit(limit)
+    if person_id:
+        query = query.where(certificates.c.person_id == person_id)
+    if state:
+        query = query.where(certificates.c.state == CertState(state).value)
+    with ctx.db.read() as conn:
+        return [_record(r) for r in conn.execute(query)]
+
+
+def get_certificate(ctx: Context, serial: str) -> CertificateRecord:
+    hexserial = normalise_serial(serial)
+    with ctx.db.read() as conn:
+        row = conn.execute(select(certificates).where(certificates.c.serial == hexserial)).first()
+    if row is None:
+        raise CertdeskError("cert.not_found", serial=hexserial)
+    return _record(row)

@@ -1,0 +1,85 @@
+"""Publishing a CRL: reserve the next CRL number (committed, audited), build, write atomically.
+
+The number is reserved before the CRL is built so it only ever increases, even if building is
+interrupted; building reads from one snapshot and does not hold the write lock, so issuance goes
+on while a large CRL is being made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import and_, func, insert, select, update
+
+from certdesk.ca.crl import build_crl
+from certdesk.domain.states import CertState
+from certdesk.services.authorities import ISSUING, load_signer, pki_dir, require_authority
+from certdesk.services.context import Context
+from certdesk.services.files import atomic_write
+from certdesk.store import audit
+from certdesk.store.crl_entries import iter_revoked
+from certdesk.store.tables import authorities, certificates, crls
+
+
+@dataclass(frozen=True)
+class PublishedCRL:
+    issuer: str
+    number: int
+    this_update: dt.datetime
+    next_update: dt.datetime
+    entries: int
+    der_path: Path
+    pem_path: Path
+    crl: x509.CertificateRevocationList
+
+
+def publish_crl(ctx: Context, issuer: str = ISSUING) -> PublishedCRL:
+    now = ctx.clock.now().replace(microsecond=0)
+    next_update = now + dt.timedelta(hours=ctx.config.crl.next_update_hours)
+    with ctx.db.write() as conn:
+        info = require_authority(conn, issuer)
+        number = info.crl_number + 1
+        entries = conn.execute(
+            select(func.count()).where(
+                and_(
+                    certificates.c.issuer == issuer,
+                    certificates.c.state == CertState.REVOKED.value,
+                    certificates.c.not_after >= now,
+                )
+            )
+        ).scalar_one()
+        conn.execute(
+            update(authorities).where(authorities.c.name == issuer).values(crl_number=number)
+        )
+        conn.execute(
+            insert(crls).values(
+                issuer=issuer,
+                number=number,
+                this_update=now,
+                next_update=next_update,
+                entries=entries,
+            )
+        )
+        audit.append(
+            conn,
+            at=now,
+            actor=ctx.actor,
+            action="crl.publish",
+            object_type="crl",
+            object_id=f"{issuer}/{number}",
+            after={"number": number, "entries": entries, "next_update": next_update.isoformat()},
+        )
+    signer = load_signer(ctx, info)
+    with ctx.db.read() as conn:
+        crl = build_crl(
+            signer, info.certificate, number, now, next_update, iter_revoked(conn, issuer, now)
+        )
+    out = pki_dir(ctx)
+    der_path, pem_path = out / f"{issuer}.crl", out / f"{issuer}.crl.pem"
+    atomic_write(der_path, crl.public_bytes(Encoding.DER))
+    atomic_write(pem_path, crl.public_bytes(Encoding.PEM))
+    return PublishedCRL(issuer, number, now, next_update, entries, der_path, pem_path, crl)

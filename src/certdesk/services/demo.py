@@ -1,0 +1,151 @@
+"""First-run set-up of the embedded default: demo CA, unit, roles, a person, the portal's TLS key.
+
+Every step checks what exists first, so running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.services import registry
+from certdesk.services.authorities import (
+    ISSUING,
+    ROOT,
+    export_certificates,
+    get_authority,
+    init_hierarchy,
+)
+from certdesk.services.context import Context
+from certdesk.services.crl_publish import publish_crl
+from certdesk.services.files import atomic_write
+from certdesk.services.issuance import Issuance
+from certdesk.store.migrate import upgrade
+from certdesk.store.tables import people, roles, units
+
+ROLES: dict[str, tuple[str, list[str]]] = {
+    "holder": ("Certificate holder", ["portal.home", "budget.view"]),
+    "finance_clerk": ("Finance clerk", ["budget.view", "payment.create"]),
+    "finance_approver": ("Finance approver", ["budget.view", "payment.approve"]),
+    "unit_officer": ("Unit officer", ["unit.people.view", "unit.expiry.view"]),
+    "ra_officer": ("RA officer", ["ra.people.manage", "ra.tokens.manage", "ra.certs.revoke"]),
+    "ca_admin": ("CA administrator", ["ca.view", "ca.crl.publish"]),
+    "auditor": ("Auditor", ["audit.verify"]),
+}
+POSITIONS: dict[str, tuple[str, list[str]]] = {
+    "clerk": ("Finance clerk", ["holder", "finance_clerk"]),
+    "approver": ("Finance approver", ["holder", "finance_approver"]),
+    "it_contact": ("Unit technical contact", ["holder", "unit_officer"]),
+    "ra": ("Registration officer", ["holder", "ra_officer"]),
+}
+DEMO_UNIT = ("DEMO", "Demo Finance Bureau", "Demo Contact", "it@demo.example", "0771-0000000")
+DEMO_PERSON = ("demo-0001", "Demo Holder", "DEMO", "holder@demo.example", "clerk")
+
+
+@dataclass
+class BootstrapReport:
+    created: list[str] = field(default_factory=list)
+
+    def note(self, what: str) -> None:
+        self.created.append(what)
+
+
+def ensure_passphrase_file(ctx: Context) -> None:
+    """The demo keeps a random CA passphrase in <data_dir>/ca/passphrase (0600)."""
+    if ctx.config.ca.passphrase or ctx.config.ca.passphrase_file:
+        return
+    path = ctx.config.data_dir / "ca" / "passphrase"
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(32) + "\n")
+
+
+def tls_paths(ctx: Context) -> tuple[Path, Path]:
+    base = ctx.config.data_dir / "tls"
+    return base / "server.key", base / "server.crt"
+
+
+def ensure_tls_certificate(ctx: Context, issuance: Issuance | None = None) -> bool:
+    """Issue the portal's TLS certificate when missing, for other names, or in its last 30 days."""
+    key_path, cert_path = tls_paths(ctx)
+    hostnames = [h.strip() for h in ctx.config.server.hostnames.split(",") if h.strip()]
+    if cert_path.exists() and key_path.exists():
+        cert = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = {str(v) for v in san.get_values_for_type(x509.IPAddress)}
+        names |= set(san.get_values_for_type(x509.DNSName))
+        fresh = cert.not_valid_after_utc - ctx.clock.now() > dt.timedelta(days=30)
+        if fresh and names == set(hostnames):
+            return False
+    key = ec.generate_private_key(ec.SECP256R1())
+    issued = (issuance or Issuance(ctx)).issue_tls_server(key.public_key(), hostnames)
+    atomic_write(
+        key_path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        mode=0o600,
+    )
+    with ctx.db.read() as conn:
+        info = get_authority(conn, ISSUING)
+    assert info is not None
+    atomic_write(cert_path, issued.pem + info.certificate.public_bytes(serialization.Encoding.PEM))
+    return True
+
+
+def bootstrap(ctx: Context) -> BootstrapReport:
+    report = BootstrapReport()
+    upgrade(ctx.db)
+    ensure_passphrase_file(ctx)
+    with ctx.db.read() as conn:
+        has_root = get_authority(conn, ROOT) is not None
+        has_roles = conn.execute(select(roles.c.code).limit(1)).first() is not None
+        has_unit = conn.execute(select(units.c.code).where(units.c.code == DEMO_UNIT[0])).first()
+        has_person = conn.execute(
+            select(people.c.person_id).where(people.c.person_id == DEMO_PERSON[0])
+        ).first()
+    if not has_root:
+        init_hierarchy(ctx)
+        report.note("CA hierarchy")
+    else:
+        export_certificates(ctx)
+    if not has_roles:
+        for code, (name, perms) in ROLES.items():
+            registry.define_role(ctx, code, name, perms)
+        for code, (name, role_codes) in POSITIONS.items():
+            registry.define_position(ctx, code, name, role_codes)
+        report.note("roles and positions")
+    if not has_unit:
+        registry.add_unit(ctx, *DEMO_UNIT)
+        report.note(f"unit {DEMO_UNIT[0]}")
+    if not has_person:
+        pid, name, unit, email, position = DEMO_PERSON
+        registry.add_person(ctx, pid, name, unit, email, position_code=position)
+        report.note(f"person {pid}")
+    if ensure_tls_certificate(ctx):
+        report.note("portal TLS certificate")
+    for issuer in (ROOT, ISSUING):
+        if not (ctx.config.data_dir / "pki" / f"{issuer}.crl").exists():
+            publish_crl(ctx, issuer)
+            report.note(f"{issuer} CRL")
+    return report
+
+
+def require_initialised(ctx: Context) -> None:
+    with ctx.db.read() as conn:
+        if get_authority(conn, ROOT) is None:
+            raise CertdeskError("ca.not_initialised")

@@ -1,0 +1,119 @@
+"""Token custody: stock, issue to one keeper, return, lost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert, select, update
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.domain.states import TokenState
+from certdesk.services.context import Context
+from certdesk.services.registry import get_person
+from certdesk.store import audit
+from certdesk.store.tables import tokens
+
+
+@dataclass(frozen=True)
+class Token:
+    serial: str
+    model: str
+    state: TokenState
+    keeper_id: str | None
+    pin_changed: bool
+
+
+def _token(conn: Connection, serial: str) -> Token:
+    row = conn.execute(select(tokens).where(tokens.c.serial == serial)).first()
+    if row is None:
+        raise CertdeskError("token.not_found", serial=serial)
+    return Token(row.serial, row.model, TokenState(row.state), row.keeper_id, row.pin_changed)
+
+
+def register_token(ctx: Context, serial: str, model: str = "") -> Token:
+    """Put a new token into stock."""
+    if not serial.strip():
+        raise CertdeskError("input.invalid", detail="token serial must not be empty")
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        if conn.execute(select(tokens.c.serial).where(tokens.c.serial == serial)).first():
+            raise CertdeskError("token.duplicate", serial=serial)
+        values = {"serial": serial, "model": model, "state": TokenState.IN_STOCK.value}
+        conn.execute(insert(tokens).values(**values, pin_changed=False, updated_at=now))
+        audit.append(
+            conn,
+            at=now,
+            actor=ctx.actor,
+            action="token.register",
+            object_type="token",
+            object_id=serial,
+            after=values,
+        )
+        return _token(conn, serial)
+
+
+def check_assignable(conn: Connection, serial: str, person_id: str) -> Token:
+    """A token may go to `person_id` if it is in stock or already theirs (one keeper per token)."""
+    token = _token(conn, serial)
+    if token.state is TokenState.ISSUED and token.keeper_id != person_id:
+        raise CertdeskError("token.issued_to_other", serial=serial, keeper=token.keeper_id)
+    if token.state in (TokenState.LOST,):
+        raise CertdeskError("token.not_available", serial=serial, state=token.state.value)
+    return token
+
+
+def hand_over(conn: Connection, ctx: Context, serial: str, person_id: str) -> None:
+    """Record `person_id` as the token's keeper inside the caller's transaction."""
+    token = check_assignable(conn, serial, person_id)
+    if token.state is TokenState.ISSUED:
+        return
+    conn.execute(
+        update(tokens)
+        .where(tokens.c.serial == serial)
+        .values(state=TokenState.ISSUED.value, keeper_id=person_id, updated_at=ctx.clock.now())
+    )
+    audit.append(
+        conn,
+        at=ctx.clock.now(),
+        actor=ctx.actor,
+        action="token.issue",
+        object_type="token",
+        object_id=serial,
+        before={"state": token.state.value, "keeper": token.keeper_id},
+        after={"state": TokenState.ISSUED.value, "keeper": person_id},
+    )
+
+
+def assign_token(ctx: Context, serial: str, person_id: str) -> Token:
+    with ctx.db.write() as conn:
+        get_person(conn, person_id)
+        hand_over(conn, ctx, serial, person_id)
+        return _token(conn, serial)
+
+
+def return_token(ctx: Context, serial: str) -> Token:
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        token = _token(conn, serial)
+        conn.execute(
+            update(tokens)
+            .where(tokens.c.serial == serial)
+            .values(state=TokenState.RETURNED.value, keeper_id=None, updated_at=now)
+        )
+        audit.append(
+            conn,
+            at=now,
+            actor=ctx.actor,
+            action="token.return",
+            object_type="token",
+            object_id=serial,
+            before={"state": token.state.value, "keeper": token.keeper_id},
+            after={"state": TokenState.RETURNED.value, "keeper": None},
+        )
+        return _token(conn, serial)
+
+
+def list_tokens(ctx: Context) -> list[Token]:
+    with ctx.db.read() as conn:
+        rows = conn.execute(select(tokens).order_by(tokens.c.serial)).all()
+    return [Token(r.serial, r.model, TokenState(r.state), r.keeper_id, r.pin_changed) for r in rows]

@@ -1,0 +1,1 @@
+"""Database tables, connections and migrations (SQLAlchemy Core + Alembic)."""

@@ -1,0 +1,162 @@
+"""Append-only audit log as a SHA-256 hash chain.
+
+Each record's hash covers its content and the previous record's hash, so an edited, deleted or
+reordered record breaks the chain at a point `verify` can name. The head row (seq, hash) is
+updated in the same transaction as the record: on PostgreSQL its row lock orders concurrent
+writers; on SQLite the write transaction already holds the database lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from certdesk.store.tables import audit_head, audit_log
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    seq: int
+    at: dt.datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    before: str | None
+    after: str | None
+    prev_hash: str
+    hash: str
+
+
+def to_json(value: Any) -> str | None:
+    """Canonical JSON of a before/after snapshot (sorted keys, dates as ISO 8601)."""
+    if value is None:
+        return None
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def record_hash(
+    seq: int,
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: str | None,
+    after: str | None,
+    prev_hash: str,
+) -> str:
+    at_utc = at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    body = json.dumps(
+        [seq, at_utc, actor, action, object_type, object_id, before, after, prev_hash],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def append(
+    conn: Connection,
+    *,
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: Any = None,
+    after: Any = None,
+) -> int:
+    """Append one record inside the caller's transaction; returns its sequence number."""
+    head = conn.execute(
+        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+    ).one()
+    seq = head.seq + 1
+    before_s, after_s = to_json(before), to_json(after)
+    digest = record_hash(
+        seq, at, actor, action, object_type, object_id, before_s, after_s, head.hash
+    )
+    conn.execute(
+        insert(audit_log).values(
+            seq=seq,
+            at=at,
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            before=before_s,
+            after=after_s,
+            prev_hash=head.hash,
+            hash=digest,
+        )
+    )
+    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+    return int(seq)
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    seq: int
+    kind: str  # "edited" | "missing" | "reordered" | "truncated"
+    detail: str
+
+
+def iter_records(conn: Connection, batch: int = 5000) -> Iterator[AuditRecord]:
+    last = 0
+    while True:
+        rows = conn.execute(
+            select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(batch)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield AuditRecord(**row._asdict())
+        last = rows[-1].seq
+
+
+def verify(conn: Connection) -> tuple[int, list[ChainProblem]]:
+    """Walk the whole chain; returns (records checked, problems found, first first)."""
+    problems: list[ChainProblem] = []
+    expected_prev, expected_seq, count = GENESIS, 1, 0
+    for rec in iter_records(conn):
+        count += 1
+        recomputed = record_hash(
+            rec.seq,
+            rec.at,
+            rec.actor,
+            rec.action,
+            rec.object_type,
+            rec.object_id,
+            rec.before,
+            rec.after,
+            rec.prev_hash,
+        )
+        if recomputed != rec.hash:
+            problems.append(ChainProblem(rec.seq, "edited", "content does not match its hash"))
+        if rec.seq != expected_seq:
+            kind = "missing" if rec.seq > expected_seq else "reordered"
+            problems.append(
+                ChainProblem(rec.seq, kind, f"expected record {expected_seq}, found {rec.seq}")
+            )
+        elif rec.prev_hash != expected_prev:
+            problems.append(
+                ChainProblem(rec.seq, "reordered", "does not follow the record before it")
+            )
+        expected_prev, expected_seq = rec.hash, rec.seq + 1
+    head = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).one()
+    if head.seq != expected_seq - 1 or (head.seq and head.hash != expected_prev):
+        problems.append(
+            ChainProblem(
+                expected_seq,
+                "truncated",
+                f"the head says {head.seq} records, the log ends at {expected_seq - 1}",
+            )
+        )
+    return count, problems

@@ -1,0 +1,207 @@
+"""The schema. Core tables rather than ORM classes: the issuing path is hot and stays explicit.
+
+Serial numbers are up to 159-bit integers, kept as lowercase hex text (no leading zeros) so both
+SQLite and PostgreSQL index them the same way. Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in and out, on SQLite (which keeps no zone) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+UTC = UTCDateTime()
+
+units = Table(
+    "units",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("contact_name", String(255), nullable=False, default=""),
+    Column("contact_email", String(255), nullable=False, default=""),
+    Column("contact_phone", String(64), nullable=False, default=""),
+    Column("created_at", UTC, nullable=False),
+)
+
+positions = Table(
+    "positions",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+)
+
+roles = Table(
+    "roles",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+)
+
+position_roles = Table(
+    "position_roles",
+    metadata,
+    Column("position_code", ForeignKey("positions.code"), primary_key=True),
+    Column("role_code", ForeignKey("roles.code"), primary_key=True),
+)
+
+role_permissions = Table(
+    "role_permissions",
+    metadata,
+    Column("role_code", ForeignKey("roles.code"), primary_key=True),
+    Column("permission", String(128), primary_key=True),
+)
+
+people = Table(
+    "people",
+    metadata,
+    Column("person_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("unit_code", ForeignKey("units.code"), nullable=False, index=True),
+    Column("position_code", ForeignKey("positions.code"), nullable=True),
+    Column("email", String(255), nullable=False),
+    Column("phone", String(64), nullable=False, default=""),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTC, nullable=False),
+    Column("updated_at", UTC, nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("serial", String(64), primary_key=True),
+    Column("model", String(128), nullable=False, default=""),
+    Column("state", String(16), nullable=False),
+    Column("keeper_id", ForeignKey("people.person_id"), nullable=True, index=True),
+    Column("pin_changed", Boolean, nullable=False, default=False),
+    Column("updated_at", UTC, nullable=False),
+)
+
+authorities = Table(
+    "authorities",
+    metadata,
+    Column("name", String(32), primary_key=True),  # "root" | "issuing"
+    Column("subject", Text, nullable=False),
+    Column("key_type", String(16), nullable=False),
+    Column("key_ref", Text, nullable=False),  # file path or PKCS#11 URI (without PIN)
+    Column("certificate_der", LargeBinary, nullable=False),
+    Column("crl_number", Integer, nullable=False, default=0),
+    Column("created_at", UTC, nullable=False),
+)
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("serial", String(40), primary_key=True),
+    Column("issuer", ForeignKey("authorities.name"), nullable=False),
+    Column("profile", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("person_id", ForeignKey("people.person_id"), nullable=True),
+    Column("token_serial", ForeignKey("tokens.serial"), nullable=True),
+    Column("subject", Text, nullable=False, default=""),
+    Column("not_before", UTC, nullable=True),
+    Column("not_after", UTC, nullable=True),
+    Column("fingerprint", String(64), nullable=True, unique=True),
+    Column("der", LargeBinary, nullable=True),
+    Column("reserved_at", UTC, nullable=False),
+    Column("issued_at", UTC, nullable=True),
+    Column("revoked_at", UTC, nullable=True),
+    Column("revocation_reason", String(32), nullable=True),
+    Column("replaces", String(40), nullable=True),
+    CheckConstraint("der IS NOT NULL OR state IN ('reserved', 'abandoned')", name="signed_has_der"),
+    Index("ix_certificates_person_state", "person_id", "state"),
+    Index("ix_certificates_issuer_state", "issuer", "state"),
+    # A person has at most one active personal certificate, whatever the code above does.
+    Index(
+        "uq_certificates_one_active_personal",
+        "person_id",
+        unique=True,
+        sqlite_where=text("state = 'active' AND profile = 'personal'"),
+        postgresql_where=text("state = 'active' AND profile = 'personal'"),
+    ),
+)
+
+crls = Table(
+    "crls",
+    metadata,
+    Column("issuer", ForeignKey("authorities.name"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("this_update", UTC, nullable=False),
+    Column("next_update", UTC, nullable=False),
+    Column("entries", Integer, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UTC, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(255), nullable=False),
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("hash"),
+)
+
+# One row (id = 1): the chain's head. Writers update it first, which serialises appends on every
+# database without relying on table locks.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)

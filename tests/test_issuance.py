@@ -1,0 +1,185 @@
+"""Officer enrolment from a CSR, end to end on SQLite and PostgreSQL, checked by openssl."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from conftest import openssl
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.domain.states import CertState
+from certdesk.services import registry
+from certdesk.services.authorities import pki_dir
+from certdesk.services.certificates import get_certificate
+from certdesk.services.context import Context
+from certdesk.services.issuance import Issuance
+from certdesk.services.revocation import revoke
+from certdesk.services.tokens import assign_token, register_token
+
+
+def make_csr(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cn: str = "ignored") -> bytes:
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_enrol_from_csr_identity_from_registry(issuance: Issuance, tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    issued = issuance.enroll("p-001", make_csr(key, cn="Somebody Else"))
+    cert = issued.certificate
+    subject = {a.oid: a.value for a in cert.subject}
+    assert subject[NameOID.COMMON_NAME] == "Zhang San"  # from the registry, not the CSR
+    assert subject[NameOID.ORGANIZATIONAL_UNIT_NAME] == "Finance Bureau"
+    assert subject[NameOID.SERIAL_NUMBER] == "p-001"
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.RFC822Name) == ["zhang@fin.example"]
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(eku) == {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.EMAIL_PROTECTION}
+    assert cert.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+    assert cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+    # 20 bytes at most, positive
+    assert 0 < cert.serial_number < 2**159
+    # the notice's validity: from issuance to the same date and time next year
+    assert cert.not_valid_before_utc == dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
+    assert cert.not_valid_after_utc == dt.datetime(2027, 3, 1, 9, 30, tzinfo=dt.UTC)
+    record = get_certificate(issuance.ctx, issued.serial)
+    assert record.state is CertState.ACTIVE and record.der == issued.der
+
+    leaf = write(tmp_path / "leaf.pem", issued.pem)
+    pki = pki_dir(issuance.ctx)
+    result = openssl(
+        "verify", "-attime", str(int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp())),
+        "-purpose", "sslclient", "-CAfile", pki / "root.pem", "-untrusted", pki / "issuing.pem",
+        leaf,
+    )
+    assert result.returncode == 0 and result.stdout.strip().endswith("OK"), result.stderr
+
+
+def test_rsa_ca_and_rsa_holder(tmp_path: Path, db_url: str, clock: object) -> None:
+    from conftest import make_config
+
+    from certdesk.services.authorities import init_hierarchy
+    from certdesk.store.db import Database
+    from certdesk.store.migrate import upgrade
+
+    db = Database(db_url)
+    upgrade(db)
+    ctx = Context(make_config(tmp_path, db_url, key_type="rsa-2048"), db, clock, "test")  # type: ignore[arg-type]
+    init_hierarchy(ctx)
+    registry.add_unit(ctx, "U", "Unit")
+    registry.add_person(ctx, "p", "Wang Wu", "U", "wang@u.example")
+    issued = Issuance(ctx).enroll("p", make_csr(rsa.generate_private_key(65537, 2048)))
+    leaf = write(tmp_path / "leaf.pem", issued.pem)
+    pki = pki_dir(ctx)
+    when = str(int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp()))
+    result = openssl(
+        "verify", "-attime", when, "-CAfile", pki / "root.pem", "-untrusted", pki / "issuing.pem",
+        leaf,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", "input.malformed_csr"),
+        (b"-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----\n",
+         "input.malformed_csr"),
+        (b"\x30\x03\x02\x01\x00", "input.malformed_csr"),
+    ],
+)
+def test_malformed_csr_refused(issuance: Issuance, data: bytes, code: str) -> None:
+    with pytest.raises(CertdeskError) as err:
+        issuance.enroll("p-001", data)
+    assert err.value.code == code
+    assert err.value.message("zh-CN") and err.value.message("en")
+
+
+def test_csr_with_bad_signature_refused(issuance: Issuance) -> None:
+    pem = make_csr(ec.generate_private_key(ec.SECP256R1()))
+    csr = x509.load_pem_x509_csr(pem)
+    der = bytearray(csr.public_bytes(serialization.Encoding.DER))
+    der[-5] ^= 0x01  # flip a bit inside the signature
+    with pytest.raises(CertdeskError) as err:
+        issuance.enroll("p-001", bytes(der))
+    assert err.value.code in {"input.csr_bad_signature", "input.malformed_csr"}
+    assert get_certs(issuance.ctx) == []
+
+
+def get_certs(ctx: Context) -> list[str]:
+    from certdesk.services.certificates import list_certificates
+
+    return [c.serial for c in list_certificates(ctx, person_id="p-001")]
+
+
+def test_refusals_change_nothing(issuance: Issuance) -> None:
+    ctx = issuance.ctx
+    key = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(CertdeskError) as err:
+        issuance.enroll("nobody", make_csr(key))
+    assert err.value.code == "person.not_found"
+    first = issuance.enroll("p-001", make_csr(key))
+    with pytest.raises(CertdeskError) as err:
+        issuance.enroll("p-001", make_csr(ec.generate_private_key(ec.SECP256R1())))
+    assert err.value.code == "person.has_active_certificate"
+    assert first.serial in err.value.message("en")
+    # the refused attempt left no reservation behind
+    assert get_certs(ctx) == [first.serial]
+
+
+def test_token_custody_one_keeper(issuance: Issuance) -> None:
+    ctx = issuance.ctx
+    registry.add_person(ctx, "p-002", "Li Si", "FIN", "li@fin.example")
+    register_token(ctx, "TK-1", "SoftHSM")
+    assign_token(ctx, "TK-1", "p-002")
+    key = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(CertdeskError) as err:
+        issuance.enroll("p-001", make_csr(key), token_serial="TK-1")
+    assert err.value.code == "token.issued_to_other"
+    assert get_certs(ctx) == []
+
+
+def test_revoke_and_crl(issuance: Issuance, tmp_path: Path) -> None:
+    from certdesk.services.crl_publish import publish_crl
+
+    ctx = issuance.ctx
+    issued = issuance.enroll("p-001", make_csr(ec.generate_private_key(ec.SECP256R1())))
+    revoke(ctx, issued.serial, "keyCompromise")
+    with pytest.raises(CertdeskError) as err:
+        revoke(ctx, issued.serial, "keyCompromise")
+    assert err.value.code == "cert.already_revoked"
+    with pytest.raises(CertdeskError) as err:
+        revoke(ctx, issued.serial, "no-such-reason")
+    assert err.value.code == "revocation.bad_reason"
+    first = publish_crl(ctx)
+    second = publish_crl(ctx)
+    assert second.number == first.number + 1
+    assert second.crl.get_revoked_certificate_by_serial_number(issued.certificate.serial_number)
+    pki = pki_dir(ctx)
+    leaf = write(tmp_path / "leaf.pem", issued.pem)
+    parsed = openssl("crl", "-in", second.pem_path, "-noout", "-text")
+    assert parsed.returncode == 0 and "Key Compromise" in parsed.stdout
+    chain = write(tmp_path / "all.pem", (pki / "root.pem").read_bytes()
+                  + (pki / "issuing.pem").read_bytes())  # fmt: skip
+    when = str(int(dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC).timestamp()))  # CRL is current
+    result = openssl(
+        "verify", "-attime", when, "-crl_check", "-CAfile", chain, "-CRLfile", second.pem_path,
+        leaf,
+    )
+    assert result.returncode != 0
+    assert "certificate revoked" in (result.stdout + result.stderr)
