@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from certdesk.ca.csr import load_csr
@@ -34,12 +34,13 @@ from certdesk.domain.states import CertState, PersonState
 from certdesk.domain.validity import validity_from
 from certdesk.services.authorities import ISSUING, load_authority
 from certdesk.services.context import Context
-from certdesk.services.registry import get_person
+from certdesk.services.registry import Person, get_person
 from certdesk.services.tokens import check_assignable, hand_over
 from certdesk.store import audit
 from certdesk.store.tables import certificates
 
-Check = Callable[[Connection], None]
+# Decides, inside the reservation's transaction, what to issue (or raises a refusal).
+Prepare = Callable[[Connection], "Intent"]
 
 
 @dataclass(frozen=True)
@@ -78,16 +79,19 @@ def serial_hex(serial: int) -> str:
     return format(serial, "x")
 
 
+_ACTIVE_PERSONAL = select(certificates.c.serial).where(
+    and_(
+        certificates.c.person_id == bindparam("pid"),
+        certificates.c.profile == Profile.PERSONAL.value,
+        certificates.c.state == CertState.ACTIVE.value,
+    )
+)
+_RESERVE = insert(certificates)
+_SIGNED = update(certificates).where(certificates.c.serial == bindparam("hexserial"))
+
+
 def active_personal_serial(conn: Connection, person_id: str) -> str | None:
-    row = conn.execute(
-        select(certificates.c.serial).where(
-            and_(
-                certificates.c.person_id == person_id,
-                certificates.c.profile == Profile.PERSONAL.value,
-                certificates.c.state == CertState.ACTIVE.value,
-            )
-        )
-    ).first()
+    row = conn.execute(_ACTIVE_PERSONAL, {"pid": person_id}).first()
     return None if row is None else str(row.serial)
 
 
@@ -114,17 +118,19 @@ class Issuance:
         token_serial: str | None = None,
     ) -> IssuedCertificate:
         as_public_key(public_key)
-        with self.ctx.db.read() as conn:
-            identity = self.identity(conn, person_id)
-        intent = Intent(
-            Profile.PERSONAL,
-            public_key,
-            make_name(identity.subject_attributes()),
-            Extensions(SubjectAltNames(emails=(identity.email,))),
-            person_id=person_id,
-            token_serial=token_serial,
-        )
-        return self.issue(intent, check=lambda conn: self._check_enrolment(conn, intent))
+
+        def prepare(conn: Connection) -> Intent:
+            identity = self._check_enrolment(conn, person_id, token_serial)
+            return Intent(
+                Profile.PERSONAL,
+                public_key,
+                make_name(identity.subject_attributes()),
+                Extensions(SubjectAltNames(emails=(identity.email,))),
+                person_id=person_id,
+                token_serial=token_serial,
+            )
+
+        return self.issue(prepare)
 
     def issue_tls_server(self, public_key: PublicKey, hostnames: list[str]) -> IssuedCertificate:
         """A TLS server certificate for the portal (names are IP addresses or DNS names)."""
@@ -133,12 +139,13 @@ class Issuance:
         cfg = self.ctx.config.ca
         subject = make_name((("C", cfg.country), ("O", cfg.organisation), ("CN", hostnames[0])))
         sans = SubjectAltNames(dns_names=dns, ip_addresses=ips)
-        return self.issue(Intent(Profile.TLS_SERVER, public_key, subject, Extensions(sans)))
+        intent = Intent(Profile.TLS_SERVER, public_key, subject, Extensions(sans))
+        return self.issue(lambda _conn: intent)
 
     # -- policy checks -----------------------------------------------------------------------
 
-    def identity(self, conn: Connection, person_id: str) -> PersonIdentity:
-        person = get_person(conn, person_id)
+    def identity(self, person: Person) -> PersonIdentity:
+        """The certificate's identity, from the registry only."""
         cfg = self.ctx.config.ca
         return PersonIdentity(
             person.person_id,
@@ -149,9 +156,10 @@ class Issuance:
             person.email,
         )
 
-    def _check_enrolment(self, conn: Connection, intent: Intent) -> None:
-        assert intent.person_id is not None
-        person = get_person(conn, intent.person_id)
+    def _check_enrolment(
+        self, conn: Connection, person_id: str, token_serial: str | None
+    ) -> PersonIdentity:
+        person = get_person(conn, person_id)
         if person.state is not PersonState.ACTIVE:
             raise CertdeskError("person.departed", person_id=person.person_id)
         existing = active_personal_serial(conn, person.person_id)
@@ -159,15 +167,17 @@ class Issuance:
             raise CertdeskError(
                 "person.has_active_certificate", person_id=person.person_id, serial=existing
             )
-        if intent.token_serial is not None:
-            check_assignable(conn, intent.token_serial, person.person_id)
+        if token_serial is not None:
+            check_assignable(conn, token_serial, person.person_id)
+        return self.identity(person)
 
     # -- the three steps ---------------------------------------------------------------------
 
-    def issue(self, intent: Intent, check: Check | None = None) -> IssuedCertificate:
+    def issue(self, prepare: Prepare) -> IssuedCertificate:
+        """Reserve (deciding the intent in that transaction), sign, record."""
         now = self.ctx.clock.now()
         validity = validity_from(now, self.ctx.config.policy.validity_years)
-        serial = self._reserve(intent, now, check)
+        serial, intent = self._reserve(prepare, now)
         try:
             cert = self.authority.issue(
                 CertificateOrder(
@@ -185,33 +195,32 @@ class Issuance:
             raise
         return self._record(intent, serial, cert)
 
-    def _reserve(self, intent: Intent, now: dt.datetime, check: Check | None) -> int:
+    def _reserve(self, prepare: Prepare, now: dt.datetime) -> tuple[int, Intent]:
         for _attempt in range(3):
             serial = x509.random_serial_number()
+            hexserial = serial_hex(serial)
             try:
                 with self.ctx.db.write() as conn:
-                    if check is not None:
-                        check(conn)
-                    conn.execute(
-                        insert(certificates).values(
-                            serial=serial_hex(serial),
-                            issuer=ISSUING,
-                            profile=intent.profile.value,
-                            state=CertState.RESERVED.value,
-                            person_id=intent.person_id,
-                            token_serial=intent.token_serial,
-                            subject=intent.subject.rfc4514_string(),
-                            reserved_at=now,
-                            replaces=intent.replaces,
-                        )
-                    )
+                    intent = prepare(conn)
+                    row = {
+                        "serial": hexserial,
+                        "issuer": ISSUING,
+                        "profile": intent.profile.value,
+                        "state": CertState.RESERVED.value,
+                        "person_id": intent.person_id,
+                        "token_serial": intent.token_serial,
+                        "subject": intent.subject.rfc4514_string(),
+                        "reserved_at": now,
+                        "replaces": intent.replaces,
+                    }
+                    conn.execute(_RESERVE, row)
                     audit.append(
                         conn,
                         at=now,
                         actor=self.ctx.actor,
                         action="certificate.reserve",
                         object_type="certificate",
-                        object_id=serial_hex(serial),
+                        object_id=hexserial,
                         after={
                             "state": CertState.RESERVED.value,
                             "profile": intent.profile.value,
@@ -220,7 +229,7 @@ class Issuance:
                             "method": intent.method,
                         },
                     )
-                return serial
+                return serial, intent
             except IntegrityError:
                 continue  # a serial collision (2^-159): draw again
         raise CertdeskError("input.invalid", detail="could not reserve a unique serial")
@@ -240,16 +249,16 @@ class Issuance:
                 if intent.token_serial is not None and intent.person_id is not None:
                     hand_over(conn, self.ctx, intent.token_serial, intent.person_id)
                 conn.execute(
-                    update(certificates)
-                    .where(certificates.c.serial == hexserial)
-                    .values(
-                        state=intent.state_after.value,
-                        der=der,
-                        fingerprint=after["fingerprint"],
-                        not_before=cert.not_valid_before_utc,
-                        not_after=cert.not_valid_after_utc,
-                        issued_at=now,
-                    )
+                    _SIGNED,
+                    {
+                        "hexserial": hexserial,
+                        "state": intent.state_after.value,
+                        "der": der,
+                        "fingerprint": after["fingerprint"],
+                        "not_before": cert.not_valid_before_utc,
+                        "not_after": cert.not_valid_after_utc,
+                        "issued_at": now,
+                    },
                 )
                 audit.append(
                     conn,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, insert, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, insert, select, update
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import PersonState
@@ -164,8 +164,11 @@ def _person(row: Row[Any]) -> Person:
     )
 
 
+_PERSON_BY_ID = _person_query().where(people.c.person_id == bindparam("pid"))
+
+
 def get_person(conn: Connection, person_id: str) -> Person:
-    row = conn.execute(_person_query().where(people.c.person_id == person_id)).first()
+    row = conn.execute(_PERSON_BY_ID, {"pid": person_id}).first()
     if row is None:
         raise CertdeskError("person.not_found", person_id=person_id)
     return _person(row)

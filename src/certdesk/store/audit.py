@@ -63,6 +63,11 @@ def record_hash(
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+_INSERT = insert(audit_log)
+_MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1)
+
+
 def append(
     conn: Connection,
     *,
@@ -75,29 +80,28 @@ def append(
     after: Any = None,
 ) -> int:
     """Append one record inside the caller's transaction; returns its sequence number."""
-    head = conn.execute(
-        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-    ).one()
+    head = conn.execute(_HEAD).one()
     seq = head.seq + 1
     before_s, after_s = to_json(before), to_json(after)
     digest = record_hash(
         seq, at, actor, action, object_type, object_id, before_s, after_s, head.hash
     )
     conn.execute(
-        insert(audit_log).values(
-            seq=seq,
-            at=at,
-            actor=actor,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            before=before_s,
-            after=after_s,
-            prev_hash=head.hash,
-            hash=digest,
-        )
+        _INSERT,
+        {
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "before": before_s,
+            "after": after_s,
+            "prev_hash": head.hash,
+            "hash": digest,
+        },
     )
-    conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+    conn.execute(_MOVE_HEAD, {"seq": seq, "hash": digest})
     return int(seq)
 
 
