@@ -121,6 +121,11 @@ CATALOG: dict[str, Message] = {
     "ca.key_missing": Message(
         500, "The CA key {where} cannot be found.", "找不到 CA 私钥 {where}。"
     ),
+    "ca.signing_failed": Message(
+        500,
+        "The CA could not sign the certificate: {detail}. Nothing was issued; try again.",
+        "CA 签名失败：{detail}。未签发任何证书，请重试。",
+    ),
     "ca.lint_failed": Message(
         500,
         "The certificate was not signed: the profile check failed: {detail}",

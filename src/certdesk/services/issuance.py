@@ -14,9 +14,10 @@ their serials are never handed out again.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -79,6 +80,101 @@ def serial_hex(serial: int) -> str:
     return format(serial, "x")
 
 
+@dataclass(frozen=True)
+class _Reserved:
+    index: int
+    serial: int
+    intent: Intent
+
+    def row(self, now: dt.datetime) -> dict[str, object]:
+        i = self.intent
+        return {
+            "serial": serial_hex(self.serial),
+            "issuer": ISSUING,
+            "profile": i.profile.value,
+            "state": CertState.RESERVED.value,
+            "person_id": i.person_id,
+            "token_serial": i.token_serial,
+            "subject": i.subject.rfc4514_string(),
+            "reserved_at": now,
+            "replaces": i.replaces,
+        }
+
+    def entry(self, now: dt.datetime, actor: str) -> audit.Entry:
+        i = self.intent
+        return audit.Entry(
+            now,
+            actor,
+            "certificate.reserve",
+            "certificate",
+            serial_hex(self.serial),
+            after={
+                "state": CertState.RESERVED.value,
+                "profile": i.profile.value,
+                "person": i.person_id,
+                "token": i.token_serial,
+                "method": i.method,
+            },
+        )
+
+
+@dataclass(frozen=True)
+class _Signed:
+    reserved: _Reserved
+    certificate: x509.Certificate
+
+    @functools.cached_property
+    def der(self) -> bytes:
+        return self.certificate.public_bytes(Encoding.DER)
+
+    def row(self, now: dt.datetime) -> dict[str, object]:
+        return {
+            "hexserial": serial_hex(self.reserved.serial),
+            "state": self.reserved.intent.state_after.value,
+            "der": self.der,
+            "fingerprint": hashlib.sha256(self.der).hexdigest(),
+            "not_before": self.certificate.not_valid_before_utc,
+            "not_after": self.certificate.not_valid_after_utc,
+            "issued_at": now,
+        }
+
+    def entry(self, now: dt.datetime, actor: str) -> audit.Entry:
+        return audit.Entry(
+            now,
+            actor,
+            "certificate.issue",
+            "certificate",
+            serial_hex(self.reserved.serial),
+            before={"state": CertState.RESERVED.value},
+            after={
+                "state": self.reserved.intent.state_after.value,
+                "not_before": self.certificate.not_valid_before_utc.isoformat(),
+                "not_after": self.certificate.not_valid_after_utc.isoformat(),
+                "fingerprint": hashlib.sha256(self.der).hexdigest(),
+            },
+        )
+
+    def issued(self) -> IssuedCertificate:
+        i = self.reserved.intent
+        return IssuedCertificate(
+            serial_hex(self.reserved.serial),
+            self.certificate,
+            i.profile,
+            i.person_id,
+            i.token_serial,
+        )
+
+
+Outcome = IssuedCertificate | CertdeskError
+
+
+def _same_person(intent: Intent, reserved: list[_Reserved]) -> _Reserved | None:
+    """A batch must not hold two would-be active personal certificates for one person."""
+    if intent.profile is not Profile.PERSONAL or intent.person_id is None:
+        return None
+    return next((r for r in reserved if r.intent.person_id == intent.person_id), None)
+
+
 _ACTIVE_PERSONAL = select(certificates.c.serial).where(
     and_(
         certificates.c.person_id == bindparam("pid"),
@@ -117,6 +213,12 @@ class Issuance:
         public_key: PublicKey,
         token_serial: str | None = None,
     ) -> IssuedCertificate:
+        return self.issue(self.enrolment(person_id, public_key, token_serial))
+
+    def enrolment(
+        self, person_id: str, public_key: PublicKey, token_serial: str | None = None
+    ) -> Prepare:
+        """The officer-enrolment decision for `issue`/`issue_batch` (checked at reservation)."""
         as_public_key(public_key)
 
         def prepare(conn: Connection) -> Intent:
@@ -130,7 +232,7 @@ class Issuance:
                 token_serial=token_serial,
             )
 
-        return self.issue(prepare)
+        return prepare
 
     def issue_tls_server(self, public_key: PublicKey, hostnames: list[str]) -> IssuedCertificate:
         """A TLS server certificate for the portal (names are IP addresses or DNS names)."""
@@ -175,117 +277,113 @@ class Issuance:
 
     def issue(self, prepare: Prepare) -> IssuedCertificate:
         """Reserve (deciding the intent in that transaction), sign, record."""
+        (result,) = self.issue_batch([prepare])
+        if isinstance(result, CertdeskError):
+            raise result
+        return result
+
+    def issue_batch(self, prepares: Sequence[Prepare]) -> list[Outcome]:
+        """Group commit: one reservation and one record transaction for the whole batch.
+
+        Each request still gets its own serial, audit records and answer; a refusal of one does
+        not affect the others. Results come back in the order of `prepares`.
+        """
         now = self.ctx.clock.now()
         validity = validity_from(now, self.ctx.config.policy.validity_years)
-        serial, intent = self._reserve(prepare, now)
-        try:
-            cert = self.authority.issue(
-                CertificateOrder(
-                    serial,
-                    intent.subject,
-                    intent.public_key,
-                    intent.profile,
-                    validity.not_before,
-                    validity.not_after,
-                    intent.extensions,
-                )
+        results: list[Outcome | None] = [None] * len(prepares)
+        signed: list[_Signed] = []
+        for item in self._reserve(prepares, now, results):
+            order = CertificateOrder(
+                item.serial,
+                item.intent.subject,
+                item.intent.public_key,
+                item.intent.profile,
+                validity.not_before,
+                validity.not_after,
+                item.intent.extensions,
             )
-        except BaseException as exc:
-            self._abandon(serial_hex(serial), f"signing failed: {exc}")
-            raise
-        return self._record(intent, serial, cert)
+            try:
+                signed.append(_Signed(item, self.authority.issue(order)))
+            except Exception as exc:
+                self._abandon(serial_hex(item.serial), f"signing failed: {exc}")
+                results[item.index] = (
+                    exc
+                    if isinstance(exc, CertdeskError)
+                    else CertdeskError("ca.signing_failed", detail=str(exc))
+                )
+        self._record(signed, results)
+        assert all(r is not None for r in results)
+        return [r for r in results if r is not None]
 
-    def _reserve(self, prepare: Prepare, now: dt.datetime) -> tuple[int, Intent]:
+    def _reserve(
+        self, prepares: Sequence[Prepare], now: dt.datetime, results: list[Outcome | None]
+    ) -> list[_Reserved]:
         for _attempt in range(3):
-            serial = x509.random_serial_number()
-            hexserial = serial_hex(serial)
+            refused: dict[int, CertdeskError] = {}
+            reserved: list[_Reserved] = []
             try:
                 with self.ctx.db.write() as conn:
-                    intent = prepare(conn)
-                    row = {
-                        "serial": hexserial,
-                        "issuer": ISSUING,
-                        "profile": intent.profile.value,
-                        "state": CertState.RESERVED.value,
-                        "person_id": intent.person_id,
-                        "token_serial": intent.token_serial,
-                        "subject": intent.subject.rfc4514_string(),
-                        "reserved_at": now,
-                        "replaces": intent.replaces,
-                    }
-                    conn.execute(_RESERVE, row)
-                    audit.append(
-                        conn,
-                        at=now,
-                        actor=self.ctx.actor,
-                        action="certificate.reserve",
-                        object_type="certificate",
-                        object_id=hexserial,
-                        after={
-                            "state": CertState.RESERVED.value,
-                            "profile": intent.profile.value,
-                            "person": intent.person_id,
-                            "token": intent.token_serial,
-                            "method": intent.method,
-                        },
-                    )
-                return serial, intent
+                    for index, prepare in enumerate(prepares):
+                        try:
+                            intent = prepare(conn)
+                        except CertdeskError as exc:
+                            refused[index] = exc
+                            continue
+                        twin = _same_person(intent, reserved)
+                        if twin is not None:
+                            refused[index] = CertdeskError(
+                                "person.has_active_certificate",
+                                person_id=intent.person_id,
+                                serial=serial_hex(twin.serial),
+                            )
+                            continue
+                        reserved.append(_Reserved(index, x509.random_serial_number(), intent))
+                    if reserved:
+                        conn.execute(_RESERVE, [r.row(now) for r in reserved])
+                        audit.append_many(conn, [r.entry(now, self.ctx.actor) for r in reserved])
             except IntegrityError:
                 continue  # a serial collision (2^-159): draw again
-        raise CertdeskError("input.invalid", detail="could not reserve a unique serial")
+            for index, refusal in refused.items():
+                results[index] = refusal
+            return reserved
+        raise CertdeskError("input.invalid", detail="could not reserve unique serials")
 
-    def _record(self, intent: Intent, serial: int, cert: x509.Certificate) -> IssuedCertificate:
-        der = cert.public_bytes(Encoding.DER)
-        hexserial = serial_hex(serial)
+    def _record(self, signed: list[_Signed], results: list[Outcome | None]) -> None:
+        if not signed:
+            return
         now = self.ctx.clock.now()
-        after = {
-            "state": intent.state_after.value,
-            "not_before": cert.not_valid_before_utc.isoformat(),
-            "not_after": cert.not_valid_after_utc.isoformat(),
-            "fingerprint": hashlib.sha256(der).hexdigest(),
-        }
         try:
             with self.ctx.db.write() as conn:
-                if intent.token_serial is not None and intent.person_id is not None:
-                    hand_over(conn, self.ctx, intent.token_serial, intent.person_id)
-                conn.execute(
-                    _SIGNED,
-                    {
-                        "hexserial": hexserial,
-                        "state": intent.state_after.value,
-                        "der": der,
-                        "fingerprint": after["fingerprint"],
-                        "not_before": cert.not_valid_before_utc,
-                        "not_after": cert.not_valid_after_utc,
-                        "issued_at": now,
-                    },
-                )
-                audit.append(
-                    conn,
-                    at=now,
-                    actor=self.ctx.actor,
-                    action="certificate.issue",
-                    object_type="certificate",
-                    object_id=hexserial,
-                    before={"state": CertState.RESERVED.value},
-                    after=after,
-                )
-        except IntegrityError:
-            # Another enrolment for the same person won the race: this one is dropped unseen.
-            self._abandon(hexserial, "lost a race for the person's one active certificate")
-            assert intent.person_id is not None
-            with self.ctx.db.read() as conn:
-                raise CertdeskError(
-                    "person.has_active_certificate",
-                    person_id=intent.person_id,
-                    serial=active_personal_serial(conn, intent.person_id),
-                ) from None
-        except CertdeskError:
-            self._abandon(hexserial, "refused while recording")
-            raise
-        return IssuedCertificate(
-            hexserial, cert, intent.profile, intent.person_id, intent.token_serial
-        )
+                for s in signed:
+                    intent = s.reserved.intent
+                    if intent.token_serial is not None and intent.person_id is not None:
+                        hand_over(conn, self.ctx, intent.token_serial, intent.person_id)
+                conn.execute(_SIGNED, [s.row(now) for s in signed])
+                audit.append_many(conn, [s.entry(now, self.ctx.actor) for s in signed])
+        except (IntegrityError, CertdeskError) as exc:
+            if len(signed) > 1:  # find out which one is refused: record them one by one
+                for s in signed:
+                    self._record([s], results)
+                return
+            results[signed[0].reserved.index] = self._refused_at_record(signed[0], exc)
+            return
+        for s in signed:
+            results[s.reserved.index] = s.issued()
+
+    def _refused_at_record(self, s: _Signed, exc: Exception) -> CertdeskError:
+        hexserial = serial_hex(s.reserved.serial)
+        if isinstance(exc, CertdeskError):
+            self._abandon(hexserial, f"refused while recording: {exc.code}")
+            return exc
+        # Another enrolment for the same person won the race: this one is dropped unseen.
+        self._abandon(hexserial, "lost a race for the person's one active certificate")
+        person_id = s.reserved.intent.person_id or "?"
+        with self.ctx.db.read() as conn:
+            return CertdeskError(
+                "person.has_active_certificate",
+                person_id=person_id,
+                serial=active_personal_serial(conn, person_id),
+            )
 
     def _abandon(self, hexserial: str, why: str) -> None:
         abandon(self.ctx, hexserial, why)

@@ -68,6 +68,55 @@ _INSERT = insert(audit_log)
 _MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1)
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One state change to record; `before`/`after` are JSON-able snapshots."""
+
+    at: dt.datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    before: Any = None
+    after: Any = None
+
+
+def append_many(conn: Connection, entries: list[Entry]) -> int:
+    """Append records inside the caller's transaction, chained in order; returns the last seq.
+
+    One head read and one head update per call, so a batch of state changes costs one round of
+    locking rather than one per record.
+    """
+    head = conn.execute(_HEAD).one()
+    seq, prev = int(head.seq), str(head.hash)
+    rows = []
+    for e in entries:
+        seq += 1
+        before_s, after_s = to_json(e.before), to_json(e.after)
+        digest = record_hash(
+            seq, e.at, e.actor, e.action, e.object_type, e.object_id, before_s, after_s, prev
+        )
+        rows.append(
+            {
+                "seq": seq,
+                "at": e.at,
+                "actor": e.actor,
+                "action": e.action,
+                "object_type": e.object_type,
+                "object_id": e.object_id,
+                "before": before_s,
+                "after": after_s,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    if rows:
+        conn.execute(_INSERT, rows)
+        conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
+    return seq
+
+
 def append(
     conn: Connection,
     *,
@@ -80,29 +129,7 @@ def append(
     after: Any = None,
 ) -> int:
     """Append one record inside the caller's transaction; returns its sequence number."""
-    head = conn.execute(_HEAD).one()
-    seq = head.seq + 1
-    before_s, after_s = to_json(before), to_json(after)
-    digest = record_hash(
-        seq, at, actor, action, object_type, object_id, before_s, after_s, head.hash
-    )
-    conn.execute(
-        _INSERT,
-        {
-            "seq": seq,
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "object_type": object_type,
-            "object_id": object_id,
-            "before": before_s,
-            "after": after_s,
-            "prev_hash": head.hash,
-            "hash": digest,
-        },
-    )
-    conn.execute(_MOVE_HEAD, {"seq": seq, "hash": digest})
-    return int(seq)
+    return append_many(conn, [Entry(at, actor, action, object_type, object_id, before, after)])
 
 
 @dataclass(frozen=True)
