@@ -211,7 +211,7 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgres")
     parser.add_argument("--keys", default="file,softhsm")
     parser.add_argument("--modes", default="sequential,group")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent clients (group)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients (group)")
     parser.add_argument("--peers", action="store_true", help="also run cfssl and django-ca")
     args = parser.parse_args()
     for db_kind in args.db.split(","):

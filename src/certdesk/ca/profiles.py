@@ -7,12 +7,18 @@ by the services before they call the issuing path.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_der_public_key,
+)
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from certdesk.ca.keys import PublicKey
@@ -88,6 +94,33 @@ def _key_usage(
     )
 
 
+def _spki(key: PublicKey) -> bytes:
+    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+@functools.lru_cache(maxsize=16)
+def _authority_key_id(issuer_spki: bytes) -> x509.AuthorityKeyIdentifier:
+    """Cached per CA key: it is the same in every certificate the CA signs."""
+    key = load_der_public_key(issuer_spki)
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(key)  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=16)
+def _publication_extensions(
+    urls: PublicationUrls,
+) -> tuple[x509.CRLDistributionPoints, x509.AuthorityInformationAccess]:
+    """CRL Distribution Points and Authority Information Access, built once per URL set."""
+    uri = x509.UniformResourceIdentifier
+    crl_dp = x509.CRLDistributionPoints([x509.DistributionPoint([uri(urls.crl)], None, None, None)])
+    aia = x509.AuthorityInformationAccess(
+        [
+            x509.AccessDescription(AuthorityInformationAccessOID.OCSP, uri(urls.ocsp)),
+            x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, uri(urls.ca_issuers)),
+        ]
+    )
+    return crl_dp, aia
+
+
 def apply_profile(
     builder: x509.CertificateBuilder,
     profile: Profile,
@@ -102,9 +135,7 @@ def apply_profile(
         x509.SubjectKeyIdentifier.from_public_key(subject_key), critical=False
     )
     if profile is not Profile.ROOT_CA:
-        b = b.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False
-        )
+        b = b.add_extension(_authority_key_id(_spki(issuer_key)), critical=False)
     if profile.is_ca:
         path_len = None if profile is Profile.ROOT_CA else 0
         b = b.add_extension(x509.BasicConstraints(ca=True, path_length=path_len), critical=True)
@@ -128,29 +159,6 @@ def apply_profile(
         if general_names:
             b = b.add_extension(x509.SubjectAlternativeName(general_names), critical=False)
     if urls is not None and profile is not Profile.ROOT_CA:
-        b = b.add_extension(
-            x509.CRLDistributionPoints(
-                [
-                    x509.DistributionPoint(
-                        [x509.UniformResourceIdentifier(urls.crl)], None, None, None
-                    )
-                ]
-            ),
-            critical=False,
-        )
-        b = b.add_extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.OCSP,
-                        x509.UniformResourceIdentifier(urls.ocsp),
-                    ),
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.CA_ISSUERS,
-                        x509.UniformResourceIdentifier(urls.ca_issuers),
-                    ),
-                ]
-            ),
-            critical=False,
-        )
+        crl_dp, aia = _publication_extensions(urls)
+        b = b.add_extension(crl_dp, critical=False).add_extension(aia, critical=False)
     return b

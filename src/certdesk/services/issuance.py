@@ -35,10 +35,10 @@ from certdesk.domain.states import CertState, PersonState
 from certdesk.domain.validity import validity_from
 from certdesk.services.authorities import ISSUING, load_authority
 from certdesk.services.context import Context
-from certdesk.services.registry import Person, get_person
+from certdesk.services.registry import Person, person_from_row, person_query
 from certdesk.services.tokens import check_assignable, hand_over
 from certdesk.store import audit
-from certdesk.store.tables import certificates
+from certdesk.store.tables import certificates, people
 
 # Decides, inside the reservation's transaction, what to issue (or raises a refusal).
 Prepare = Callable[[Connection], "Intent"]
@@ -177,7 +177,6 @@ def _same_person(intent: Intent, reserved: list[_Reserved]) -> _Reserved | None:
 
 _ACTIVE_PERSONAL = select(certificates.c.serial).where(
     and_(
-        certificates.c.person_id == bindparam("pid"),
         certificates.c.profile == Profile.PERSONAL.value,
         certificates.c.state == CertState.ACTIVE.value,
     )
@@ -186,8 +185,22 @@ _RESERVE = insert(certificates)
 _SIGNED = update(certificates).where(certificates.c.serial == bindparam("hexserial"))
 
 
+# One round trip for enrolment: the person, their unit's name and their active certificate.
+_ENROLMENT_VIEW = (
+    person_query()
+    .add_columns(
+        _ACTIVE_PERSONAL.where(certificates.c.person_id == people.c.person_id)
+        .scalar_subquery()
+        .label("active_serial")
+    )
+    .where(people.c.person_id == bindparam("pid"))
+)
+
+
 def active_personal_serial(conn: Connection, person_id: str) -> str | None:
-    row = conn.execute(_ACTIVE_PERSONAL, {"pid": person_id}).first()
+    row = conn.execute(
+        _ACTIVE_PERSONAL.where(certificates.c.person_id == person_id).limit(1)
+    ).first()
     return None if row is None else str(row.serial)
 
 
@@ -261,10 +274,13 @@ class Issuance:
     def _check_enrolment(
         self, conn: Connection, person_id: str, token_serial: str | None
     ) -> PersonIdentity:
-        person = get_person(conn, person_id)
+        row = conn.execute(_ENROLMENT_VIEW, {"pid": person_id}).first()
+        if row is None:
+            raise CertdeskError("person.not_found", person_id=person_id)
+        person = person_from_row(row)
         if person.state is not PersonState.ACTIVE:
             raise CertdeskError("person.departed", person_id=person.person_id)
-        existing = active_personal_serial(conn, person.person_id)
+        existing = row.active_serial
         if existing is not None:
             raise CertdeskError(
                 "person.has_active_certificate", person_id=person.person_id, serial=existing

@@ -144,13 +144,14 @@ def permissions_of(conn: Connection, person_id: str) -> set[str]:
     return set(rows.scalars())
 
 
-def _person_query() -> Select[Any]:
+def person_query() -> Select[Any]:
+    """People joined with their unit's name; use cases add columns or conditions to it."""
     return select(people, units.c.name.label("unit_name")).join(
         units, units.c.code == people.c.unit_code
     )
 
 
-def _person(row: Row[Any]) -> Person:
+def person_from_row(row: Row[Any]) -> Person:
     r = row._mapping
     return Person(
         r["person_id"],
@@ -164,14 +165,14 @@ def _person(row: Row[Any]) -> Person:
     )
 
 
-_PERSON_BY_ID = _person_query().where(people.c.person_id == bindparam("pid"))
+_PERSON_BY_ID = person_query().where(people.c.person_id == bindparam("pid"))
 
 
 def get_person(conn: Connection, person_id: str) -> Person:
     row = conn.execute(_PERSON_BY_ID, {"pid": person_id}).first()
     if row is None:
         raise CertdeskError("person.not_found", person_id=person_id)
-    return _person(row)
+    return person_from_row(row)
 
 
 def find_person(ctx: Context, person_id: str) -> Person:
@@ -226,11 +227,11 @@ def add_person(
 
 
 def list_people(ctx: Context, unit_code: str | None = None) -> list[Person]:
-    query = _person_query().order_by(people.c.person_id)
+    query = person_query().order_by(people.c.person_id)
     if unit_code:
         query = query.where(people.c.unit_code == unit_code)
     with ctx.db.read() as conn:
-        return [_person(r) for r in conn.execute(query)]
+        return [person_from_row(r) for r in conn.execute(query)]
 
 
 def set_position(ctx: Context, person_id: str, position_code: str) -> Person:
