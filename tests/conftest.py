@@ -71,6 +71,7 @@ def make_config(tmp_path: Path, db_url: str, **ca: str) -> Config:
         paths={"data_dir": str(tmp_path / "var")},
         database={"url": db_url},
         ca={"passphrase": "test passphrase", **ca},
+        issuance={"lint": True},  # every test issuance goes through pkilint before signing
     )
 
 

@@ -70,7 +70,7 @@ class CRLConfig:
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8443
-    hostnames: str = "127.0.0.1,localhost"
+    hostnames: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
