@@ -77,10 +77,20 @@ def softhsm_config(workdir: Path) -> dict[str, str]:
     conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
     os.environ["SOFTHSM2_CONF"] = str(conf)
     subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", "bench-ca", "--pin", "1234",
-         "--so-pin", "12345678"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            "bench-ca",
+            "--pin",
+            "1234",
+            "--so-pin",
+            "12345678",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return {
         "key_storage": "pkcs11",
         "pkcs11_module": SOFTHSM,
@@ -104,11 +114,19 @@ def populate(ctx: Context, count: int) -> list[bytes]:
     add_unit(ctx, "BENCH", "Bench Unit")
     now = dt.datetime.now(dt.UTC)
     rows = [
-        {"person_id": f"b{i:07d}", "name": f"Person {i}", "unit_code": "BENCH",
-         "email": f"p{i}@bench.example", "phone": "", "position_code": None, "state": "active",
-         "created_at": now, "updated_at": now}
+        {
+            "person_id": f"b{i:07d}",
+            "name": f"Person {i}",
+            "unit_code": "BENCH",
+            "email": f"p{i}@bench.example",
+            "phone": "",
+            "position_code": None,
+            "state": "active",
+            "created_at": now,
+            "updated_at": now,
+        }
         for i in range(count)
-    ]  # fmt: skip
+    ]
     with ctx.db.write() as conn:
         conn.execute(insert(people), rows)
     csrs = []

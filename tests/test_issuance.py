@@ -6,7 +6,6 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from conftest import openssl
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -21,6 +20,7 @@ from certdesk.services.context import Context
 from certdesk.services.issuance import Issuance
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import assign_token, register_token
+from conftest import openssl
 
 
 def make_csr(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cn: str = "ignored") -> bytes:
@@ -62,19 +62,25 @@ def test_enrol_from_csr_identity_from_registry(issuance: Issuance, tmp_path: Pat
     leaf = write(tmp_path / "leaf.pem", issued.pem)
     pki = pki_dir(issuance.ctx)
     result = openssl(
-        "verify", "-attime", str(int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp())),
-        "-purpose", "sslclient", "-CAfile", pki / "root.pem", "-untrusted", pki / "issuing.pem",
+        "verify",
+        "-attime",
+        str(int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp())),
+        "-purpose",
+        "sslclient",
+        "-CAfile",
+        pki / "root.pem",
+        "-untrusted",
+        pki / "issuing.pem",
         leaf,
     )
     assert result.returncode == 0 and result.stdout.strip().endswith("OK"), result.stderr
 
 
 def test_rsa_ca_and_rsa_holder(tmp_path: Path, db_url: str, clock: object) -> None:
-    from conftest import make_config
-
     from certdesk.services.authorities import init_hierarchy
     from certdesk.store.db import Database
     from certdesk.store.migrate import upgrade
+    from conftest import make_config
 
     db = Database(db_url)
     upgrade(db)
@@ -87,7 +93,13 @@ def test_rsa_ca_and_rsa_holder(tmp_path: Path, db_url: str, clock: object) -> No
     pki = pki_dir(ctx)
     when = str(int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp()))
     result = openssl(
-        "verify", "-attime", when, "-CAfile", pki / "root.pem", "-untrusted", pki / "issuing.pem",
+        "verify",
+        "-attime",
+        when,
+        "-CAfile",
+        pki / "root.pem",
+        "-untrusted",
+        pki / "issuing.pem",
         leaf,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -98,8 +110,10 @@ def test_rsa_ca_and_rsa_holder(tmp_path: Path, db_url: str, clock: object) -> No
     ("data", "code"),
     [
         (b"", "input.malformed_csr"),
-        (b"-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----\n",
-         "input.malformed_csr"),
+        (
+            b"-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----\n",
+            "input.malformed_csr",
+        ),
         (b"\x30\x03\x02\x01\x00", "input.malformed_csr"),
     ],
 )
@@ -174,11 +188,19 @@ def test_revoke_and_crl(issuance: Issuance, tmp_path: Path) -> None:
     leaf = write(tmp_path / "leaf.pem", issued.pem)
     parsed = openssl("crl", "-in", second.pem_path, "-noout", "-text")
     assert parsed.returncode == 0 and "Key Compromise" in parsed.stdout
-    chain = write(tmp_path / "all.pem", (pki / "root.pem").read_bytes()
-                  + (pki / "issuing.pem").read_bytes())  # fmt: skip
+    chain = write(
+        tmp_path / "all.pem", (pki / "root.pem").read_bytes() + (pki / "issuing.pem").read_bytes()
+    )
     when = str(int(dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC).timestamp()))  # CRL is current
     result = openssl(
-        "verify", "-attime", when, "-crl_check", "-CAfile", chain, "-CRLfile", second.pem_path,
+        "verify",
+        "-attime",
+        when,
+        "-crl_check",
+        "-CAfile",
+        chain,
+        "-CRLfile",
+        second.pem_path,
         leaf,
     )
     assert result.returncode != 0
