@@ -101,6 +101,4 @@ def openssl(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """Run the real openssl command line; the caller asserts on the result."""
     if shutil.which("openssl") is None:
         pytest.fail("openssl is not installed")
-    return subprocess.run(
-        ["openssl", *map(str, args)], capture_output=True, text=True, check=False
-    )
+    return subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True, check=False)

@@ -1,4 +1,4 @@
-"""pkilint finds no errors in what certdesk issues, and the hook stops a bad profile before signing."""
+"""pkilint finds no errors in what certdesk issues; the hook stops a bad profile before signing."""
 
 from __future__ import annotations
 

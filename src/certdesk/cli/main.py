@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import getpass
 import sys
 from pathlib import Path
@@ -377,9 +378,15 @@ def serve(
 ) -> None:
     """Serve HTTPS (health page, CA certificates, CRLs)."""
     from certdesk.services.demo import ensure_tls_certificate
+    from certdesk.services.issuance import abandon_stale_reservations
     from certdesk.web.server import serve as run_server
 
     ctx = context()
+    # Reservations this old belong to an issuance that crashed: close them (audited).
+    closed = abandon_stale_reservations(ctx, older_than=dt.timedelta(minutes=10))
+    if closed:
+        n = len(closed)
+        say(f"Closed {n} interrupted issuance(s).", f"已关闭 {n} 个中断的签发。")
     ensure_tls_certificate(ctx)
     run_server(ctx, host, port)
 
