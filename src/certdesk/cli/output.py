@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.messages import Locale
@@ -30,12 +31,16 @@ def locale() -> Locale:
 
 
 def say(en: str, zh: str) -> None:
-    console.print(zh if locale() == "zh-CN" else en)
+    # markup off: names and codes are user data, "[x]" must print as it is
+    console.print(zh if locale() == "zh-CN" else en, markup=False, highlight=False)
 
 
 def fail(exc: CertdeskError) -> int:
     """Print a refusal (both languages when asked for JSON) and return the exit status."""
-    errors.print(f"[bold red]error[/] [{exc.code}] {exc.message(locale())}", highlight=False)
+    errors.print(
+        Text.assemble(("error", "bold red"), f" [{exc.code}] {exc.message(locale())}"),
+        highlight=False,
+    )
     return EXIT_CODES.get(exc.status, 1)
 
 
@@ -48,5 +53,5 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     for col in columns:
         out.add_column(col)
     for row in rows:
-        out.add_row(*("" if v is None else str(v) for v in row))
+        out.add_row(*(Text("" if v is None else str(v)) for v in row))
     console.print(out)

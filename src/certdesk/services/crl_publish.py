@@ -40,6 +40,9 @@ class PublishedCRL:
 def publish_crl(ctx: Context, issuer: str = ISSUING) -> PublishedCRL:
     now = ctx.clock.now().replace(microsecond=0)
     next_update = now + dt.timedelta(hours=ctx.config.crl.next_update_hours)
+    with ctx.db.read() as conn:
+        # Load the key first: a wrong passphrase must not burn a CRL number.
+        signer = load_signer(ctx, require_authority(conn, issuer))
     with ctx.db.write() as conn:
         info = require_authority(conn, issuer)
         number = info.crl_number + 1
@@ -73,7 +76,6 @@ def publish_crl(ctx: Context, issuer: str = ISSUING) -> PublishedCRL:
             object_id=f"{issuer}/{number}",
             after={"number": number, "entries": entries, "next_update": next_update.isoformat()},
         )
-    signer = load_signer(ctx, info)
     with ctx.db.read() as conn:
         crl = build_crl(
             signer, info.certificate, number, now, next_update, iter_revoked(conn, issuer, now)

@@ -172,10 +172,21 @@ def verify(conn: Connection) -> tuple[int, list[ChainProblem]]:
         if recomputed != rec.hash:
             problems.append(ChainProblem(rec.seq, "edited", "content does not match its hash"))
         if rec.seq != expected_seq:
-            kind = "missing" if rec.seq > expected_seq else "reordered"
-            problems.append(
-                ChainProblem(rec.seq, kind, f"expected record {expected_seq}, found {rec.seq}")
-            )
+            if rec.seq > expected_seq:
+                gap = (
+                    f"{expected_seq}"
+                    if rec.seq == expected_seq + 1
+                    else (f"{expected_seq}–{rec.seq - 1}")
+                )
+                problems.append(
+                    ChainProblem(
+                        expected_seq, "missing", f"record(s) {gap} deleted before {rec.seq}"
+                    )
+                )
+            else:
+                problems.append(
+                    ChainProblem(rec.seq, "reordered", f"expected {expected_seq}, found {rec.seq}")
+                )
         elif rec.prev_hash != expected_prev:
             problems.append(
                 ChainProblem(rec.seq, "reordered", "does not follow the record before it")

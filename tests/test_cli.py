@@ -1,0 +1,364 @@
+"""The real `certdesk` console script in a subprocess: output, exit codes, languages, tampering."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import openssl
+
+CERTDESK = Path(sys.executable).parent / "certdesk"
+PASSPHRASE = "cli test passphrase"
+# Chinese phrases from certdesk.domain.messages / the CLI
+ZH_UNIT_NOT_FOUND = "单位 'NOPE' 不存在。"
+ZH_UNIT_ADDED = "已添加单位 FIN。"
+
+
+class Desk:
+    """One certdesk installation under a temporary directory."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.db = home / "var" / "certdesk.db"
+
+    def env(self, lang: str, passphrase: str, extra: dict[str, str]) -> dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "LANG": lang,
+            "COLUMNS": "200",  # wide enough that rich does not wrap or truncate
+            "CERTDESK_PATHS_DATA_DIR": str(self.home / "var"),
+            "CERTDESK_DATABASE_URL": f"sqlite:///{self.db}",
+            "CERTDESK_CA_PASSPHRASE": passphrase,
+        }
+        env.update(extra)
+        return env
+
+    def run(
+        self,
+        *args: str,
+        lang: str = "C.UTF-8",
+        passphrase: str = PASSPHRASE,
+        **extra: str,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(CERTDESK), *args],
+            cwd=self.home,
+            env=self.env(lang, passphrase, extra),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def ok(self, *args: str, **kw: str) -> subprocess.CompletedProcess[str]:
+        result = self.run(*args, **kw)
+        assert result.returncode == 0, (
+            f"{args}: {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+        return result
+
+    def json(self, *args: str, **kw: str) -> object:
+        return json.loads(self.ok(*args, "--json", **kw).stdout)
+
+
+def flat(text: str) -> str:
+    """Output with line wrapping undone, for matching phrases."""
+    return " ".join(text.split())
+
+
+def assert_refused(
+    result: subprocess.CompletedProcess[str], exit_code: int, code: str, *phrases: str
+) -> None:
+    """A clean refusal: the exit status, the human message, and the stable code on stderr."""
+    err = flat(result.stderr)
+    assert result.returncode == exit_code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    for phrase in phrases:
+        assert phrase in err, err
+    assert code in err, f"the code {code!r} is not on stderr: {result.stderr!r}"
+
+
+def require_crl_modules() -> None:
+    """`crl publish` needs modules being written elsewhere: fail plainly rather than skip."""
+    missing = [
+        m
+        for m in ("certdesk.ca.crl", "certdesk.store.crl_entries")
+        if not importlib.util.find_spec(m)
+    ]
+    if missing:
+        pytest.fail(f"crl publish cannot run yet: missing {', '.join(missing)} (not written yet)")
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Desk:
+    return Desk(tmp_path)
+
+
+@pytest.fixture
+def registry_desk(desk: Desk) -> Desk:
+    desk.ok("unit", "add", "FIN", "Finance Bureau", "--contact-name", "Li Contact",
+            "--contact-email", "it@fin.example", "--contact-phone", "0771-1")  # fmt: skip
+    desk.ok("person", "add", "p-001", "--name", "Zhang San", "--unit", "FIN",
+            "--email", "zhang@fin.example")  # fmt: skip
+    return desk
+
+
+# -- CA ---------------------------------------------------------------------------------------
+
+
+def test_ca_init_then_show_json(desk: Desk) -> None:
+    init = desk.ok("ca", "init")
+    assert "Root CA: CN=certdesk Demo Root CA" in init.stdout
+    assert "Issuing CA: CN=certdesk Demo Issuing CA" in init.stdout
+    shown = desk.json("ca", "show")
+    assert isinstance(shown, list)
+    by_name = {row["name"]: row for row in shown}
+    assert set(by_name) == {"root", "issuing"}
+    root, issuing = by_name["root"], by_name["issuing"]
+    assert root["subject"] == "CN=certdesk Demo Root CA,O=certdesk Demo,C=CN"
+    assert issuing["subject"] == "CN=certdesk Demo Issuing CA,O=certdesk Demo,C=CN"
+    assert root["key_type"] == issuing["key_type"] == "ec-p256"
+    assert root["crl_number"] == issuing["crl_number"] == 0
+    assert root["key"] == str(desk.home / "var" / "ca" / "root.key")
+    assert root["not_after"] > issuing["not_after"]  # 20 years against 10
+    # the serial shown is the one in the published certificate
+    pem = desk.home / "var" / "pki" / "root.pem"
+    out = openssl("x509", "-in", pem, "-noout", "-serial")
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip().split("=")[1], 16) == int(root["serial"], 16)
+    chain = openssl("verify", "-CAfile", pem, desk.home / "var" / "pki" / "issuing.pem")
+    assert chain.returncode == 0, chain.stdout + chain.stderr
+
+
+def test_ca_show_before_init_refused(desk: Desk) -> None:
+    assert_refused(desk.run("ca", "show"), 3, "ca.not_initialised", "certdesk ca init")
+
+
+def test_ca_init_twice_refused_and_nothing_changes(desk: Desk) -> None:
+    desk.ok("ca", "init")
+    before = desk.json("ca", "show")
+    assert_refused(
+        desk.run("ca", "init"),
+        3,
+        "ca.already_initialised",
+        "already initialised",
+        "nothing was changed",
+    )
+    assert desk.json("ca", "show") == before
+
+
+# -- registry ---------------------------------------------------------------------------------
+
+
+def test_unit_add_and_list_json(desk: Desk) -> None:
+    added = desk.ok("unit", "add", "FIN", "Finance Bureau", "--contact-name", "Li Contact",
+                    "--contact-email", "it@fin.example", "--contact-phone", "0771-1")  # fmt: skip
+    assert "Unit FIN added." in added.stdout
+    desk.ok("unit", "add", "EDU", "教育局")
+    assert desk.json("unit", "list") == [
+        {
+            "code": "EDU",
+            "name": "教育局",
+            "contact_name": "",
+            "contact_email": "",
+            "contact_phone": "",
+        },
+        {
+            "code": "FIN",
+            "name": "Finance Bureau",
+            "contact_name": "Li Contact",
+            "contact_email": "it@fin.example",
+            "contact_phone": "0771-1",
+        },
+    ]
+
+
+def test_duplicate_unit_exit_3(desk: Desk) -> None:
+    desk.ok("unit", "add", "FIN", "Finance Bureau")
+    result = desk.run("unit", "add", "FIN", "Another Name")
+    assert_refused(result, 3, "unit.duplicate", "A unit with code 'FIN' already exists.")
+    units = desk.json("unit", "list")
+    assert isinstance(units, list) and [u["name"] for u in units] == ["Finance Bureau"]
+
+
+def test_person_add_unknown_unit_exit_4(desk: Desk) -> None:
+    result = desk.run(
+        "person", "add", "p-001", "--name", "Zhang San", "--unit", "NOPE", "--email", "z@x.example"
+    )
+    assert_refused(result, 4, "unit.not_found", "Unknown unit 'NOPE'.")
+    assert desk.json("person", "list") == []
+
+
+def test_person_list_table_and_show_json(registry_desk: Desk) -> None:
+    desk = registry_desk
+    listed = desk.ok("person", "list")
+    assert "People / 人员" in listed.stdout
+    assert "Zhang San" in listed.stdout and "p-001" in listed.stdout
+    assert "zhang@fin.example" in listed.stdout and "active" in listed.stdout
+    assert desk.json("person", "list", "--unit", "FIN") == desk.json("person", "list")
+    assert desk.json("person", "list", "--unit", "OTHER") == []
+    shown = desk.json("person", "show", "p-001")
+    assert shown == {
+        "person_id": "p-001",
+        "name": "Zhang San",
+        "unit_code": "FIN",
+        "unit_name": "Finance Bureau",
+        "position_code": None,
+        "email": "zhang@fin.example",
+        "phone": "",
+        "state": "active",
+        "certificates": [],
+    }
+    assert_refused(desk.run("person", "show", "p-404"), 4, "person.not_found", "'p-404'")
+
+
+def test_person_duplicate_and_bad_email(registry_desk: Desk) -> None:
+    again = registry_desk.run(
+        "person", "add", "p-001", "--name", "Other", "--unit", "FIN", "--email", "o@fin.example"
+    )
+    assert_refused(again, 3, "person.duplicate", "'p-001'")
+    bad = registry_desk.run(
+        "person", "add", "p-002", "--name", "Other", "--unit", "FIN", "--email", "no-at-sign"
+    )
+    assert_refused(bad, 2, "input.invalid", "no-at-sign")
+
+
+# -- certificates and CRL -----------------------------------------------------------------------
+
+
+def test_revoke_unknown_serial_exit_4(desk: Desk) -> None:
+    desk.ok("ca", "init")
+    result = desk.run("cert", "revoke", "0xDEADBEEF", "--reason", "keyCompromise")
+    assert_refused(result, 4, "cert.not_found", "Unknown certificate serial deadbeef.")
+    not_hex = desk.run("cert", "revoke", "xyz")
+    assert_refused(not_hex, 2, "input.invalid", "'xyz'")
+
+
+def test_revoke_bad_reason_exit_2(desk: Desk) -> None:
+    desk.ok("ca", "init")
+    serial = desk.json("ca", "show")[1]["serial"]  # type: ignore[index]
+    result = desk.run("cert", "revoke", serial, "--reason", "bored")
+    assert_refused(
+        result, 2, "revocation.bad_reason", "Unknown revocation reason 'bored'", "keyCompromise"
+    )
+    on_hold = desk.run("cert", "revoke", serial, "--reason", "certificateHold")
+    assert_refused(on_hold, 2, "revocation.bad_reason")
+
+
+def test_crl_publish_with_wrong_passphrase_refused(desk: Desk) -> None:
+    desk.ok("ca", "init")
+    require_crl_modules()
+    wrong = desk.run("crl", "publish", passphrase="not the passphrase")
+    assert wrong.returncode != 0
+    assert_refused(wrong, 5, "ca.wrong_passphrase", "Wrong passphrase for the CA key")
+    assert not (desk.home / "var" / "pki" / "issuing.crl").exists()
+    none = desk.run("crl", "publish", passphrase="")
+    assert_refused(none, 2, "ca.no_passphrase", "CERTDESK_CA_PASSPHRASE")
+    # with the right passphrase it works
+    desk.ok("crl", "publish")
+    crl = openssl(
+        "crl", "-inform", "DER", "-in", desk.home / "var" / "pki" / "issuing.crl", "-noout", "-text"
+    )
+    assert crl.returncode == 0 and "Certificate Revocation List" in crl.stdout, crl.stderr
+
+
+# -- audit ------------------------------------------------------------------------------------
+
+
+def test_audit_verify_then_tamper(registry_desk: Desk) -> None:
+    desk = registry_desk
+    intact = desk.ok("audit", "verify")
+    assert "Audit chain intact: 2 records." in flat(intact.stdout)
+    assert desk.json("audit", "verify") == {"records": 2, "ok": True, "problems": []}
+
+    with sqlite3.connect(desk.db) as conn:
+        changed = conn.execute(
+            """UPDATE audit_log SET "after" = replace("after", 'Zhang San', 'Mallory') """
+            "WHERE seq = 2"
+        ).rowcount
+    assert changed == 1
+
+    broken = desk.run("audit", "verify")
+    assert broken.returncode != 0
+    assert_refused(broken, 1, "audit.broken", "broken at record 2", "edited")
+    as_json = desk.run("audit", "verify", "--json")
+    assert as_json.returncode != 0
+    report = json.loads(as_json.stdout)
+    assert report["ok"] is False and report["records"] == 2
+    assert [(p["seq"], p["kind"]) for p in report["problems"]] == [(2, "edited")]
+
+
+def test_audit_verify_names_deleted_record(registry_desk: Desk) -> None:
+    desk = registry_desk
+    desk.ok("unit", "add", "EDU", "Education Bureau")
+    with sqlite3.connect(desk.db) as conn:
+        conn.execute("DELETE FROM audit_log WHERE seq = 2")
+    result = desk.run("audit", "verify")
+    assert_refused(result, 1, "audit.broken", "record 2", "missing", "deleted before 3")
+
+
+# -- languages and configuration ------------------------------------------------------------------
+
+
+def test_messages_in_chinese(desk: Desk) -> None:
+    added = desk.ok("unit", "add", "FIN", "Finance Bureau", lang="zh_CN.UTF-8")
+    assert ZH_UNIT_ADDED in added.stdout
+    result = desk.run(
+        "person", "add", "p-1", "--name", "Z", "--unit", "NOPE", "--email", "z@x.example",
+        lang="zh_CN.UTF-8",
+    )  # fmt: skip
+    assert result.returncode == 4
+    assert ZH_UNIT_NOT_FOUND in flat(result.stderr)
+    assert "Unknown unit" not in result.stderr
+    # CERTDESK_LANG wins over the system locale
+    forced = desk.run(
+        "person", "add", "p-1", "--name", "Z", "--unit", "NOPE", "--email", "z@x.example",
+        CERTDESK_LANG="zh-CN",
+    )  # fmt: skip
+    assert ZH_UNIT_NOT_FOUND in flat(forced.stderr)
+
+
+def test_messages_in_english(desk: Desk) -> None:
+    added = desk.ok("unit", "add", "FIN", "Finance Bureau", lang="C.UTF-8")
+    assert "Unit FIN added." in added.stdout
+    result = desk.run(
+        "person", "add", "p-1", "--name", "Z", "--unit", "NOPE", "--email", "z@x.example",
+        lang="C.UTF-8",
+    )  # fmt: skip
+    assert result.returncode == 4
+    assert "Unknown unit 'NOPE'." in flat(result.stderr)
+    assert ZH_UNIT_NOT_FOUND not in result.stderr
+    # LC_ALL comes before LANG, as in POSIX
+    lc_all = desk.run(
+        "person", "add", "p-1", "--name", "Z", "--unit", "NOPE", "--email", "z@x.example",
+        lang="zh_CN.UTF-8", LC_ALL="C.UTF-8",
+    )  # fmt: skip
+    assert "Unknown unit 'NOPE'." in flat(lc_all.stderr)
+
+
+def test_bad_configuration_refused(desk: Desk) -> None:
+    result = desk.run("unit", "list", CERTDESK_SERVER_PORT="eighty")
+    assert_refused(result, 2, "config.invalid", "CERTDESK_SERVER_PORT", "'eighty'")
+    (desk.home / "certdesk.toml").write_text("[polcy]\n", encoding="utf-8")
+    from_file = desk.run("unit", "list")  # ./certdesk.toml in the working directory is read
+    assert_refused(from_file, 2, "config.invalid", "polcy")
+
+
+def test_names_with_brackets_are_printed_as_given(desk: Desk) -> None:
+    """User data is not rich markup: a unit called "[/]" must neither vanish nor crash a listing."""
+    added = desk.run("unit", "add", "[/]", "Odd [bold]Unit")
+    assert added.returncode == 0, added.stderr
+    listed = desk.run("unit", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "[/]" in listed.stdout and "Odd [bold]Unit" in listed.stdout
+    dup = desk.run("unit", "add", "[/]", "Again")
+    assert_refused(dup, 3, "unit.duplicate", "A unit with code '[/]' already exists.")
