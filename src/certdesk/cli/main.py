@@ -252,6 +252,98 @@ def token_return(serial: str) -> None:
     say(f"Token {token.serial} returned.", f"USB Key {token.serial} 已退还。")
 
 
+# -- enrolment --------------------------------------------------------------------------------
+
+
+@app.command("enroll")
+def enroll(
+    person_id: str,
+    token_label: Annotated[
+        str | None, typer.Option(help="Enrol onto this PKCS#11 token (key made on the token)")
+    ] = None,
+    pin: Annotated[str | None, typer.Option(help="Token user PIN (asked for if missing)")] = None,
+    csr: Annotated[
+        Path | None, typer.Option(help="Issue for this CSR (PEM or DER) instead")
+    ] = None,
+    p12: Annotated[
+        Path | None, typer.Option(help="No token: write key + certificate to this PKCS#12 file")
+    ] = None,
+    p12_passphrase: Annotated[
+        str | None, typer.Option(help="Passphrase of the PKCS#12 file (asked for if missing)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the certificate (PEM) here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue a personal certificate: onto a token, from a CSR, or as a PKCS#12 file."""
+    from certdesk.services.issuance import Issuance
+
+    chosen = [x for x in (token_label, csr, p12) if x is not None]
+    if len(chosen) != 1:
+        raise CertdeskError(
+            "input.invalid", detail="give exactly one of --token-label, --csr or --p12"
+        )
+    for target in (p12, out):
+        if target is not None and target.exists():  # refuse before anything is issued
+            raise CertdeskError("input.invalid", detail=f"{target} exists; not overwritten")
+    ctx = context()
+    issuance = Issuance(ctx)
+    if csr is not None:
+        issued = issuance.enroll(person_id, _read(csr))
+    elif p12 is not None:
+        from certdesk.services.software_keys import enroll_pkcs12
+
+        secret = p12_passphrase or _ask("PKCS#12 passphrase / PKCS#12 文件口令", confirm=True)
+        issued, data = enroll_pkcs12(issuance, person_id, secret)
+        _write_new(p12, data)
+    else:
+        from certdesk.cli.token_enrolment import enrol_onto_token
+
+        assert token_label is not None
+        issued = enrol_onto_token(
+            issuance, person_id, token_label, pin or _ask("Token PIN / USB Key PIN 码")
+        )
+    if out is not None:
+        _write_new(out, issued.pem)
+    if as_json:
+        emit_json(
+            {
+                "serial": issued.serial,
+                "person": issued.person_id,
+                "token": issued.token_serial,
+                "pem": issued.pem.decode(),
+            }
+        )
+        return
+    start = f"{issued.certificate.not_valid_before_utc:%Y-%m-%d %H:%M}"
+    end = f"{issued.certificate.not_valid_after_utc:%Y-%m-%d %H:%M}"
+    say(
+        f"Issued certificate {issued.serial} to {person_id}, valid {start} – {end} UTC.",
+        f"已为 {person_id} 签发证书 {issued.serial}，有效期 {start} 至 {end}（UTC）。",
+    )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CertdeskError("input.invalid", detail=f"{path}: {exc.strerror}") from None
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write a file that must not exist yet (never overwrite a key or certificate)."""
+    try:
+        with path.open("xb") as fh:
+            fh.write(data)
+    except FileExistsError:
+        raise CertdeskError("input.invalid", detail=f"{path} exists; not overwritten") from None
+
+
+def _ask(prompt: str, confirm: bool = False) -> str:
+    if not sys.stdin.isatty():
+        raise CertdeskError("input.invalid", detail=f"{prompt}: not given and no terminal to ask")
+    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+
+
 # -- certificates -----------------------------------------------------------------------------
 
 

@@ -271,6 +271,11 @@ class Issuance:
             person.email,
         )
 
+    def precheck(self, person_id: str, token_serial: str | None = None) -> PersonIdentity:
+        """The enrolment checks without reserving: run before making a key on a token."""
+        with self.ctx.db.read() as conn:
+            return self._check_enrolment(conn, person_id, token_serial)
+
     def _check_enrolment(
         self, conn: Connection, person_id: str, token_serial: str | None
     ) -> PersonIdentity:

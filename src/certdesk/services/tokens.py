@@ -52,6 +52,18 @@ def register_token(ctx: Context, serial: str, model: str = "") -> Token:
         return _token(conn, serial)
 
 
+def ensure_registered(ctx: Context, serial: str, model: str = "") -> Token:
+    """The token's registry record, put into stock first if the office has not seen it yet."""
+    with ctx.db.read() as conn:
+        known = conn.execute(select(tokens.c.serial).where(tokens.c.serial == serial)).first()
+    return _read(ctx, serial) if known else register_token(ctx, serial, model)
+
+
+def _read(ctx: Context, serial: str) -> Token:
+    with ctx.db.read() as conn:
+        return _token(conn, serial)
+
+
 def check_assignable(conn: Connection, serial: str, person_id: str) -> Token:
     """A token may go to `person_id` if it is in stock or already theirs (one keeper per token)."""
     token = _token(conn, serial)

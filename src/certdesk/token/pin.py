@@ -1,0 +1,31 @@
+"""PIN management: the holder changes the initial PIN; an officer unblocks with the SO PIN."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pkcs11
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.token.device import Device, open_session
+
+
+@contextmanager
+def _new_pin_checked() -> Iterator[None]:
+    try:
+        yield
+    except (pkcs11.PinLenRange, pkcs11.PinInvalid, pkcs11.PinTooWeak) as exc:
+        detail = f"the token refuses the new PIN ({type(exc).__name__})"
+        raise CertdeskError("input.invalid", detail=detail) from None
+
+
+def change_pin(device: Device, old_pin: str, new_pin: str) -> None:
+    with open_session(device, old_pin) as session, _new_pin_checked():
+        session.set_pin(old_pin, new_pin)
+
+
+def unblock(device: Device, so_pin: str, new_user_pin: str) -> None:
+    """Reset the user PIN with the SO PIN (C_InitPIN), e.g. after the holder locked the token."""
+    with open_session(device, so_pin, so=True) as session, _new_pin_checked():
+        session.init_pin(new_user_pin)
