@@ -1,0 +1,32 @@
+"""Streaming the revoked, not yet expired certificates of a CA for its CRL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from sqlalchemy import Connection, and_, select
+
+from certdesk.domain.revocation import RevokedEntry
+from certdesk.domain.states import CertState, RevocationReason
+from certdesk.store.tables import certificates
+
+_BATCH = 20_000
+
+
+def iter_revoked(conn: Connection, issuer: str, now: dt.datetime) -> Iterator[RevokedEntry]:
+    """Rows are streamed in batches (server-side cursor on PostgreSQL), so memory stays flat."""
+    query = (
+        select(certificates.c.serial, certificates.c.revoked_at, certificates.c.revocation_reason)
+        .where(
+            and_(
+                certificates.c.issuer == issuer,
+                certificates.c.state == CertState.REVOKED.value,
+                certificates.c.not_after >= now,
+            )
+        )
+        .execution_options(stream_results=True, yield_per=_BATCH)
+    )
+    reasons = {r.value: r for r in RevocationReason}
+    for serial, revoked_at, reason in conn.execute(query):
+        yield RevokedEntry(int(serial, 16), revoked_at, reasons[reason or "unspecified"])
