@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import openssl
+from softhsm import USER_PIN, SoftHSM
 
 CERTDESK = Path(sys.executable).parent / "certdesk"
 PASSPHRASE = "cli test passphrase"
@@ -93,10 +94,29 @@ def desk(tmp_path: Path) -> Desk:
 
 @pytest.fixture
 def registry_desk(desk: Desk) -> Desk:
-    desk.ok("unit", "add", "FIN", "Finance Bureau", "--contact-name", "Li Contact",
-            "--contact-email", "it@fin.example", "--contact-phone", "0771-1")  # fmt: skip
-    desk.ok("person", "add", "p-001", "--name", "Zhang San", "--unit", "FIN",
-            "--email", "zhang@fin.example")  # fmt: skip
+    desk.ok(
+        "unit",
+        "add",
+        "FIN",
+        "Finance Bureau",
+        "--contact-name",
+        "Li Contact",
+        "--contact-email",
+        "it@fin.example",
+        "--contact-phone",
+        "0771-1",
+    )
+    desk.ok(
+        "person",
+        "add",
+        "p-001",
+        "--name",
+        "Zhang San",
+        "--unit",
+        "FIN",
+        "--email",
+        "zhang@fin.example",
+    )
     return desk
 
 
@@ -148,8 +168,18 @@ def test_ca_init_twice_refused_and_nothing_changes(desk: Desk) -> None:
 
 
 def test_unit_add_and_list_json(desk: Desk) -> None:
-    added = desk.ok("unit", "add", "FIN", "Finance Bureau", "--contact-name", "Li Contact",
-                    "--contact-email", "it@fin.example", "--contact-phone", "0771-1")  # fmt: skip
+    added = desk.ok(
+        "unit",
+        "add",
+        "FIN",
+        "Finance Bureau",
+        "--contact-name",
+        "Li Contact",
+        "--contact-email",
+        "it@fin.example",
+        "--contact-phone",
+        "0771-1",
+    )
     assert "Unit FIN added." in added.stdout
     desk.ok("unit", "add", "EDU", "教育局")
     assert desk.json("unit", "list") == [
@@ -300,17 +330,33 @@ def test_messages_in_chinese(desk: Desk) -> None:
     added = desk.ok("unit", "add", "FIN", "Finance Bureau", lang="zh_CN.UTF-8")
     assert ZH_UNIT_ADDED in added.stdout
     result = desk.run(
-        "person", "add", "p-1", "--name", "Z", "--unit", "NOPE", "--email", "z@x.example",
+        "person",
+        "add",
+        "p-1",
+        "--name",
+        "Z",
+        "--unit",
+        "NOPE",
+        "--email",
+        "z@x.example",
         lang="zh_CN.UTF-8",
-    )  # fmt: skip
+    )
     assert result.returncode == 4
     assert ZH_UNIT_NOT_FOUND in flat(result.stderr)
     assert "Unknown unit" not in result.stderr
     # CERTDESK_LANG wins over the system locale
     forced = desk.run(
-        "person", "add", "p-1", "--name", "Z", "--unit", "NOPE", "--email", "z@x.example",
+        "person",
+        "add",
+        "p-1",
+        "--name",
+        "Z",
+        "--unit",
+        "NOPE",
+        "--email",
+        "z@x.example",
         CERTDESK_LANG="zh-CN",
-    )  # fmt: skip
+    )
     assert ZH_UNIT_NOT_FOUND in flat(forced.stderr)
 
 
@@ -318,17 +364,34 @@ def test_messages_in_english(desk: Desk) -> None:
     added = desk.ok("unit", "add", "FIN", "Finance Bureau", lang="C.UTF-8")
     assert "Unit FIN added." in added.stdout
     result = desk.run(
-        "person", "add", "p-1", "--name", "Z", "--unit", "NOPE", "--email", "z@x.example",
+        "person",
+        "add",
+        "p-1",
+        "--name",
+        "Z",
+        "--unit",
+        "NOPE",
+        "--email",
+        "z@x.example",
         lang="C.UTF-8",
-    )  # fmt: skip
+    )
     assert result.returncode == 4
     assert "Unknown unit 'NOPE'." in flat(result.stderr)
     assert ZH_UNIT_NOT_FOUND not in result.stderr
     # LC_ALL comes before LANG, as in POSIX
     lc_all = desk.run(
-        "person", "add", "p-1", "--name", "Z", "--unit", "NOPE", "--email", "z@x.example",
-        lang="zh_CN.UTF-8", LC_ALL="C.UTF-8",
-    )  # fmt: skip
+        "person",
+        "add",
+        "p-1",
+        "--name",
+        "Z",
+        "--unit",
+        "NOPE",
+        "--email",
+        "z@x.example",
+        lang="zh_CN.UTF-8",
+        LC_ALL="C.UTF-8",
+    )
     assert "Unknown unit 'NOPE'." in flat(lc_all.stderr)
 
 
@@ -349,3 +412,76 @@ def test_names_with_brackets_are_printed_as_given(desk: Desk) -> None:
     assert "[/]" in listed.stdout and "Odd [bold]Unit" in listed.stdout
     dup = desk.run("unit", "add", "[/]", "Again")
     assert_refused(dup, 3, "unit.duplicate", "A unit with code '[/]' already exists.")
+
+
+# -- enrolment --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ca_desk(registry_desk: Desk) -> Desk:
+    registry_desk.ok("ca", "init")
+    return registry_desk
+
+
+def test_enroll_from_openssl_csr(ca_desk: Desk) -> None:
+    key, csr = ca_desk.home / "k.pem", ca_desk.home / "r.csr"
+    made = openssl(
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        csr,
+        "-subj",
+        "/CN=Somebody Else",
+    )
+    assert made.returncode == 0, made.stderr
+    out = ca_desk.json("enroll", "p-001", "--csr", str(csr), "--out", "cert.pem")
+    assert isinstance(out, dict) and out["person"] == "p-001"
+    shown = openssl("x509", "-in", ca_desk.home / "cert.pem", "-noout", "-subject")
+    assert "CN = Zhang San" in shown.stdout  # the registry's name, not the CSR's
+    again = ca_desk.run("enroll", "p-001", "--csr", str(csr))
+    assert_refused(again, 3, "person.has_active_certificate", out["serial"])
+
+
+def test_enroll_pkcs12(ca_desk: Desk) -> None:
+    ca_desk.ok("enroll", "p-001", "--p12", "p-001.p12", "--p12-passphrase", "s3cret-pass")
+    info = openssl(
+        "pkcs12", "-in", ca_desk.home / "p-001.p12", "-nokeys", "-passin", "pass:s3cret-pass"
+    )
+    assert info.returncode == 0, info.stderr
+    assert "subject=C = CN, O = certdesk Demo, OU = Finance Bureau, CN = Zhang San" in info.stdout
+    # an existing file is never overwritten, and nothing is issued for the refused request
+    ca_desk.ok(
+        "person", "add", "p-002", "--name", "Li Si", "--unit", "FIN", "--email", "li@fin.example"
+    )
+    refused = ca_desk.run("enroll", "p-002", "--p12", "p-001.p12", "--p12-passphrase", "x" * 9)
+    assert_refused(refused, 2, "input.invalid", "not overwritten")
+    assert ca_desk.json("cert", "list", "--person", "p-002") == []
+
+
+def test_enroll_needs_exactly_one_target(ca_desk: Desk) -> None:
+    assert_refused(ca_desk.run("enroll", "p-001"), 2, "input.invalid", "exactly one")
+
+
+def test_enroll_onto_softhsm_token(ca_desk: Desk, softhsm: SoftHSM) -> None:
+    softhsm.init_token("zhang")
+    conf = os.environ["SOFTHSM2_CONF"]
+    wrong = ca_desk.run(
+        "enroll", "p-001", "--token-label", "zhang", "--pin", "999999", SOFTHSM2_CONF=conf
+    )
+    assert_refused(wrong, 5, "pkcs11.wrong_pin")
+    assert softhsm.objects("zhang") == []
+    done = ca_desk.ok(
+        "enroll", "p-001", "--token-label", "zhang", "--pin", USER_PIN, SOFTHSM2_CONF=conf
+    )
+    assert "5/5" in done.stdout and "Issued certificate" in done.stdout
+    kinds = sorted(o["kind"] for o in softhsm.objects("zhang"))
+    assert kinds == ["Certificate", "Private Key", "Public Key"]
+    tokens = ca_desk.json("token", "list")
+    assert isinstance(tokens, list) and tokens[0]["keeper_id"] == "p-001"
