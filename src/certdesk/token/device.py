@@ -68,7 +68,10 @@ class Device:
 def find_token(module: str, label: str | None = None, serial: str | None = None) -> Device:
     """The token with this label and/or serial, or the only token present."""
     wanted = label or serial or "(any)"
-    found = _matching(module, label, serial)
+    try:
+        found = _matching(module, label, serial)
+    except CertdeskError:  # e.g. the token store went away under a loaded module
+        found = []
     if not found:
         # A token inserted (or created) after the module was loaded is only seen after the
         # library is initialised again.
