@@ -81,6 +81,26 @@ class TokenConfig:
 
 
 @dataclass(frozen=True)
+class RenewalConfig:
+    pending_hours: int = 168  # an issued renewal not confirmed by then is revoked
+    nonce_seconds: int = 600  # how long a server nonce may be used (once)
+    enrolment_code_hours: int = 72  # lifetime of a one-time EST enrolment code
+
+
+@dataclass(frozen=True)
+class SupportConfig:
+    """Who a holder calls when the registry's data is wrong (shown in refusals and pages)."""
+
+    office: str = "certdesk Demo Registration Office"
+    phone: str = "0771-0000000"
+    email: str = "ra@demo.example"
+    hours: str = "Mon-Fri 08:00-17:30"
+
+    def contacts(self) -> str:
+        return f"{self.office}, {self.phone}, {self.email} ({self.hours})"
+
+
+@dataclass(frozen=True)
 class IssuanceConfig:
     lint: bool = False  # run pkilint on every to-be-signed certificate (needs pkilint installed)
 
@@ -96,6 +116,8 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     token: TokenConfig = field(default_factory=TokenConfig)
     issuance: IssuanceConfig = field(default_factory=IssuanceConfig)
+    renewal: RenewalConfig = field(default_factory=RenewalConfig)
+    support: SupportConfig = field(default_factory=SupportConfig)
 
     @property
     def data_dir(self) -> Path:

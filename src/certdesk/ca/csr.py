@@ -38,3 +38,31 @@ def load_certificate(data: bytes) -> x509.Certificate:
         return x509.load_der_x509_certificate(data)
     except ValueError as exc:
         raise CertdeskError("input.malformed_pem", detail=str(exc)) from None
+
+
+_SHORT_NAMES = {
+    x509.NameOID.COUNTRY_NAME: "C",
+    x509.NameOID.ORGANIZATION_NAME: "O",
+    x509.NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
+    x509.NameOID.COMMON_NAME: "CN",
+    x509.NameOID.SERIAL_NUMBER: "serialNumber",
+    x509.NameOID.EMAIL_ADDRESS: "emailAddress",
+}
+
+
+def requested_identity(
+    csr: x509.CertificateSigningRequest,
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """What a CSR asks to be named: subject attributes and e-mail SANs (other SANs as-is)."""
+    attributes = [(_SHORT_NAMES.get(a.oid, a.oid.dotted_string), str(a.value)) for a in csr.subject]
+    emails: list[str] = []
+    try:
+        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return attributes, emails
+    for name in sans:
+        if isinstance(name, x509.RFC822Name):
+            emails.append(name.value)
+        else:
+            attributes.append(("subjectAltName", str(name.value)))
+    return attributes, emails

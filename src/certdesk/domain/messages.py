@@ -169,6 +169,163 @@ CATALOG: dict[str, Message] = {
         "The audit chain is broken at record {seq}: {detail}",
         "审计日志链在第 {seq} 条记录处断裂：{detail}",
     ),
+    # renewal (the notice: only in the last month, identity from the registry, never edited)
+    "renewal.too_early": Message(
+        403,
+        "Renewal is possible only in the last {days} days of validity. This certificate expires on {not_after}; renewal opens on {opens_at}.",
+        "证书有效期剩余不足 {days} 天时方可更新。本证书于 {not_after} 到期，可于 {opens_at} 起更新。",
+    ),
+    "renewal.expired": Message(
+        403,
+        "The certificate expired on {not_after} and can no longer be renewed. Ask the registration office to re-enrol you: {contacts}.",
+        "证书已于 {not_after} 过期，无法再自助更新。请联系证书受理点重新办理：{contacts}。",
+    ),
+    "renewal.revoked": Message(
+        403,
+        "The certificate was revoked ({reason}) and cannot be renewed. Contact the registration office: {contacts}.",
+        "证书已被吊销（{reason}），无法更新。请联系证书受理点：{contacts}。",
+    ),
+    "renewal.superseded": Message(
+        403,
+        "This certificate was already renewed and replaced by {by}. Use the new certificate and remove the old one from your browser.",
+        "该证书已更新，新证书为 {by}。请使用新证书，并从浏览器中删除旧证书。",
+    ),
+    "renewal.not_active": Message(
+        403,
+        "The certificate is {state}; only an active certificate can be renewed.",
+        "证书状态为 {state}，只有有效的证书才能更新。",
+    ),
+    "renewal.identity_change": Message(
+        403,
+        "The request asks for {field} {asked!r}, but the registry holds {registered!r}. Your data cannot be changed here; contact the registration office: {contacts}.",
+        "请求中的{field} {asked!r} 与登记信息 {registered!r} 不符。个人信息不能在此修改，请联系证书受理点：{contacts}。",
+    ),
+    "renewal.same_key": Message(
+        400,
+        "The new certificate needs a new key pair; the request reuses the current certificate's key.",
+        "更新证书必须使用新的密钥对，此请求沿用了当前证书的密钥。",
+    ),
+    "renewal.unknown_certificate": Message(
+        401,
+        "Certificate {serial} was not issued by this CA.",
+        "证书 {serial} 不是本 CA 签发的。",
+    ),
+    "renewal.nothing_pending": Message(
+        404,
+        "No renewed certificate is waiting to be installed for certificate {serial}; start a renewal.",
+        "证书 {serial} 没有待安装的更新证书，请重新发起更新。",
+    ),
+    "renewal.in_progress": Message(
+        409,
+        "A renewal of certificate {serial} is being issued right now; try again in a moment (certdesk renew --pickup).",
+        "证书 {serial} 的更新正在签发中，请稍后重试（certdesk renew --pickup）。",
+    ),
+    "renewal.not_pending": Message(
+        409,
+        "Certificate {serial} is not waiting for installation (state {state}).",
+        "证书 {serial} 不在待安装状态（当前状态 {state}）。",
+    ),
+    "renewal.pending_expired": Message(
+        410,
+        "The renewed certificate {serial} was not installed within {hours} hours and is withdrawn; renew again.",
+        "更新证书 {serial} 未在 {hours} 小时内安装，已作废，请重新更新。",
+    ),
+    # signed requests (JWS) and nonces
+    "jws.malformed": Message(
+        400, "The signed request cannot be read: {detail}", "无法读取签名请求：{detail}"
+    ),
+    "jws.bad_algorithm": Message(
+        400,
+        "Signature algorithm {alg!r} is not accepted for this certificate; expected {expected}.",
+        "该证书不接受签名算法 {alg!r}，应为 {expected}。",
+    ),
+    "jws.bad_signature": Message(
+        401,
+        "The request's signature does not verify with the key of certificate {serial}.",
+        "请求签名无法用证书 {serial} 的公钥验证。",
+    ),
+    "jws.wrong_action": Message(
+        400,
+        "The signed request is for {got!r}, not {expected!r}.",
+        "该签名请求用于 {got!r}，而不是 {expected!r}。",
+    ),
+    "nonce.invalid": Message(
+        400,
+        "The nonce was not issued by this server; fetch a new one.",
+        "随机数（nonce）不是本服务器签发的，请重新获取。",
+    ),
+    "nonce.expired": Message(
+        400,
+        "The nonce has expired (valid for {seconds} s); fetch a new one.",
+        "随机数（nonce）已过期（有效期 {seconds} 秒），请重新获取。",
+    ),
+    "nonce.used": Message(
+        400,
+        "The nonce was already used (a replayed request); fetch a new one.",
+        "随机数（nonce）已被使用（重放的请求），请重新获取。",
+    ),
+    "token.no_token_recorded": Message(
+        404,
+        "Certificate {serial} is not recorded on a token.",
+        "证书 {serial} 未登记在任何 USB Key 上。",
+    ),
+    # EST enrolment codes
+    "enrolcode.invalid": Message(
+        401,
+        "The enrolment code is wrong or belongs to someone else.",
+        "注册码错误，或不属于该用户。",
+    ),
+    "enrolcode.used": Message(
+        401,
+        "The enrolment code was already used on {used_at}; ask the office for a new one.",
+        "注册码已于 {used_at} 使用过，请向受理点申请新的注册码。",
+    ),
+    "enrolcode.expired": Message(
+        401,
+        "The enrolment code expired on {expires_at}; ask the office for a new one.",
+        "注册码已于 {expires_at} 过期，请向受理点申请新的注册码。",
+    ),
+    "est.client_certificate_required": Message(
+        401,
+        "Re-enrolment needs the current certificate as TLS client certificate.",
+        "重新注册需要以当前证书作为 TLS 客户端证书。",
+    ),
+    # the holder's tool
+    "client.not_connected": Message(
+        400,
+        "No server is configured for this tool; run `certdesk connect URL` first.",
+        "尚未配置服务器，请先运行 `certdesk connect URL`。",
+    ),
+    "client.untrusted": Message(
+        400,
+        "The root certificate was not trusted; nothing was changed.",
+        "未信任根证书，未做任何更改。",
+    ),
+    "client.fingerprint_mismatch": Message(
+        400,
+        "The server's root CA has fingerprint {got}, not the expected {expected}; refusing to continue.",
+        "服务器根证书指纹为 {got}，与预期的 {expected} 不符，已停止。",
+    ),
+    "client.server_unreachable": Message(
+        503,
+        "Cannot reach {url}: {detail}. Nothing is lost: run `certdesk renew --pickup` once the server is reachable.",
+        "无法连接 {url}：{detail}。数据未丢失：服务器恢复后请运行 `certdesk renew --pickup`。",
+    ),
+    "client.server_error": Message(
+        502,
+        "The server answered {status}: {detail}",
+        "服务器返回 {status}：{detail}",
+    ),
+    "token.not_present": Message(
+        404,
+        "No token is present (PKCS#11 module {module}); insert your USB key.",
+        "未检测到 USB Key（PKCS#11 模块 {module}），请插入 USB Key。",
+    ),
+    "token.no_certificate": Message(
+        404,
+        "Token {label} holds no certificate; ask the registration office to enrol you.",
+        "USB Key {label} 中没有证书，请联系证书受理点办理。",
+    ),
     # config
     "config.invalid": Message(400, "Configuration error: {detail}", "配置错误：{detail}"),
 }

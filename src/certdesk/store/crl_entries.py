@@ -1,4 +1,4 @@
-"""Streaming the revoked, not yet expired certificates of a CA for its CRL."""
+"""Streaming the revoked (or superseded), not yet expired certificates of a CA for its CRL."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from certdesk.domain.states import CertState, RevocationReason
 from certdesk.store.tables import certificates
 
 _BATCH = 20_000
+# A superseded certificate is revoked with reason superseded (its renewal was confirmed).
+_ON_CRL = (CertState.REVOKED.value, CertState.SUPERSEDED.value)
 
 
 def iter_revoked(conn: Connection, issuer: str, now: dt.datetime) -> Iterator[RevokedEntry]:
@@ -21,7 +23,8 @@ def iter_revoked(conn: Connection, issuer: str, now: dt.datetime) -> Iterator[Re
         .where(
             and_(
                 certificates.c.issuer == issuer,
-                certificates.c.state == CertState.REVOKED.value,
+                certificates.c.state.in_(_ON_CRL),
+                certificates.c.revoked_at.is_not(None),
                 certificates.c.not_after >= now,
             )
         )

@@ -138,6 +138,8 @@ authorities = Table(
     Column("created_at", UTC, nullable=False),
 )
 
+RENEWAL_IN_FLIGHT = "replaces IS NOT NULL AND state IN ('reserved', 'pending_install')"
+
 certificates = Table(
     "certificates",
     metadata,
@@ -167,6 +169,14 @@ certificates = Table(
         unique=True,
         sqlite_where=text("state = 'active' AND profile = 'personal'"),
         postgresql_where=text("state = 'active' AND profile = 'personal'"),
+    ),
+    # One renewal in flight per certificate: a racing second renewal gets the first one's result.
+    Index(
+        "uq_certificates_one_renewal",
+        "replaces",
+        unique=True,
+        sqlite_where=text(RENEWAL_IN_FLIGHT),
+        postgresql_where=text(RENEWAL_IN_FLIGHT),
     ),
 )
 
@@ -204,4 +214,35 @@ audit_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# Nonces are stateless (HMAC-signed, see services/nonces.py); only used ones are kept, until they
+# would have expired anyway.
+used_nonces = Table(
+    "used_nonces",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("used_at", UTC, nullable=False, index=True),
+)
+
+# Server-side secrets shared by every process of one installation (e.g. the nonce HMAC key).
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("created_at", UTC, nullable=False),
+)
+
+# One-time enrolment codes (EST simpleenroll); only a hash of the code is kept.
+enrolment_codes = Table(
+    "enrolment_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("person_id", ForeignKey("people.person_id"), nullable=False, index=True),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", UTC, nullable=False),
+    Column("expires_at", UTC, nullable=False),
+    Column("used_at", UTC, nullable=True),
+    Column("certificate_serial", String(40), nullable=True),
 )

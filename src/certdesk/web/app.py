@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from certdesk import __version__
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.authorities import ISSUING, ROOT, pki_dir, require_authority
 from certdesk.services.context import Context
+from certdesk.services.renewal import Renewals
+from certdesk.web import renewal_api
 from certdesk.web.problems import problem_response
 
 MEDIA = {
@@ -33,9 +36,26 @@ DOWNLOADS = [
 ]
 
 
+class Services:
+    """The use cases one server process keeps (CA key loaded once, one group committer)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    @functools.cached_property
+    def renewals(self) -> Renewals:
+        from certdesk.services.group_commit import GroupCommitter
+        from certdesk.services.issuance import Issuance
+
+        issuance = Issuance(self.ctx)
+        return Renewals(self.ctx, issuance, issue=GroupCommitter(issuance).issue)
+
+
 def create_app(ctx: Context) -> FastAPI:
     app = FastAPI(title="certdesk", version=__version__, docs_url="/api/docs")
     app.state.ctx = ctx
+    app.state.services = Services(ctx)
+    app.include_router(renewal_api.router)
 
     @app.exception_handler(CertdeskError)
     async def _problem(request: Request, exc: CertdeskError) -> Response:

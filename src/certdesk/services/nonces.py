@@ -1,0 +1,95 @@
+"""One-time server nonces for signed requests (as ACME's Replay-Nonce).
+
+A nonce is `time ‖ random ‖ HMAC(time ‖ random)` under a key every server process shares (kept in
+the database), so handing one out costs no database write. Using it records it in `used_nonces`
+inside the caller's transaction: a replay hits the primary key, whichever process sees it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import struct
+
+from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.services.context import Context
+from certdesk.store.tables import server_secrets, used_nonces
+
+_SECRET_NAME = "nonce-hmac"
+_MAC_BYTES = 16
+_RANDOM_BYTES = 16
+_TIME = struct.Struct(">q")  # milliseconds since the epoch
+
+
+class Nonces:
+    """Issues and checks nonces; keep one per process (it caches the shared key)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.ttl = dt.timedelta(seconds=ctx.config.renewal.nonce_seconds)
+        self._key = _shared_key(ctx)
+
+    def new(self) -> str:
+        millis = int(self.ctx.clock.now().timestamp() * 1000)
+        body = _TIME.pack(millis) + secrets.token_bytes(_RANDOM_BYTES)
+        return _b64(body + self._mac(body))
+
+    def consume(self, conn: Connection, nonce: str) -> None:
+        """Check `nonce` and mark it used inside the caller's transaction, or refuse."""
+        now = self.ctx.clock.now()
+        issued_at = self._issued_at(nonce)
+        if now - issued_at > self.ttl or issued_at - now > dt.timedelta(minutes=1):
+            raise CertdeskError("nonce.expired", seconds=self.ctx.config.renewal.nonce_seconds)
+        used = conn.execute(select(used_nonces.c.nonce).where(used_nonces.c.nonce == nonce))
+        if used.first() is not None:
+            raise CertdeskError("nonce.used")
+        conn.execute(insert(used_nonces).values(nonce=nonce, used_at=now))
+
+    def _issued_at(self, nonce: str) -> dt.datetime:
+        try:
+            raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+        except (ValueError, TypeError):
+            raise CertdeskError("nonce.invalid") from None
+        body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+        if len(body) != _TIME.size + _RANDOM_BYTES or not hmac.compare_digest(mac, self._mac(body)):
+            raise CertdeskError("nonce.invalid")
+        (millis,) = _TIME.unpack(body[: _TIME.size])
+        return dt.datetime.fromtimestamp(millis / 1000, dt.UTC)
+
+    def _mac(self, body: bytes) -> bytes:
+        return hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_BYTES]
+
+    def prune(self) -> int:
+        """Forget used nonces that would be refused as expired anyway."""
+        cutoff = self.ctx.clock.now() - self.ttl - dt.timedelta(minutes=1)
+        with self.ctx.db.write() as conn:
+            return conn.execute(delete(used_nonces).where(used_nonces.c.used_at < cutoff)).rowcount
+
+
+def _shared_key(ctx: Context) -> bytes:
+    query = select(server_secrets.c.value).where(server_secrets.c.name == _SECRET_NAME)
+    with ctx.db.read() as conn:
+        found = conn.execute(query).scalar()
+    if found is not None:
+        return bytes(found)
+    try:
+        with ctx.db.write() as conn:
+            conn.execute(
+                insert(server_secrets).values(
+                    name=_SECRET_NAME, value=secrets.token_bytes(32), created_at=ctx.clock.now()
+                )
+            )
+    except IntegrityError:
+        pass  # another process made it first: use theirs
+    with ctx.db.read() as conn:
+        return bytes(conn.execute(query).scalar_one())
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -1,0 +1,99 @@
+"""Wire front end of renewal: compact JWS in (`application/jose`), JSON out. Thin: the checks
+are in `certdesk.services.renewal`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.services.renewal import Renewals, Renewed
+
+MAX_BODY = 64 * 1024
+router = APIRouter(prefix="/api/v1", tags=["renewal"])
+
+
+def renewals(request: Request) -> Renewals:
+    found: Renewals = request.app.state.services.renewals
+    return found
+
+
+T = TypeVar("T")
+
+
+async def _signed(request: Request, use_case: Callable[[str], T]) -> T:
+    """Read the compact JWS body and run the (blocking) use case off the event loop."""
+    return await run_in_threadpool(use_case, await _jws(request))
+
+
+async def _jws(request: Request) -> str:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise CertdeskError("input.invalid", detail=f"body larger than {MAX_BODY} bytes")
+    try:
+        return body.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise CertdeskError("jws.malformed", detail="not a compact JWS") from None
+
+
+def _renewed(renewed: Renewed, response: Response, chain: bytes) -> dict[str, Any]:
+    response.status_code = 201 if renewed.created else 200
+    return {
+        "serial": renewed.serial,
+        "state": renewed.state.value,
+        "replaces": renewed.replaces,
+        "created": renewed.created,
+        "certificate": renewed.pem.decode(),
+        "chain": chain.decode(),
+    }
+
+
+def _chain(r: Renewals) -> bytes:
+    return r.ca_certificate.public_bytes(Encoding.PEM)
+
+
+@router.api_route("/renewal/nonce", methods=["GET", "HEAD"])
+def nonce(request: Request, response: Response) -> dict[str, str]:
+    """A one-time nonce for the next signed request (also in the Replay-Nonce header)."""
+    value = renewals(request).new_nonce()
+    response.headers["Replay-Nonce"] = value
+    response.headers["Cache-Control"] = "no-store"
+    return {"nonce": value}
+
+
+@router.post("/renewal/profile")
+async def profile(request: Request) -> dict[str, Any]:
+    """The holder's registry data and renewal window (JWS signed by the current key)."""
+    return (await _signed(request, renewals(request).profile)).as_dict()
+
+
+@router.post("/renewal", status_code=201)
+async def renew(request: Request, response: Response) -> dict[str, Any]:
+    """Issue the renewal as pending install (or return the one already pending)."""
+    r = renewals(request)
+    return _renewed(await _signed(request, r.renew), response, _chain(r))
+
+
+@router.post("/renewal/pickup")
+async def pickup(request: Request, response: Response) -> dict[str, Any]:
+    """Fetch a renewal whose first answer was lost (signed by the current key)."""
+    r = renewals(request)
+    return _renewed(await _signed(request, r.pickup), response, _chain(r))
+
+
+@router.post("/renewal/confirm")
+async def confirm(request: Request) -> dict[str, str]:
+    """Signed by the new key once it is on the token: new active, old superseded."""
+    done = await _signed(request, renewals(request).confirm)
+    return {"serial": done.serial, "state": "active", "superseded": done.superseded}
+
+
+@router.post("/tokens/pin-changed")
+async def pin_changed(request: Request) -> dict[str, Any]:
+    """The holder changed the token's initial PIN (signed by the token's key)."""
+    serial = await _signed(request, renewals(request).report_pin_changed)
+    return {"token": serial, "pin_changed": True}

@@ -1,0 +1,270 @@
+"""Renewal use cases (services), on SQLite and PostgreSQL, with file keys as the holder's key."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+
+from certdesk.client.signed import FileRequestKey, sign_request
+from certdesk.domain.clock import FixedClock
+from certdesk.domain.errors import CertdeskError
+from certdesk.domain.states import CertState
+from certdesk.services.audit_log import verify_chain
+from certdesk.services.certificates import get_certificate
+from certdesk.services.crl_publish import publish_crl
+from certdesk.services.issuance import Issuance
+from certdesk.services.renewal import Renewals, expire_pending
+from certdesk.services.revocation import revoke
+from certdesk.services.tokens import register_token
+
+DAY = dt.timedelta(days=1)
+
+
+class Holder:
+    """A holder with a file key: enough to speak the protocol without a token."""
+
+    def __init__(self, renewals: Renewals, key: ec.EllipticCurvePrivateKey, serial: str) -> None:
+        self.renewals = renewals
+        self.key = key
+        self.serial = serial
+
+    def signed(self, action: str, payload: dict[str, object] | None = None, **kw: object) -> str:
+        key = kw.get("key", self.key)
+        serial = kw.get("serial", self.serial)
+        nonce = kw.get("nonce") or self.renewals.new_nonce()
+        return sign_request(
+            FileRequestKey(key),  # type: ignore[arg-type]
+            serial=str(serial),
+            nonce=str(nonce),
+            action=action,
+            payload=payload or {},
+        )
+
+    def csr(self, key: ec.EllipticCurvePrivateKey, *names: x509.NameAttribute) -> str:
+        der = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name(list(names)))
+            .sign(key, hashes.SHA256())
+            .public_bytes(Encoding.DER)
+        )
+        return base64.urlsafe_b64encode(der).rstrip(b"=").decode()
+
+    def renew(self, new_key: ec.EllipticCurvePrivateKey, **kw: object):  # type: ignore[no-untyped-def]
+        return self.renewals.renew(self.signed("renew", {"csr": self.csr(new_key)}, **kw))
+
+
+@pytest.fixture
+def setup(issuance: Issuance) -> tuple[Renewals, Holder]:
+    register_token(issuance.ctx, "TOK-1", "SoftHSM")
+    key = ec.generate_private_key(ec.SECP256R1())
+    issued = issuance.enroll_key("p-001", key.public_key(), "TOK-1")
+    renewals = Renewals(issuance.ctx, issuance)
+    return renewals, Holder(renewals, key, issued.serial)
+
+
+def clock_of(r: Renewals) -> FixedClock:
+    assert isinstance(r.ctx.clock, FixedClock)
+    return r.ctx.clock
+
+
+def test_window_then_two_phase_renewal(setup: tuple[Renewals, Holder]) -> None:
+    renewals, holder = setup
+    clock = clock_of(renewals)
+    start = clock.now()
+    new_key = ec.generate_private_key(ec.SECP256R1())
+
+    clock.advance(300 * DAY)
+    with pytest.raises(CertdeskError) as refused:
+        holder.renew(new_key)
+    assert refused.value.code == "renewal.too_early"
+    assert "2027-01-30" in refused.value.message("en")  # 2027-03-01 minus 30 days
+    assert "2027-01-30" in refused.value.message("zh-CN")
+
+    clock.advance(40 * DAY)  # day 340
+    renewed = holder.renew(new_key)
+    assert renewed.created and renewed.state is CertState.PENDING_INSTALL
+    cert = renewed.certificate
+    assert cert.not_valid_before_utc == start + 340 * DAY
+    assert cert.not_valid_after_utc == dt.datetime(2028, 2, 4, 9, 30, tzinfo=dt.UTC)
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "Zhang San"
+
+    # asking again returns the same pending certificate, never a second one
+    again = holder.renew(ec.generate_private_key(ec.SECP256R1()))
+    assert not again.created and again.serial == renewed.serial
+    picked = renewals.pickup(holder.signed("pickup"))
+    assert picked.serial == renewed.serial
+
+    # confirmation must be signed with the new key
+    with pytest.raises(CertdeskError) as wrong:
+        renewals.confirm(holder.signed("confirm", serial=renewed.serial))
+    assert wrong.value.code == "jws.bad_signature"
+    done = renewals.confirm(holder.signed("confirm", serial=renewed.serial, key=new_key))
+    assert done.superseded == holder.serial
+    assert renewals.confirm(holder.signed("confirm", serial=renewed.serial, key=new_key))
+    old = get_certificate(renewals.ctx, holder.serial)
+    assert old.state is CertState.SUPERSEDED and old.revocation_reason == "superseded"
+    assert get_certificate(renewals.ctx, renewed.serial).state is CertState.ACTIVE
+
+    crl = publish_crl(renewals.ctx).crl
+    entry = crl.get_revoked_certificate_by_serial_number(int(holder.serial, 16))
+    assert entry is not None
+    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == (
+        x509.ReasonFlags.superseded
+    )
+    with pytest.raises(CertdeskError) as superseded:
+        holder.renew(ec.generate_private_key(ec.SECP256R1()))
+    assert superseded.value.code == "renewal.superseded"
+    assert renewed.serial in superseded.value.message("en")
+    assert verify_chain(renewals.ctx).ok
+
+
+def test_expired_and_revoked_are_refused_with_what_to_do(setup: tuple[Renewals, Holder]) -> None:
+    renewals, holder = setup
+    clock_of(renewals).advance(366 * DAY)
+    with pytest.raises(CertdeskError) as expired:
+        holder.renew(ec.generate_private_key(ec.SECP256R1()))
+    assert expired.value.code == "renewal.expired"
+    assert "re-enrol" in expired.value.message("en") and "ra@demo.example" in str(expired.value)
+    clock_of(renewals).advance(-30 * DAY)
+    revoke(renewals.ctx, holder.serial, "keyCompromise")
+    with pytest.raises(CertdeskError) as revoked:
+        holder.renew(ec.generate_private_key(ec.SECP256R1()))
+    assert revoked.value.code == "renewal.revoked" and "keyCompromise" in str(revoked.value)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "code"),
+    [
+        ("signature", "jws.bad_signature"),
+        ("other_key", "jws.bad_signature"),
+        ("alg_none", "jws.bad_algorithm"),
+        ("hs256", "jws.bad_algorithm"),
+        ("replay", "nonce.used"),
+        ("unknown_nonce", "nonce.invalid"),
+        ("expired_nonce", "nonce.expired"),
+        ("wrong_action", "jws.wrong_action"),
+        ("same_key", "renewal.same_key"),
+        ("other_name", "renewal.identity_change"),
+        ("unknown_cert", "renewal.unknown_certificate"),
+        ("garbage", "jws.malformed"),
+    ],
+)
+def test_bad_requests_change_nothing(
+    setup: tuple[Renewals, Holder], tamper: str, code: str
+) -> None:
+    renewals, holder = setup
+    clock = clock_of(renewals)
+    clock.advance(340 * DAY)
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    good = holder.signed("renew", {"csr": holder.csr(new_key)})
+    header, payload, signature = good.split(".")
+    token = {
+        "signature": f"{header}.{payload}.{signature[:-4]}AAAA",
+        "other_key": holder.signed(
+            "renew", {"csr": holder.csr(new_key)}, key=ec.generate_private_key(ec.SECP256R1())
+        ),
+        "alg_none": jwt.encode(
+            {"csr": holder.csr(new_key)},
+            None,
+            algorithm="none",
+            headers={"kid": holder.serial, "nonce": renewals.new_nonce(), "action": "renew"},
+        ),
+        "hs256": jwt.encode(
+            {"csr": holder.csr(new_key)},
+            "secret-that-is-long-enough-for-hmac-256",
+            algorithm="HS256",
+            headers={"kid": holder.serial, "nonce": renewals.new_nonce(), "action": "renew"},
+        ),
+        "replay": good,
+        "unknown_nonce": holder.signed(
+            "renew", {"csr": holder.csr(new_key)}, nonce="AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        ),
+        "expired_nonce": good,
+        "wrong_action": holder.signed("confirm", {"csr": holder.csr(new_key)}),
+        "same_key": holder.signed("renew", {"csr": holder.csr(holder.key)}),
+        "other_name": holder.signed(
+            "renew",
+            {"csr": holder.csr(new_key, x509.NameAttribute(NameOID.COMMON_NAME, "Li Si"))},
+        ),
+        "unknown_cert": holder.signed("renew", {"csr": holder.csr(new_key)}, serial="abc123"),
+        "garbage": "not.a.jws",
+    }[tamper]
+    if tamper == "replay":
+        renewals.renew(good)
+        pending_before = get_certificate(renewals.ctx, holder.serial)
+    if tamper == "expired_nonce":
+        clock.advance(dt.timedelta(seconds=renewals.ctx.config.renewal.nonce_seconds + 1))
+    with pytest.raises(CertdeskError) as refused:
+        renewals.renew(token)
+    assert refused.value.code == code
+    assert refused.value.message("zh-CN") != refused.value.message("en")
+    if tamper == "replay":
+        assert get_certificate(renewals.ctx, holder.serial) == pending_before
+    else:
+        assert get_certificate(renewals.ctx, holder.serial).state is CertState.ACTIVE
+        with renewals.ctx.db.read() as conn:
+            assert renewals._in_flight(conn, holder.serial) is None
+    if tamper == "other_name":
+        assert "Li Si" in refused.value.message("en") and "0771" in refused.value.message("en")
+    assert verify_chain(renewals.ctx).ok
+
+
+def test_racing_renewals_issue_one_certificate(setup: tuple[Renewals, Holder]) -> None:
+    renewals, holder = setup
+    clock_of(renewals).advance(340 * DAY)
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(4)]
+    tokens = [holder.signed("renew", {"csr": holder.csr(k)}) for k in keys]
+    barrier = threading.Barrier(len(tokens))
+
+    def go(token: str):  # type: ignore[no-untyped-def]
+        barrier.wait()
+        return renewals.renew(token)
+
+    with ThreadPoolExecutor(len(tokens)) as pool:
+        results = list(pool.map(go, tokens))
+    assert len({r.serial for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+
+
+def test_unconfirmed_renewal_is_withdrawn(setup: tuple[Renewals, Holder]) -> None:
+    renewals, holder = setup
+    clock = clock_of(renewals)
+    clock.advance(340 * DAY)
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    renewed = holder.renew(new_key)
+    clock.advance(dt.timedelta(hours=renewals.ctx.config.renewal.pending_hours + 1))
+    with pytest.raises(CertdeskError) as late:
+        renewals.confirm(holder.signed("confirm", serial=renewed.serial, key=new_key))
+    assert late.value.code == "renewal.pending_expired"
+    assert expire_pending(renewals.ctx) == [renewed.serial]
+    record = get_certificate(renewals.ctx, renewed.serial)
+    assert record.state is CertState.REVOKED
+    assert record.revocation_reason == "cessationOfOperation"
+    # the holder may renew again; the old certificate stayed active throughout
+    assert get_certificate(renewals.ctx, holder.serial).state is CertState.ACTIVE
+    assert holder.renew(ec.generate_private_key(ec.SECP256R1())).created
+
+
+def test_profile_and_pin_report(setup: tuple[Renewals, Holder]) -> None:
+    renewals, holder = setup
+    profile = renewals.profile(holder.signed("profile"))
+    assert (profile.name, profile.unit, profile.email) == (
+        "Zhang San",
+        "Finance Bureau",
+        "zhang@fin.example",
+    )
+    assert not profile.decision.allowed and profile.refusal is not None
+    assert profile.refusal.code == "renewal.too_early"
+    assert profile.pin_changed is False
+    assert renewals.report_pin_changed(holder.signed("pin-changed")) == "TOK-1"
+    assert renewals.profile(holder.signed("profile")).pin_changed is True
