@@ -483,5 +483,5 @@ def test_enroll_onto_softhsm_token(ca_desk: Desk, softhsm: SoftHSM) -> None:
     assert "5/5" in done.stdout and "Issued certificate" in done.stdout
     kinds = sorted(o["kind"] for o in softhsm.objects("zhang"))
     assert kinds == ["Certificate", "Private Key", "Public Key"]
-    tokens = ca_desk.json("token", "list")
+    tokens = ca_desk.json("token", "stock")
     assert isinstance(tokens, list) and tokens[0]["keeper_id"] == "p-001"

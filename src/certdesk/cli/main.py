@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from certdesk.cli.output import console, emit_json, fail, say, table
+from certdesk.cli import holder
+from certdesk.cli.output import ask_secret, console, emit_json, fail, say, table
 from certdesk.config import load_config
 from certdesk.domain.errors import CertdeskError
 from certdesk.services import registry
@@ -28,7 +29,10 @@ app = typer.Typer(
 ca_app = typer.Typer(help="The certificate authority.", no_args_is_help=True)
 unit_app = typer.Typer(help="Units (agencies) and their technical contacts.", no_args_is_help=True)
 person_app = typer.Typer(help="People who hold certificates.", no_args_is_help=True)
-token_app = typer.Typer(help="USB tokens: stock and custody.", no_args_is_help=True)
+token_app = typer.Typer(
+    help="USB tokens: what is on yours (holder), stock and custody (office).",
+    no_args_is_help=True,
+)
 cert_app = typer.Typer(help="Certificates: list, show, revoke.", no_args_is_help=True)
 crl_app = typer.Typer(help="Certificate revocation lists.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
@@ -215,9 +219,9 @@ def token_init(
     say(f"Token {token.serial} is in stock.", f"USB Key {token.serial} 已入库。")
 
 
-@token_app.command("list")
-def token_list(as_json: JsonOpt = False) -> None:
-    """Tokens in the registry with their state and keeper."""
+@token_app.command("stock")
+def token_stock(as_json: JsonOpt = False) -> None:
+    """Office: tokens in the registry with their state and keeper."""
     from certdesk.services.tokens import list_tokens
 
     tokens = list_tokens(context())
@@ -292,7 +296,7 @@ def enroll(
     elif p12 is not None:
         from certdesk.services.software_keys import enroll_pkcs12
 
-        secret = p12_passphrase or _ask("PKCS#12 passphrase / PKCS#12 文件口令", confirm=True)
+        secret = p12_passphrase or ask_secret("PKCS#12 passphrase / PKCS#12 文件口令", confirm=True)
         issued, data = enroll_pkcs12(issuance, person_id, secret)
         _write_new(p12, data)
     else:
@@ -300,7 +304,7 @@ def enroll(
 
         assert token_label is not None
         issued = enrol_onto_token(
-            issuance, person_id, token_label, pin or _ask("Token PIN / USB Key PIN 码")
+            issuance, person_id, token_label, pin or ask_secret("Token PIN / USB Key PIN 码")
         )
     if out is not None:
         _write_new(out, issued.pem)
@@ -336,12 +340,6 @@ def _write_new(path: Path, data: bytes) -> None:
             fh.write(data)
     except FileExistsError:
         raise CertdeskError("input.invalid", detail=f"{path} exists; not overwritten") from None
-
-
-def _ask(prompt: str, confirm: bool = False) -> str:
-    if not sys.stdin.isatty():
-        raise CertdeskError("input.invalid", detail=f"{prompt}: not given and no terminal to ask")
-    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
 
 
 # -- certificates -----------------------------------------------------------------------------
@@ -481,6 +479,9 @@ def serve(
         say(f"Closed {n} interrupted issuance(s).", f"已关闭 {n} 个中断的签发。")
     ensure_tls_certificate(ctx)
     run_server(ctx, host, port)
+
+
+holder.register(app, token_app)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from certdesk.services.issuance import Issuance, IssuedCertificate
 from certdesk.services.tokens import ensure_registered
 from certdesk.token.csr import make_csr
 from certdesk.token.device import find_token, open_session
+from certdesk.token.inventory import mark_initial_pin
 from certdesk.token.keys import generate_keypair, private_key_by_id
 from certdesk.token.objects import delete_pair, write_certificate
 
@@ -52,4 +53,5 @@ def enrol_onto_token(
             raise
         say("5/5 Writing the certificate to the token…", "5/5 正在将证书写入 USB Key…")
         write_certificate(session, issued.certificate, pair.key_id, label=person_id)
+        mark_initial_pin(session)  # handed out with the office's PIN: the holder must change it
     return issued
