@@ -87,21 +87,33 @@ class TokenRenewal:
             raise CertdeskError("token.no_certificate", label=self.device.label)
         return sorted(found, key=lambda c: c.certificate.not_valid_before_utc, reverse=True)
 
-    def current(self) -> tuple[TokenCertificate, dict[str, Any]]:
-        """The token's certificate the server holds active (else the newest), with its profile."""
-        first: tuple[TokenCertificate, dict[str, Any]] | None = None
-        for cert in self.certificates():
-            profile = self._signed(PROFILE, cert, "profile")
-            if profile["certificate"]["state"] == "active":
-                return cert, profile
-            first = first or (cert, profile)
-        assert first is not None
-        return first
+    def current(self) -> tuple[TokenCertificate, dict[str, Any], str | None]:
+        """The token's certificate the server holds active (else the newest), with its profile.
+
+        A superseded certificate next to an active one is what an interrupted renewal leaves
+        (confirmed, answer lost): it is removed now, as the renewal would have done.
+        """
+        profiles = [(cert, self._signed(PROFILE, cert, "profile")) for cert in self.certificates()]
+        active = [p for p in profiles if p[1]["certificate"]["state"] == "active"]
+        if not active:
+            return (*profiles[0], None)
+        removed = None
+        for cert, profile in profiles:
+            if profile["certificate"]["state"] == "superseded":
+                delete_pair(self.session, cert.key_id)
+                removed = serial_of(cert.certificate)
+                self.say(
+                    f"Removed the superseded certificate {removed}.",
+                    f"已删除被替换的旧证书 {removed}。",
+                )
+        return (*active[0], removed)
 
     def renew(self, show: ShowProfile) -> RenewalOutcome:
         self.say("1/7 Reading the certificate on the token…", "1/7 正在读取 USB Key 中的证书…")
         self.say("2/7 Fetching your registered data…", "2/7 正在获取您的登记信息…")
-        current, profile = self.current()
+        current, profile, finished = self.current()
+        if finished is not None:  # an earlier renewal had completed: nothing more to do
+            return RenewalOutcome(serial_of(current.certificate), current.certificate, finished)
         show(profile)
         renewal = profile["renewal"]
         if renewal["pending"]:
@@ -179,7 +191,7 @@ class TokenRenewal:
         return RenewalOutcome(serial_of(cert), cert, confirmed["superseded"])
 
     def report_pin_changed(self) -> str:
-        current, _profile = self.current()
+        current, _profile, _finished = self.current()
         answer = self._signed(PIN_CHANGED, current, "pin-changed")
         token: str = answer["token"]
         return token

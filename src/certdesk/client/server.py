@@ -60,10 +60,12 @@ def fetch_root_unverified(url: str) -> x509.Certificate:
 class Server:
     """Calls to one certdesk server over TLS verified against the pinned root."""
 
-    def __init__(self, settings: ClientSettings) -> None:
+    def __init__(self, settings: ClientSettings, http: httpx.Client | None = None) -> None:
         self.settings = settings
-        context = ssl.create_default_context(cafile=str(settings.root_path))
-        self._http = httpx.Client(base_url=settings.server_url, verify=context, timeout=TIMEOUT)
+        if http is None:
+            context = ssl.create_default_context(cafile=str(settings.root_path))
+            http = httpx.Client(base_url=settings.server_url, verify=context, timeout=TIMEOUT)
+        self._http = http
 
     def close(self) -> None:
         self._http.close()

@@ -1,0 +1,117 @@
+"""The holder's renewal flow on a SoftHSM token against the real application (in-process), with
+the server's answer lost at the worst moments: pickup completes, never a second certificate."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from certdesk.cli.token_enrolment import enrol_onto_token
+from certdesk.client.renewal import CONFIRM, RENEW, TokenRenewal
+from certdesk.client.server import Server
+from certdesk.client.settings import ClientSettings
+from certdesk.domain.clock import FixedClock
+from certdesk.domain.errors import CertdeskError
+from certdesk.services.certificates import get_certificate
+from certdesk.services.issuance import Issuance
+from certdesk.store.tables import certificates
+from certdesk.token.device import find_token, open_session
+from certdesk.web.app import create_app
+from softhsm import USER_PIN, SoftHSM
+
+SETTINGS = ClientSettings("https://testserver", root_fingerprint="")
+
+
+class LosesAnswer(Server):
+    """Delivers the request to the server, then loses the answer once for `path`."""
+
+    def __init__(self, http: httpx.Client, path: str) -> None:
+        super().__init__(SETTINGS, http=http)
+        self.path = path
+        self.lost = False
+
+    def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        response = super()._call(method, path, **kw)
+        if path == self.path and not self.lost:
+            self.lost = True
+            raise CertdeskError("client.server_unreachable", url=path, detail="connection reset")
+        return response
+
+
+@pytest.fixture
+def world(issuance: Issuance, softhsm: SoftHSM) -> Iterator[tuple[Issuance, TestClient]]:
+    softhsm.init_token("zhang")
+    enrol_onto_token(issuance, "p-001", "zhang", USER_PIN)
+    clock = issuance.ctx.clock
+    assert isinstance(clock, FixedClock)
+    clock.advance(dt.timedelta(days=340))
+    with TestClient(create_app(issuance.ctx), base_url="https://testserver") as http:
+        yield issuance, http
+
+
+def run(server: Server, action: str) -> Any:
+    device = find_token(SETTINGS.module, label="zhang")
+    with open_session(device, USER_PIN) as session:
+        flow = TokenRenewal(server, device, session, lambda en, zh: None)
+        return flow.pickup() if action == "pickup" else flow.renew(lambda profile: None)
+
+
+def renewals_of(issuance: Issuance, serial: str) -> list[str]:
+    with issuance.ctx.db.read() as conn:
+        return list(
+            conn.execute(
+                select(certificates.c.serial).where(certificates.c.replaces == serial)
+            ).scalars()
+        )
+
+
+def kinds(softhsm: SoftHSM) -> list[str]:
+    return sorted(o["kind"] for o in softhsm.objects("zhang"))
+
+
+@pytest.mark.parametrize("lost", [RENEW, CONFIRM])
+@pytest.mark.parametrize("retry", ["pickup", "renew"])
+def test_lost_answer_then_retry_completes_once(
+    world: tuple[Issuance, TestClient], softhsm: SoftHSM, lost: str, retry: str
+) -> None:
+    issuance, http = world
+    (old,) = [r.serial for r in _person_certs(issuance) if r.state.value == "active"]
+    with pytest.raises(CertdeskError) as unreachable:
+        run(LosesAnswer(http, lost), "renew")
+    assert unreachable.value.code == "client.server_unreachable"
+    assert "--pickup" in unreachable.value.message("en")
+    # the new key stayed on the token, the old certificate still works
+    assert kinds(softhsm).count("Private Key") == 2
+    outcome = run(Server(SETTINGS, http=http), retry)
+    assert outcome.superseded == old
+    assert renewals_of(issuance, old) == [outcome.serial]  # never a second certificate
+    assert get_certificate(issuance.ctx, outcome.serial).state.value == "active"
+    assert get_certificate(issuance.ctx, old).state.value == "superseded"
+    assert kinds(softhsm) == ["Certificate", "Private Key", "Public Key"]
+
+
+def test_refused_renewal_leaves_the_token_as_it_was(
+    world: tuple[Issuance, TestClient], softhsm: SoftHSM
+) -> None:
+    issuance, http = world
+    clock = issuance.ctx.clock
+    assert isinstance(clock, FixedClock)
+    clock.advance(dt.timedelta(days=-100))  # day 240: too early
+    before = softhsm.objects("zhang")
+    with pytest.raises(CertdeskError) as refused:
+        run(Server(SETTINGS, http=http), "renew")
+    assert refused.value.code == "renewal.too_early"
+    assert "opens on" in refused.value.message("en")
+    assert softhsm.objects("zhang") == before
+
+
+def _person_certs(issuance: Issuance) -> list[Any]:
+    from certdesk.services.certificates import list_certificates
+
+    return list_certificates(issuance.ctx, "p-001")
