@@ -36,6 +36,7 @@ token_app = typer.Typer(
 cert_app = typer.Typer(help="Certificates: list, show, revoke.", no_args_is_help=True)
 crl_app = typer.Typer(help="Certificate revocation lists.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+code_app = typer.Typer(help="One-time EST enrolment codes.", no_args_is_help=True)
 for sub, name in [
     (ca_app, "ca"),
     (unit_app, "unit"),
@@ -44,6 +45,7 @@ for sub, name in [
     (cert_app, "cert"),
     (crl_app, "crl"),
     (audit_app, "audit"),
+    (code_app, "enroll-code"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -340,6 +342,26 @@ def _write_new(path: Path, data: bytes) -> None:
             fh.write(data)
     except FileExistsError:
         raise CertdeskError("input.invalid", detail=f"{path} exists; not overwritten") from None
+
+
+@code_app.command("create")
+def enroll_code_create(
+    person_id: str,
+    hours: Annotated[int | None, typer.Option(help="Valid this many hours")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A one-time code with which the person's EST client enrols (shown once, stored hashed)."""
+    from certdesk.services.enrolment_codes import create_code
+
+    code, expires = create_code(context(), person_id, hours)
+    if as_json:
+        emit_json({"person": person_id, "code": code, "expires_at": expires.isoformat()})
+        return
+    when = f"{expires:%Y-%m-%d %H:%M} UTC"
+    say(
+        f"Enrolment code for {person_id}: {code} (valid until {when}, usable once)",
+        f"{person_id} 的注册码：{code}（有效期至 {when}，仅可使用一次）",
+    )
 
 
 # -- certificates -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.domain.identity import identity_mismatch
 from certdesk.domain.renewal import RenewalDecision, RenewalPolicy, RenewalRefusal
 from certdesk.domain.states import CertState, PersonState, RevocationReason
+from certdesk.services.authorities import ROOT, require_authority
 from certdesk.services.context import Context
 from certdesk.services.issuance import Intent, Issuance, IssuedCertificate, Prepare
 from certdesk.services.nonces import Nonces
@@ -171,6 +172,12 @@ class Renewals:
     def new_nonce(self) -> str:
         return self.nonces.new()
 
+    def trust_chain(self) -> list[x509.Certificate]:
+        """The issuing CA and the root, as EST `cacerts` hands them out."""
+        with self.ctx.db.read() as conn:
+            root = require_authority(conn, ROOT).certificate
+        return [self.ca_certificate, root]
+
     # -- who is asking ---------------------------------------------------------------------
 
     def current(self, serial: str) -> Current:
@@ -309,9 +316,22 @@ class Renewals:
     def confirm(self, token: str) -> Confirmed:
         """Signed with the new key: it is installed. New active, old superseded (and in the CRL)."""
         new, request, _payload = self.authenticate(token, "confirm")
+        return self.activate(new, request.nonce)
+
+    def reenroll(self, client_cert_der: bytes, csr_data: bytes) -> Renewed:
+        """EST simplereenroll: the TLS handshake proved the key; the answer is the certificate,
+        so it is activated at once (asking again returns it, as with a pending renewal)."""
+        current = self.current_from_tls(client_cert_der)
+        renewed = self.renew_with(current, load_csr(csr_data), nonce=None)
+        if renewed.state is CertState.PENDING_INSTALL:
+            self.activate(self.current(renewed.serial), nonce=None)
+        return Renewed(renewed.serial, renewed.certificate, CertState.ACTIVE, current.serial, True)
+
+    def activate(self, new: Current, nonce: str | None) -> Confirmed:
         now = self.ctx.clock.now()
         with self.ctx.db.write() as conn:
-            self.nonces.consume(conn, request.nonce)
+            if nonce is not None:
+                self.nonces.consume(conn, nonce)
             row = conn.execute(
                 _CURRENT.where(certificates.c.serial == new.serial).with_for_update()
             ).one()

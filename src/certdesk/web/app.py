@@ -15,7 +15,7 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.services.authorities import ISSUING, ROOT, pki_dir, require_authority
 from certdesk.services.context import Context
 from certdesk.services.renewal import Renewals
-from certdesk.web import renewal_api
+from certdesk.web import est, renewal_api
 from certdesk.web.problems import problem_response
 
 MEDIA = {
@@ -56,6 +56,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.state.ctx = ctx
     app.state.services = Services(ctx)
     app.include_router(renewal_api.router)
+    app.include_router(est.router)
 
     @app.exception_handler(CertdeskError)
     async def _problem(request: Request, exc: CertdeskError) -> Response:

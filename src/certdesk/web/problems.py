@@ -26,4 +26,7 @@ def problem_response(request: Request, exc: CertdeskError) -> JSONResponse:
         "messages": exc.messages(),
         "code": exc.code,
     }
-    return JSONResponse(body, status_code=exc.status, media_type="application/problem+json")
+    headers = {"WWW-Authenticate": 'Basic realm="certdesk EST"'} if exc.status == 401 else None
+    return JSONResponse(
+        body, status_code=exc.status, media_type="application/problem+json", headers=headers
+    )

@@ -1,0 +1,99 @@
+"""One-time enrolment codes: an officer gives a person a code, the person's EST client uses it
+once to enrol (RFC 7030 simpleenroll with HTTP Basic authentication). Only a hash is stored."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import Connection, insert, select, update
+
+from certdesk.ca.csr import load_csr
+from certdesk.ca.keys import as_public_key
+from certdesk.domain.errors import CertdeskError
+from certdesk.domain.states import PersonState
+from certdesk.services.context import Context
+from certdesk.services.issuance import Intent, Issuance, IssuedCertificate
+from certdesk.services.registry import get_person
+from certdesk.store import audit
+from certdesk.store.tables import enrolment_codes
+
+
+def _hash(code: str) -> str:
+    return hashlib.sha256(code.strip().encode()).hexdigest()
+
+
+def create_code(ctx: Context, person_id: str, hours: int | None = None) -> tuple[str, dt.datetime]:
+    """A fresh code for `person_id` (shown once), valid `hours` (default from config)."""
+    now = ctx.clock.now()
+    expires = now + dt.timedelta(hours=hours or ctx.config.renewal.enrolment_code_hours)
+    code = secrets.token_urlsafe(12)
+    with ctx.db.write() as conn:
+        person = get_person(conn, person_id)
+        if person.state is not PersonState.ACTIVE:
+            raise CertdeskError("person.departed", person_id=person_id)
+        conn.execute(
+            insert(enrolment_codes).values(
+                code_hash=_hash(code),
+                person_id=person_id,
+                created_by=ctx.actor,
+                created_at=now,
+                expires_at=expires,
+            )
+        )
+        audit.append(
+            conn,
+            at=now,
+            actor=ctx.actor,
+            action="enrolment_code.create",
+            object_type="person",
+            object_id=person_id,
+            after={"expires_at": expires.isoformat()},
+        )
+    return code, expires
+
+
+def _check(conn: Connection, now: dt.datetime, person_id: str, code: str) -> str:
+    row = conn.execute(
+        select(enrolment_codes).where(enrolment_codes.c.code_hash == _hash(code)).with_for_update()
+    ).first()
+    if row is None or not hmac.compare_digest(row.person_id, person_id):
+        raise CertdeskError("enrolcode.invalid")
+    if row.used_at is not None:
+        raise CertdeskError("enrolcode.used", used_at=f"{row.used_at:%Y-%m-%d %H:%M} UTC")
+    if row.expires_at <= now:
+        raise CertdeskError("enrolcode.expired", expires_at=f"{row.expires_at:%Y-%m-%d %H:%M} UTC")
+    return str(row.code_hash)
+
+
+def enrol_with_code(
+    issuance: Issuance, person_id: str, code: str, csr_data: bytes
+) -> IssuedCertificate:
+    """Check the code, the CSR and the registry; the code is spent with the reservation."""
+    key = as_public_key(load_csr(csr_data).public_key())
+    officer_rules = issuance.enrolment(person_id, key)
+    ctx = issuance.ctx
+
+    def prepare(conn: Connection) -> Intent:
+        now = ctx.clock.now()
+        code_hash = _check(conn, now, person_id, code)  # authenticate before saying anything
+        intent = officer_rules(conn)
+        conn.execute(
+            update(enrolment_codes)
+            .where(enrolment_codes.c.code_hash == code_hash)
+            .values(used_at=now)
+        )
+        audit.append(
+            conn,
+            at=now,
+            actor=f"est:{person_id}",
+            action="enrolment_code.use",
+            object_type="person",
+            object_id=person_id,
+        )
+        return dataclasses.replace(intent, method="est")
+
+    return issuance.issue(prepare)

@@ -1,0 +1,63 @@
+"""TLS terminated by certdesk itself, handing the client certificate to the application.
+
+No released ASGI server exposes the peer certificate (see docs/design.md), so uvicorn's H11
+protocol is subclassed: at connection time it reads the DER from the SSL object and every
+request on that connection carries it as `scope["extensions"]["tls"]["client_cert_der"]`.
+
+The handshake asks for a certificate but does not require one (CERT_OPTIONAL), accepts only
+chains to our CA, and does not check dates (X509_V_FLAG_NO_CHECK_TIME): an expired holder must
+reach a page that says what to do, so the application checks dates and states itself, always.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn.config import Config as UvicornConfig
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+X509_V_FLAG_NO_CHECK_TIME = 0x200000  # OpenSSL's flag; Python's ssl has no name for it
+
+
+def server_context(cert_file: str, key_file: str, ca_file: str) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    context.load_verify_locations(cafile=ca_file)
+    context.verify_mode = ssl.CERT_OPTIONAL
+    context.verify_flags |= X509_V_FLAG_NO_CHECK_TIME
+    return context
+
+
+def context_factory(
+    cert_file: str, key_file: str, ca_file: str
+) -> Callable[[UvicornConfig, Callable[[], ssl.SSLContext]], ssl.SSLContext]:
+    def make(_config: UvicornConfig, _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        return server_context(cert_file, key_file, ca_file)
+
+    return make
+
+
+class ClientCertProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, plus the verified client certificate in the scope."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        inner = self.app
+
+        async def with_certificate(scope: Any, receive: Any, send: Any) -> None:
+            scope.setdefault("extensions", {})["tls"] = {"client_cert_der": der}
+            await inner(scope, receive, send)
+
+        self.app = with_certificate
+
+
+def client_certificate_der(scope: Any) -> bytes | None:
+    """The DER of the certificate the TLS layer verified (None: no certificate sent)."""
+    der: bytes | None = scope.get("extensions", {}).get("tls", {}).get("client_cert_der")
+    return der
