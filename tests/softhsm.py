@@ -76,7 +76,7 @@ class SoftHSM:
         """The listing parsed into one dict per object (kind, label, ID, Usage, Access …)."""
         objects: list[dict[str, str]] = []
         for line in self.list_objects(label, pin).splitlines():
-            head = re.match(r"^(\S.*?) Object(?:;|$)(.*)", line)
+            head = re.match(r"^(\S.*?) [Oo]bject(?:;|$|\s)(.*)", line)
             if head:
                 objects.append({"kind": head.group(1), "rest": head.group(2).strip()})
                 continue

@@ -482,6 +482,7 @@ def test_enroll_onto_softhsm_token(ca_desk: Desk, softhsm: SoftHSM) -> None:
     )
     assert "5/5" in done.stdout and "Issued certificate" in done.stdout
     kinds = sorted(o["kind"] for o in softhsm.objects("zhang"))
-    assert kinds == ["Certificate", "Private Key", "Public Key"]
+    # the pair, and the marker that the office's initial PIN is still set
+    assert kinds == ["Certificate", "Data", "Private Key", "Public Key"]
     tokens = ca_desk.json("token", "stock")
     assert isinstance(tokens, list) and tokens[0]["keeper_id"] == "p-001"

@@ -5,6 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+# CA and server certificates start this much before they are made, so that a client whose clock
+# lags a little still accepts them. Holder certificates follow the notice exactly (no backdating).
+CLOCK_SKEW = dt.timedelta(hours=1)
+
 
 def add_years(moment: dt.datetime, years: int) -> dt.datetime:
     """Same calendar date and time `years` later; 29 Feb falls back to 28 Feb in common years."""

@@ -20,7 +20,7 @@ from certdesk.ca.keys import KeyType, generate_key, read_encrypted_key, write_en
 from certdesk.ca.profiles import Profile, PublicationUrls, make_name
 from certdesk.ca.signer import FileSigner, Signer
 from certdesk.domain.errors import CertdeskError
-from certdesk.domain.validity import add_years
+from certdesk.domain.validity import CLOCK_SKEW, add_years
 from certdesk.services.context import Context
 from certdesk.services.files import atomic_write
 from certdesk.store import audit
@@ -139,7 +139,7 @@ def init_hierarchy(ctx: Context) -> tuple[AuthorityInfo, AuthorityInfo]:
             root_name,
             root_signer.public_key,
             Profile.ROOT_CA,
-            now,
+            now - CLOCK_SKEW,
             add_years(now, ca.root_years),
         )
     )
@@ -149,7 +149,7 @@ def init_hierarchy(ctx: Context) -> tuple[AuthorityInfo, AuthorityInfo]:
             issuing_name,
             issuing_signer.public_key,
             Profile.ISSUING_CA,
-            now,
+            now - CLOCK_SKEW,
             add_years(now, ca.issuing_years),
         )
     )

@@ -32,7 +32,7 @@ from certdesk.ca.profiles import Extensions, Profile, SubjectAltNames, make_name
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.identity import PersonIdentity
 from certdesk.domain.states import CertState, PersonState
-from certdesk.domain.validity import validity_from
+from certdesk.domain.validity import CLOCK_SKEW, validity_from
 from certdesk.services.authorities import ISSUING, load_authority
 from certdesk.services.context import Context
 from certdesk.services.registry import Person, person_from_row, person_query
@@ -74,6 +74,7 @@ class Intent:
     method: str = "officer"
     replaces: str | None = None
     state_after: CertState = CertState.ACTIVE
+    backdate: dt.timedelta = dt.timedelta(0)  # CLOCK_SKEW for server certificates
 
 
 def serial_hex(serial: int) -> str:
@@ -254,7 +255,9 @@ class Issuance:
         cfg = self.ctx.config.ca
         subject = make_name((("C", cfg.country), ("O", cfg.organisation), ("CN", hostnames[0])))
         sans = SubjectAltNames(dns_names=dns, ip_addresses=ips)
-        intent = Intent(Profile.TLS_SERVER, public_key, subject, Extensions(sans))
+        intent = Intent(
+            Profile.TLS_SERVER, public_key, subject, Extensions(sans), backdate=CLOCK_SKEW
+        )
         return self.issue(lambda _conn: intent)
 
     # -- policy checks -----------------------------------------------------------------------
@@ -319,7 +322,7 @@ class Issuance:
                 item.intent.subject,
                 item.intent.public_key,
                 item.intent.profile,
-                validity.not_before,
+                validity.not_before - item.intent.backdate,
                 validity.not_after,
                 item.intent.extensions,
             )
