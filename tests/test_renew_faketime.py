@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import openssl
-from softhsm import USER_PIN, SoftHSM
+from softhsm import SO_PIN, USER_PIN, SoftHSM
 from test_cli import assert_refused, flat
 from test_web import free_port, wait_for_port
 
@@ -35,8 +35,9 @@ def _libfaketime() -> Path:
 class FakeTimeDesk:
     """A server and a holder machine, both run at a chosen fake date."""
 
-    def __init__(self, home: Path, softhsm: SoftHSM) -> None:
+    def __init__(self, home: Path, softhsm: SoftHSM, start: dt.datetime = DAY0) -> None:
         self.home = home
+        self.start = start
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.env = {
@@ -58,7 +59,7 @@ class FakeTimeDesk:
         self.day = 0
 
     def at(self, day: int) -> dict[str, str]:
-        moment = DAY0 + dt.timedelta(days=day)
+        moment = self.start + dt.timedelta(days=day)
         return {**self.env, "FAKETIME": f"@{moment:%Y-%m-%d %H:%M:%S}"}
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -96,8 +97,8 @@ class FakeTimeDesk:
             proc.terminate()
             proc.wait(timeout=30)
 
-    def renew(self, label: str) -> subprocess.CompletedProcess[str]:
-        return self.run("renew", "--label", label, "--pin", USER_PIN, "--yes", "--json")
+    def renew(self, label: str, pin: str = USER_PIN) -> subprocess.CompletedProcess[str]:
+        return self.run("renew", "--label", label, "--pin", pin, "--yes", "--json")
 
     def cert(self, serial: str) -> dict[str, str]:
         shown = json.loads(self.ok("cert", "show", serial, "--json").stdout)
@@ -183,3 +184,39 @@ def test_renewal_through_a_year(tmp_path: Path, softhsm: SoftHSM) -> None:
         expired = desk.renew("bob")
         assert_refused(expired, 6, "renewal.expired", "re-enrol")
         assert "ra@demo.example" in flat(expired.stderr)
+
+
+@pytest.mark.slow
+def test_leap_day_certificate_and_the_pin(tmp_path: Path, softhsm: SoftHSM) -> None:
+    leap = dt.datetime(2028, 2, 29, 10, 0, tzinfo=dt.UTC)
+    desk = FakeTimeDesk(tmp_path, softhsm, start=leap)
+    desk.ok("init")
+    assert_refused(desk.run("token", "list"), 4, "token.not_present", "insert your USB key")
+    softhsm.init_token("alice")
+    desk.ok("enroll", "demo-0001", "--token-label", "alice", "--pin", USER_PIN)
+    with desk.serving(0):
+        desk.ok("connect", desk.url, "--yes")
+        (row,) = json.loads(desk.ok("token", "list", "--json").stdout)
+        assert row["not_after"].startswith("2029-02-28T10:00")  # 29 Feb -> 28 Feb
+        assert row["renewal"] == "opens 2029-01-29" and row["initial_pin"] is True
+        assert "initial PIN" in desk.ok("token", "list").stderr
+        # the holder changes the office's PIN; the registry hears of it
+        desk.ok(
+            "token", "change-pin", "--label", "alice", "--old-pin", USER_PIN, "--new-pin", "246810"
+        )
+        (row,) = json.loads(desk.ok("token", "list", "--json").stdout)
+        assert row["initial_pin"] is False
+        (stock,) = json.loads(desk.ok("token", "stock", "--json").stdout)
+        assert stock["pin_changed"] is True
+    # forgotten PIN: wrong tries are reported, the office unblocks with the SO PIN
+    with desk.serving(340):
+        wrong = desk.renew("alice", pin="000000")
+        assert_refused(wrong, 5, "pkcs11.wrong_pin")
+        desk.ok("token", "unblock", "--label", "alice", "--so-pin", SO_PIN, "--new-pin", "135790")
+        (row,) = json.loads(desk.ok("token", "list", "--json").stdout)
+        assert row["initial_pin"] is True  # the office's PIN again: must be changed
+        renewed = desk.renew("alice", pin="135790")
+        assert renewed.returncode == 0, renewed.stderr
+        result = json.loads(renewed.stdout)
+        assert result["not_before"].startswith("2029-02-03T10:00")
+        assert result["not_after"].startswith("2030-02-03T10:00")

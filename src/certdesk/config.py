@@ -85,6 +85,7 @@ class RenewalConfig:
     pending_hours: int = 168  # an issued renewal not confirmed by then is revoked
     nonce_seconds: int = 600  # how long a server nonce may be used (once)
     enrolment_code_hours: int = 72  # lifetime of a one-time EST enrolment code
+    maintenance_minutes: int = 15  # how often `serve` runs housekeeping
 
 
 @dataclass(frozen=True)

@@ -483,6 +483,23 @@ def audit_verify(as_json: JsonOpt = False) -> None:
         raise CertdeskError("audit.broken", seq=first.seq, detail=f"{first.kind}: {first.detail}")
 
 
+@app.command("maintenance")
+def maintenance(as_json: JsonOpt = False) -> None:
+    """Close interrupted issuances, withdraw renewals never installed, forget old nonces."""
+    from certdesk.services.maintenance import run_maintenance
+
+    report = run_maintenance(context())
+    if as_json:
+        emit_json(dataclasses.asdict(report))
+        return
+    say(
+        f"Interrupted issuances closed: {len(report.abandoned)}; uninstalled renewals "
+        f"withdrawn: {len(report.withdrawn)}; used nonces forgotten: {report.nonces_forgotten}.",
+        f"关闭中断的签发 {len(report.abandoned)} 个；作废未安装的更新证书 "
+        f"{len(report.withdrawn)} 张；清理已用随机数 {report.nonces_forgotten} 个。",
+    )
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
@@ -490,16 +507,16 @@ def serve(
 ) -> None:
     """Serve HTTPS (health page, CA certificates, CRLs)."""
     from certdesk.services.demo import ensure_tls_certificate
-    from certdesk.services.issuance import abandon_stale_reservations
+    from certdesk.services.maintenance import run_maintenance, start_maintenance_thread
     from certdesk.web.server import serve as run_server
 
     ctx = context()
-    # Reservations this old belong to an issuance that crashed: close them (audited).
-    closed = abandon_stale_reservations(ctx, older_than=dt.timedelta(minutes=10))
-    if closed:
-        n = len(closed)
+    report = run_maintenance(ctx)  # e.g. issuances a crash interrupted are closed, audited
+    if report.abandoned:
+        n = len(report.abandoned)
         say(f"Closed {n} interrupted issuance(s).", f"已关闭 {n} 个中断的签发。")
     ensure_tls_certificate(ctx)
+    start_maintenance_thread(ctx, dt.timedelta(minutes=ctx.config.renewal.maintenance_minutes))
     run_server(ctx, host, port)
 
 
