@@ -216,6 +216,7 @@ def check_point(ctx: Context, point: str, lines: list[str]) -> None:
     assert set(signed) <= {r.serial for r in rows.values()}
 
 
+@pytest.mark.slow
 def test_kill_at_any_point(desk: tuple[Context, Path], tmp_path: Path) -> None:
     ctx, toml = desk
     dialect = ctx.db.engine.dialect.name
