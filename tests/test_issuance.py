@@ -205,3 +205,23 @@ def test_revoke_and_crl(issuance: Issuance, tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "certificate revoked" in (result.stdout + result.stderr)
+
+
+def test_reservation_closed_while_signing_is_never_recorded(issuance: Issuance) -> None:
+    """`abandon_stale_reservations` (another process, after a crash) may close a reservation
+    this process is still signing: the signed certificate must then be dropped, not recorded."""
+    from certdesk.services.certificates import list_certificates
+    from certdesk.services.issuance import abandon_stale_reservations
+
+    sign = issuance.authority.issue
+
+    def sign_while_swept(order):  # type: ignore[no-untyped-def]
+        abandon_stale_reservations(issuance.ctx, older_than=dt.timedelta(0))
+        return sign(order)
+
+    issuance.authority.issue = sign_while_swept  # type: ignore[method-assign]
+    with pytest.raises(CertdeskError) as closed:
+        issuance.enroll_key("p-001", ec.generate_private_key(ec.SECP256R1()).public_key())
+    assert closed.value.code == "issuance.reservation_closed"
+    (row,) = list_certificates(issuance.ctx, "p-001")
+    assert row.state is CertState.ABANDONED and row.der is None

@@ -169,6 +169,11 @@ CATALOG: dict[str, Message] = {
         "The audit chain is broken at record {seq}: {detail}",
         "审计日志链在第 {seq} 条记录处断裂：{detail}",
     ),
+    "issuance.reservation_closed": Message(
+        409,
+        "The issuance of {serial} was closed as interrupted before it could be recorded; nothing was issued. Try again.",
+        "证书 {serial} 的签发在记录前已被视为中断并关闭，未签发任何证书，请重试。",
+    ),
     # renewal (the notice: only in the last month, identity from the registry, never edited)
     "renewal.too_early": Message(
         403,
@@ -325,6 +330,62 @@ CATALOG: dict[str, Message] = {
         404,
         "Token {label} holds no certificate; ask the registration office to enrol you.",
         "USB Key {label} 中没有证书，请联系证书受理点办理。",
+    ),
+    # portal login (the certificate is the only credential) and authorisation
+    "login.no_certificate": Message(
+        401,
+        "No certificate was presented. Insert your USB key, check that its driver is installed, reload the page and choose your certificate when the browser asks.",
+        "未收到证书。请插入 USB Key，确认驱动已安装，然后刷新页面，并在浏览器提示时选择您的证书。",
+    ),
+    "login.not_ours": Message(
+        401,
+        "This certificate was not issued by this platform's CA. Choose the certificate from your certdesk USB key; if it still fails, contact the office: {contacts}.",
+        "该证书不是本平台 CA 签发的。请选择您 USB Key 中的证书；如仍无法登录，请联系证书受理点：{contacts}。",
+    ),
+    "login.not_yet_valid": Message(
+        401,
+        "Certificate {serial} is not valid yet; check your computer's date and time.",
+        "证书 {serial} 尚未生效，请检查电脑的日期和时间。",
+    ),
+    "login.expired": Message(
+        401,
+        "Your certificate expired on {not_after}. It can no longer be renewed: ask your unit's technical contact ({unit_contact}) or the registration office ({contacts}) to re-enrol you.",
+        "您的证书已于 {not_after} 过期，无法再自助更新。请联系本单位技术联系人（{unit_contact}）或证书受理点（{contacts}）重新办理。",
+    ),
+    "login.revoked": Message(
+        401,
+        "Your certificate {serial} was revoked on {revoked_at} (reason: {reason}). Contact the registration office: {contacts}.",
+        "您的证书 {serial} 已于 {revoked_at} 被吊销（原因：{reason}）。请联系证书受理点：{contacts}。",
+    ),
+    "login.superseded": Message(
+        401,
+        "Your browser sent your old certificate {serial}, which was replaced by {by} when you renewed. Remove the old certificate from the browser's certificate store, restart the browser and choose the new one.",
+        "浏览器发送的是您的旧证书 {serial}，更新后已由新证书 {by} 取代。请从浏览器的证书存储中删除旧证书，重启浏览器后选择新证书。",
+    ),
+    "login.not_installed": Message(
+        401,
+        "Certificate {serial} was issued but its installation was never confirmed; run `certdesk renew --pickup` to finish the renewal.",
+        "证书 {serial} 已签发但尚未确认安装，请运行 `certdesk renew --pickup` 完成更新。",
+    ),
+    "login.departed": Message(
+        403,
+        "The account of {name} is closed (departed). If this is wrong, contact the office: {contacts}.",
+        "{name} 的账户已注销（已离职）。如有误，请联系证书受理点：{contacts}。",
+    ),
+    "access.denied": Message(
+        403,
+        "Your position does not allow this ({permission}). To change your position, hand in the position-change form to the office.",
+        "您的岗位无此权限（{permission}）。如需调整岗位，请向受理点提交岗位变更申请表。",
+    ),
+    "access.other_unit": Message(
+        403,
+        "You may see your own unit only, not {unit}.",
+        "您只能查看本单位的数据，不能查看 {unit}。",
+    ),
+    "access.csrf": Message(
+        403,
+        "The form's security token is missing or wrong; reload the page and try again.",
+        "表单安全令牌缺失或错误，请刷新页面后重试。",
     ),
     # config
     "config.invalid": Message(400, "Configuration error: {detail}", "配置错误：{detail}"),

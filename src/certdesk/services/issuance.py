@@ -183,7 +183,18 @@ _ACTIVE_PERSONAL = select(certificates.c.serial).where(
     )
 )
 _RESERVE = insert(certificates)
-_SIGNED = update(certificates).where(certificates.c.serial == bindparam("hexserial"))
+# Only a reservation still open may be recorded: one closed by `abandon_stale_reservations`
+# while this process was signing stays closed (its serial is never handed out).
+_SIGNED = update(certificates).where(
+    and_(
+        certificates.c.serial == bindparam("hexserial"),
+        certificates.c.state == CertState.RESERVED.value,
+    )
+)
+
+
+class _ReservationClosed(Exception):
+    """A reservation of the batch was closed while it was being signed."""
 
 
 # One round trip for enrolment: the person, their unit's name and their active certificate.
@@ -382,9 +393,11 @@ class Issuance:
                     intent = s.reserved.intent
                     if intent.token_serial is not None and intent.person_id is not None:
                         hand_over(conn, self.ctx, intent.token_serial, intent.person_id)
-                conn.execute(_SIGNED, [s.row(now) for s in signed])
+                recorded = conn.execute(_SIGNED, [s.row(now) for s in signed]).rowcount
+                if recorded != len(signed):
+                    raise _ReservationClosed
                 audit.append_many(conn, [s.entry(now, self.ctx.actor) for s in signed])
-        except (IntegrityError, CertdeskError) as exc:
+        except (IntegrityError, CertdeskError, _ReservationClosed) as exc:
             if len(signed) > 1:  # find out which one is refused: record them one by one
                 for s in signed:
                     self._record([s], results)
@@ -396,6 +409,8 @@ class Issuance:
 
     def _refused_at_record(self, s: _Signed, exc: Exception) -> CertdeskError:
         hexserial = serial_hex(s.reserved.serial)
+        if isinstance(exc, _ReservationClosed):
+            return CertdeskError("issuance.reservation_closed", serial=hexserial)
         if isinstance(exc, CertdeskError):
             self._abandon(hexserial, f"refused while recording: {exc.code}")
             return exc

@@ -54,7 +54,9 @@ def _create(url: str, *, echo: bool, is_sqlite: bool) -> Engine:
         dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event emit BEGIN itself
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit survives power loss too, not only a killed process (WAL + NORMAL
+        # could lose the last commits of a certificate already handed out).
+        cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
