@@ -121,4 +121,5 @@ def test_problem_json_in_both_languages(ctx: Context) -> None:
     assert en.json()["code"] == "input.invalid"
     zh = client.get("/pki/secret.key", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
     assert "输入无效" in zh.json()["detail"]
-    assert client.get("/").status_code == 200
+    assert client.get("/status").status_code == 200
+    assert client.get("/").json()["code"] == "login.no_certificate"

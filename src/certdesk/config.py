@@ -72,6 +72,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8443
     hostnames: str = "127.0.0.1"
+    trusted_proxies: str = ""  # addresses (CIDR) whose X-SSL-Client-Cert header is believed
 
 
 @dataclass(frozen=True)

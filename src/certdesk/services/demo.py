@@ -37,18 +37,40 @@ ROLES: dict[str, tuple[str, list[str]]] = {
     "finance_clerk": ("Finance clerk", ["budget.view", "payment.create"]),
     "finance_approver": ("Finance approver", ["budget.view", "payment.approve"]),
     "unit_officer": ("Unit officer", ["unit.people.view", "unit.expiry.view"]),
-    "ra_officer": ("RA officer", ["ra.people.manage", "ra.tokens.manage", "ra.certs.revoke"]),
+    "ra_officer": (
+        "RA officer",
+        [
+            "ra.units.manage",
+            "ra.people.manage",
+            "ra.tokens.manage",
+            "ra.certs.manage",
+            "ra.codes.manage",
+            "ra.content.manage",
+            "audit.view",
+        ],
+    ),
     "ca_admin": ("CA administrator", ["ca.view", "ca.crl.publish"]),
-    "auditor": ("Auditor", ["audit.verify"]),
+    "auditor": ("Auditor", ["audit.view", "audit.verify"]),
 }
 POSITIONS: dict[str, tuple[str, list[str]]] = {
     "clerk": ("Finance clerk", ["holder", "finance_clerk"]),
     "approver": ("Finance approver", ["holder", "finance_approver"]),
     "it_contact": ("Unit technical contact", ["holder", "unit_officer"]),
     "ra": ("Registration officer", ["holder", "ra_officer"]),
+    "ca_admin": ("CA administrator", ["holder", "ca_admin"]),
+    "auditor": ("Auditor", ["holder", "auditor"]),
 }
 DEMO_UNIT = ("DEMO", "Demo Finance Bureau", "Demo Contact", "it@demo.example", "0771-0000000")
 DEMO_PERSON = ("demo-0001", "Demo Holder", "DEMO", "holder@demo.example", "clerk")
+# One person per role, so every page of the portal can be tried (PKCS#12 files in var/demo).
+DEMO_PASSPHRASE = "demo-passphrase"
+DEMO_STAFF = [
+    ("demo-0002", "Demo Approver", "approver"),
+    ("demo-ra", "Demo Registration Officer", "ra"),
+    ("demo-it", "Demo Unit Contact", "it_contact"),
+    ("demo-ca", "Demo CA Administrator", "ca_admin"),
+    ("demo-audit", "Demo Auditor", "auditor"),
+]
 
 
 @dataclass
@@ -136,6 +158,7 @@ def bootstrap(ctx: Context) -> BootstrapReport:
         pid, name, unit, email, position = DEMO_PERSON
         registry.add_person(ctx, pid, name, unit, email, position_code=position)
         report.note(f"person {pid}")
+    ensure_demo_staff(ctx, report)
     if ensure_tls_certificate(ctx):
         report.note("portal TLS certificate")
     for issuer in (ROOT, ISSUING):
@@ -143,6 +166,32 @@ def bootstrap(ctx: Context) -> BootstrapReport:
             publish_crl(ctx, issuer)
             report.note(f"{issuer} CRL")
     return report
+
+
+def ensure_demo_staff(ctx: Context, report: BootstrapReport) -> None:
+    """One person per role, each with a PKCS#12 file (passphrase DEMO_PASSPHRASE) to import into
+    a browser, so that every part of the portal can be tried without a token."""
+    from certdesk.services.issuance import active_personal_serial
+    from certdesk.services.software_keys import enroll_pkcs12
+
+    folder = ctx.config.data_dir / "demo"
+    issuance: Issuance | None = None
+    for person_id, name, position in DEMO_STAFF:
+        with ctx.db.read() as conn:
+            known = conn.execute(
+                select(people.c.person_id).where(people.c.person_id == person_id)
+            ).first()
+            has_cert = known is not None and active_personal_serial(conn, person_id)
+        if known is None:
+            email = f"{person_id}@demo.example"
+            registry.add_person(ctx, person_id, name, DEMO_UNIT[0], email, position_code=position)
+        target = folder / f"{person_id}.p12"
+        if has_cert or target.exists():
+            continue
+        issuance = issuance or Issuance(ctx)
+        _issued, p12 = enroll_pkcs12(issuance, person_id, DEMO_PASSPHRASE)
+        atomic_write(target, p12, mode=0o600)
+        report.note(f"{target}")
 
 
 def require_initialised(ctx: Context) -> None:

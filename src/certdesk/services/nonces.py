@@ -15,11 +15,11 @@ import secrets
 import struct
 
 from sqlalchemy import Connection, delete, insert, select
-from sqlalchemy.exc import IntegrityError
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.context import Context
-from certdesk.store.tables import server_secrets, used_nonces
+from certdesk.services.server_secrets import shared_secret
+from certdesk.store.tables import used_nonces
 
 _SECRET_NAME = "nonce-hmac"
 _MAC_BYTES = 16
@@ -33,7 +33,7 @@ class Nonces:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.ttl = dt.timedelta(seconds=ctx.config.renewal.nonce_seconds)
-        self._key = _shared_key(ctx)
+        self._key = shared_secret(ctx, _SECRET_NAME)
 
     def new(self) -> str:
         millis = int(self.ctx.clock.now().timestamp() * 1000)
@@ -70,25 +70,6 @@ class Nonces:
         cutoff = self.ctx.clock.now() - self.ttl - dt.timedelta(minutes=1)
         with self.ctx.db.write() as conn:
             return conn.execute(delete(used_nonces).where(used_nonces.c.used_at < cutoff)).rowcount
-
-
-def _shared_key(ctx: Context) -> bytes:
-    query = select(server_secrets.c.value).where(server_secrets.c.name == _SECRET_NAME)
-    with ctx.db.read() as conn:
-        found = conn.execute(query).scalar()
-    if found is not None:
-        return bytes(found)
-    try:
-        with ctx.db.write() as conn:
-            conn.execute(
-                insert(server_secrets).values(
-                    name=_SECRET_NAME, value=secrets.token_bytes(32), created_at=ctx.clock.now()
-                )
-            )
-    except IntegrityError:
-        pass  # another process made it first: use theirs
-    with ctx.db.read() as conn:
-        return bytes(conn.execute(query).scalar_one())
 
 
 def _b64(data: bytes) -> str:

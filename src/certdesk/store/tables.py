@@ -246,3 +246,25 @@ enrolment_codes = Table(
     Column("used_at", UTC, nullable=True),
     Column("certificate_serial", String(40), nullable=True),
 )
+
+# What the office publishes on the portal (rule 13): announcements and downloadable forms.
+announcements = Table(
+    "announcements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", String(255), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("author", String(255), nullable=False),
+    Column("published_at", UTC, nullable=False),
+)
+
+forms = Table(
+    "forms",
+    metadata,
+    Column("name", String(128), primary_key=True),  # file name as downloaded
+    Column("title", String(255), nullable=False),
+    Column("media_type", String(128), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("uploaded_by", String(255), nullable=False),
+    Column("uploaded_at", UTC, nullable=False),
+)

@@ -1,27 +1,38 @@
-"""The FastAPI application: health, CA certificates and CRLs (the portal comes later)."""
+"""The FastAPI application: portal pages, renewal API, EST, CA certificates and CRLs."""
 
 from __future__ import annotations
 
 import functools
-import html
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from certdesk import __version__
 from certdesk.domain.errors import CertdeskError
+from certdesk.services.access import Access
 from certdesk.services.authorities import ISSUING, ROOT, pki_dir, require_authority
 from certdesk.services.context import Context
 from certdesk.services.renewal import Renewals
 from certdesk.web import est, renewal_api
+from certdesk.web.portal import pages
+from certdesk.web.portal.i18n import chosen_locale, translations
+from certdesk.web.portal.render import render
+from certdesk.web.portal.security import SecurityHeaders
 from certdesk.web.problems import problem_response
 
 MEDIA = {
     ".crt": "application/pkix-cert",
     ".crl": "application/pkix-crl",
     ".pem": "application/x-pem-file",
+}
+STATIC = Path(__file__).parent / "portal" / "static"
+HEADINGS = {
+    "login": "You are not logged in",
+    "access": "Not allowed",
+    "input": "The request was not accepted",
 }
 DOWNLOADS = [
     "root.crt",
@@ -50,6 +61,17 @@ class Services:
         issuance = Issuance(self.ctx)
         return Renewals(self.ctx, issuance, issue=GroupCommitter(issuance).issue)
 
+    @functools.cached_property
+    def access(self) -> Access:
+        return Access(self.ctx)
+
+
+def wants_html(request: Request) -> bool:
+    """Pages answer refusals with a page; the API, EST and scripts get problem+json."""
+    if request.url.path.startswith(("/api/", "/.well-known/", "/healthz", "/pki/")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
 
 def create_app(ctx: Context) -> FastAPI:
     app = FastAPI(title="certdesk", version=__version__, docs_url="/api/docs")
@@ -57,10 +79,25 @@ def create_app(ctx: Context) -> FastAPI:
     app.state.services = Services(ctx)
     app.include_router(renewal_api.router)
     app.include_router(est.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(CertdeskError)
     async def _problem(request: Request, exc: CertdeskError) -> Response:
-        return problem_response(request, exc)
+        if not wants_html(request):
+            return problem_response(request, exc)
+        locale = chosen_locale(request)
+        return render(
+            request,
+            "problem.html",
+            status=exc.status,
+            code=exc.code,
+            heading=translations(locale).gettext(HEADINGS.get(exc.code.split(".")[0], "Error")),
+            message=exc.message(locale),
+            serial=exc.params.get("serial"),
+            by=exc.params.get("by"),
+        )
 
     @app.get("/healthz")
     def health() -> dict[str, Any]:
@@ -75,25 +112,11 @@ def create_app(ctx: Context) -> FastAPI:
             "crl_number": issuing.crl_number,
         }
 
-    @app.get("/", response_class=HTMLResponse)
-    def home() -> str:
-        state = health()
-        links = "".join(
-            f'<li><a href="/pki/{name}">{name}</a></li>'
-            for name in DOWNLOADS
-            if (pki_dir(ctx) / name).exists()
-        )
-        return (
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            "<title>certdesk</title></head><body>"
-            f"<h1>certdesk {html.escape(state['version'])}</h1>"
-            f"<p>Status 状态: {html.escape(state['status'])}</p>"
-            f"<p>Root CA 根证书: {html.escape(state['root'])}<br>"
-            f"Issuing CA 签发证书: {html.escape(state['issuing'])}<br>"
-            f"CRL number 证书吊销列表编号: {state['crl_number']}</p>"
-            f"<h2>Downloads 下载</h2><ul>{links}</ul></body></html>"
-        )
+    @app.get("/status", response_class=HTMLResponse)
+    def status(request: Request) -> Response:
+        """No login needed: the CA, its CRL number and the downloads."""
+        links = [name for name in DOWNLOADS if (pki_dir(ctx) / name).exists()]
+        return render(request, "status.html", state=health(), downloads=links)
 
     @app.get("/pki/{name}")
     def download(name: str) -> Response:

@@ -1,0 +1,216 @@
+"""Who is asking, from the certificate alone (rule 1 of the notice), and what they may do.
+
+`identify` turns the certificate the TLS layer (or a trusted proxy) passed on into a
+`Principal`, or into a `LoginRefusal` that says exactly what is wrong and what to do — the
+handshake lets expired, revoked and superseded certificates of ours through precisely so that
+this can be said on a page instead of as a TLS error. Nothing here trusts the TLS layer's
+checks: chain, dates and state are checked again on every request.
+
+Permissions come from person → position → roles → permissions at every request, so a change of
+position takes effect at the next click, without reissuing anything (rule 11).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from sqlalchemy import select
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.domain.states import CertState, PersonState
+from certdesk.services.authorities import ISSUING, require_authority
+from certdesk.services.context import Context
+from certdesk.services.registry import Person, person_from_row, person_query
+from certdesk.services.server_secrets import shared_secret
+from certdesk.store import audit
+from certdesk.store.tables import (
+    certificates,
+    people,
+    position_roles,
+    positions,
+    role_permissions,
+    units,
+)
+
+
+class LoginProblem(enum.StrEnum):
+    NO_CERTIFICATE = "login.no_certificate"
+    NOT_OURS = "login.not_ours"
+    NOT_YET_VALID = "login.not_yet_valid"
+    EXPIRED = "login.expired"
+    REVOKED = "login.revoked"
+    SUPERSEDED = "login.superseded"
+    NOT_INSTALLED = "login.not_installed"
+    DEPARTED = "login.departed"
+
+
+@dataclass(frozen=True)
+class LoginRefusal:
+    """Why a certificate does not log in, with what the page needs to explain it."""
+
+    problem: LoginProblem
+    serial: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def error(self) -> CertdeskError:
+        return CertdeskError(self.problem.value, serial=self.serial, **self.details)
+
+
+@dataclass(frozen=True)
+class Principal:
+    person: Person
+    serial: str
+    fingerprint: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    position_name: str
+    roles: frozenset[str]
+    permissions: frozenset[str]
+
+    @property
+    def actor(self) -> str:
+        return f"person:{self.person.person_id}"
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+# Officer permissions that see every unit; the `unit.*` ones see the officer's own unit only.
+GLOBAL_PREFIXES = ("ra.", "ca.", "audit.")
+
+_CERT = select(
+    certificates.c.serial,
+    certificates.c.state,
+    certificates.c.fingerprint,
+    certificates.c.person_id,
+    certificates.c.profile,
+    certificates.c.revocation_reason,
+    certificates.c.revoked_at,
+)
+
+
+class Access:
+    """Identification and authorisation for the portal; one per process (keeps the CA cert)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        with ctx.db.read() as conn:
+            self.issuing = require_authority(conn, ISSUING).certificate
+        self._csrf_key = shared_secret(ctx, "csrf-hmac")
+
+    def identify(self, der: bytes | None) -> Principal | LoginRefusal:
+        if not der:
+            return LoginRefusal(LoginProblem.NO_CERTIFICATE)
+        try:
+            cert = x509.load_der_x509_certificate(der)
+            cert.verify_directly_issued_by(self.issuing)
+        except (ValueError, TypeError, InvalidSignature):
+            return LoginRefusal(LoginProblem.NOT_OURS)
+        serial = format(cert.serial_number, "x")
+        fingerprint = hashlib.sha256(der).hexdigest()
+        now = self.ctx.clock.now()
+        with self.ctx.db.read() as conn:
+            row = conn.execute(_CERT.where(certificates.c.serial == serial)).first()
+            if row is None or row.fingerprint != fingerprint or row.person_id is None:
+                return LoginRefusal(LoginProblem.NOT_OURS, serial)
+            state = CertState(row.state)
+            person_row = conn.execute(
+                person_query()
+                .add_columns(positions.c.name.label("position_name"))
+                .outerjoin(positions, positions.c.code == people.c.position_code)
+                .where(people.c.person_id == row.person_id)
+            ).one()
+            person = person_from_row(person_row)
+            contact = conn.execute(
+                select(units.c.contact_name, units.c.contact_phone, units.c.contact_email).where(
+                    units.c.code == person.unit_code
+                )
+            ).one()
+            help_ = {
+                "contacts": self.ctx.config.support.contacts(),
+                "unit_contact": ", ".join(x for x in contact if x),
+                "name": person.name,
+            }
+            if state is CertState.SUPERSEDED:
+                by = conn.execute(
+                    select(certificates.c.serial).where(certificates.c.replaces == serial)
+                ).scalar()
+                return LoginRefusal(LoginProblem.SUPERSEDED, serial, {**help_, "by": by or "?"})
+            if state is CertState.REVOKED:
+                return LoginRefusal(
+                    LoginProblem.REVOKED,
+                    serial,
+                    {
+                        **help_,
+                        "reason": row.revocation_reason,
+                        "revoked_at": f"{row.revoked_at:%Y-%m-%d %H:%M} UTC",
+                    },
+                )
+            if state is CertState.PENDING_INSTALL:
+                return LoginRefusal(LoginProblem.NOT_INSTALLED, serial, help_)
+            if state is not CertState.ACTIVE:
+                return LoginRefusal(LoginProblem.NOT_OURS, serial)
+            if now > cert.not_valid_after_utc:
+                return LoginRefusal(
+                    LoginProblem.EXPIRED,
+                    serial,
+                    {**help_, "not_after": f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"},
+                )
+            if now < cert.not_valid_before_utc:
+                return LoginRefusal(LoginProblem.NOT_YET_VALID, serial, help_)
+            if person.state is not PersonState.ACTIVE:
+                return LoginRefusal(LoginProblem.DEPARTED, serial, help_)
+            grants = conn.execute(
+                select(position_roles.c.role_code, role_permissions.c.permission)
+                .outerjoin(
+                    role_permissions, role_permissions.c.role_code == position_roles.c.role_code
+                )
+                .where(position_roles.c.position_code == person.position_code)
+            ).all()
+        return Principal(
+            person,
+            serial,
+            fingerprint,
+            cert.not_valid_before_utc,
+            cert.not_valid_after_utc,
+            person_row.position_name or "",
+            frozenset(r for r, _ in grants),
+            frozenset(p for _, p in grants if p),
+        )
+
+    def require(self, who: Principal, permission: str, unit_code: str | None = None) -> None:
+        """Allow, or record the attempt in the audit log and refuse (403) with what was missing."""
+        allowed = who.can(permission)
+        if allowed and unit_code is not None and not permission.startswith(GLOBAL_PREFIXES):
+            allowed = unit_code == who.person.unit_code
+        if allowed:
+            return
+        now = self.ctx.clock.now()
+        with self.ctx.db.write() as conn:
+            audit.append(
+                conn,
+                at=now,
+                actor=who.actor,
+                action="access.denied",
+                object_type="permission",
+                object_id=permission,
+                after={"unit": unit_code, "position": who.person.position_code},
+            )
+        if unit_code is not None and who.can(permission):
+            raise CertdeskError("access.other_unit", unit=unit_code, permission=permission)
+        raise CertdeskError("access.denied", permission=permission)
+
+    def csrf_token(self, who: Principal) -> str:
+        """A token bound to the certificate: forms and API calls that change state carry it."""
+        return hmac.new(self._csrf_key, who.fingerprint.encode(), "sha256").hexdigest()
+
+    def check_csrf(self, who: Principal, token: str | None) -> None:
+        if not token or not hmac.compare_digest(token, self.csrf_token(who)):
+            raise CertdeskError("access.csrf")

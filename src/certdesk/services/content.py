@@ -1,0 +1,134 @@
+"""Announcements and downloadable forms the office publishes on the portal (rule 13)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.services.context import Context
+from certdesk.store import audit
+from certdesk.store.tables import announcements, forms
+
+MAX_FORM_BYTES = 2 * 1024 * 1024
+FORM_TYPES = {
+    ".pdf": "application/pdf",
+    ".txt": "text/plain; charset=utf-8",
+    ".odt": "application/vnd.oasis.opendocument.text",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
+
+
+@dataclass(frozen=True)
+class Announcement:
+    id: int
+    title: str
+    body: str
+    author: str
+    published_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Form:
+    name: str
+    title: str
+    media_type: str
+    size: int
+    uploaded_at: dt.datetime
+
+
+def publish_announcement(ctx: Context, title: str, body: str) -> int:
+    if not title.strip() or not body.strip():
+        raise CertdeskError("input.invalid", detail="title and text are required")
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        new_id = conn.execute(
+            insert(announcements)
+            .values(
+                title=title.strip()[:255], body=body.strip(), author=ctx.actor, published_at=now
+            )
+            .returning(announcements.c.id)
+        ).scalar_one()
+        audit.append(
+            conn,
+            at=now,
+            actor=ctx.actor,
+            action="announcement.publish",
+            object_type="announcement",
+            object_id=str(new_id),
+            after={"title": title.strip()[:255]},
+        )
+    return int(new_id)
+
+
+def list_announcements(ctx: Context, limit: int = 20) -> list[Announcement]:
+    with ctx.db.read() as conn:
+        rows = conn.execute(
+            select(announcements).order_by(announcements.c.published_at.desc()).limit(limit)
+        ).all()
+    return [Announcement(r.id, r.title, r.body, r.author, r.published_at) for r in rows]
+
+
+def upload_form(ctx: Context, name: str, title: str, data: bytes) -> Form:
+    """Store a form for download; only documents of known types and at most 2 MB."""
+    if not _NAME.match(name):
+        raise CertdeskError("input.invalid", detail=f"file name {name!r} is not allowed")
+    suffix = name[name.rfind(".") :].lower() if "." in name else ""
+    if suffix not in FORM_TYPES:
+        allowed = ", ".join(sorted(FORM_TYPES))
+        raise CertdeskError("input.invalid", detail=f"only {allowed} files are accepted")
+    if not data or len(data) > MAX_FORM_BYTES:
+        raise CertdeskError(
+            "input.invalid", detail=f"a form must be 1 byte to {MAX_FORM_BYTES // 1024} KiB"
+        )
+    if suffix == ".pdf" and not data.startswith(b"%PDF-"):
+        raise CertdeskError("input.invalid", detail="the file is not a PDF document")
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        conn.execute(delete(forms).where(forms.c.name == name))
+        conn.execute(
+            insert(forms).values(
+                name=name,
+                title=title.strip()[:255] or name,
+                media_type=FORM_TYPES[suffix],
+                data=data,
+                uploaded_by=ctx.actor,
+                uploaded_at=now,
+            )
+        )
+        audit.append(
+            conn,
+            at=now,
+            actor=ctx.actor,
+            action="form.upload",
+            object_type="form",
+            object_id=name,
+            after={"title": title, "bytes": len(data)},
+        )
+    return Form(name, title, FORM_TYPES[suffix], len(data), now)
+
+
+def list_forms(ctx: Context) -> list[Form]:
+    with ctx.db.read() as conn:
+        rows = conn.execute(
+            select(
+                forms.c.name,
+                forms.c.title,
+                forms.c.media_type,
+                forms.c.data,
+                forms.c.uploaded_at,
+            ).order_by(forms.c.name)
+        ).all()
+    return [Form(r.name, r.title, r.media_type, len(r.data), r.uploaded_at) for r in rows]
+
+
+def get_form(ctx: Context, name: str) -> tuple[Form, bytes]:
+    with ctx.db.read() as conn:
+        row = conn.execute(select(forms).where(forms.c.name == name)).first()
+    if row is None:
+        raise CertdeskError("input.invalid", detail=f"no form named {name!r}")
+    return Form(row.name, row.title, row.media_type, len(row.data), row.uploaded_at), row.data

@@ -1,0 +1,55 @@
+"""Where the client certificate comes from: our own TLS layer, or a trusted reverse proxy.
+
+Behind nginx the verified certificate arrives URL-encoded in a header; it is believed only when
+the connection comes from an address in `server.trusted_proxies`. Either way `Access.identify`
+checks chain, dates and state again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import unquote
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi import Request
+
+from certdesk.services.access import Access, LoginRefusal, Principal
+from certdesk.web.tls import client_certificate_der
+
+PROXY_CERT_HEADER = "x-ssl-client-cert"
+
+
+def trusted_proxy(request: Request) -> bool:
+    proxies = request.app.state.ctx.config.server.trusted_proxies
+    if not proxies or request.client is None:
+        return False
+    try:
+        peer = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return False
+    return any(peer in ipaddress.ip_network(p.strip(), strict=False) for p in proxies.split(","))
+
+
+def client_der(request: Request) -> bytes | None:
+    der = client_certificate_der(request.scope)
+    if der is not None:
+        return der
+    header = request.headers.get(PROXY_CERT_HEADER)
+    if header and trusted_proxy(request):
+        try:
+            cert = x509.load_pem_x509_certificate(unquote(header).encode())
+        except ValueError:
+            return b"\x00"  # present but unreadable: "not ours", never "no certificate"
+        return cert.public_bytes(Encoding.DER)
+    return None
+
+
+def who(request: Request) -> Principal | LoginRefusal:
+    """Identify once per request (cached on the request)."""
+    cached = getattr(request.state, "who", None)
+    if cached is None:
+        access: Access = request.app.state.services.access
+        cached = access.identify(client_der(request))
+        request.state.who = cached
+    return cached

@@ -1,0 +1,94 @@
+"""The holder's pages: home, announcements, forms, support, and the finance demo area whose
+pages need permissions (the position decides what a person sees)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+
+from certdesk.domain.renewal import RenewalPolicy
+from certdesk.domain.states import CertState
+from certdesk.services.access import Principal
+from certdesk.services.content import get_form, list_announcements, list_forms
+from certdesk.web.portal.guard import logged_in, permitted
+from certdesk.web.portal.render import render
+
+router = APIRouter(include_in_schema=False)
+Me = Annotated[Principal, Depends(logged_in)]
+SOON = dt.timedelta(days=14)  # show "renewal opens on …" this long before the window opens
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, me: Me) -> Response:
+    ctx = request.app.state.ctx
+    now = ctx.clock.now()
+    window = dt.timedelta(days=ctx.config.policy.renewal_window_days)
+    decision = RenewalPolicy(window).decide(CertState.ACTIVE, me.not_after, now)
+    banner = None
+    if decision.allowed:
+        banner = "open"
+    elif decision.opens_at - now <= SOON:
+        banner = "soon"
+    return render(
+        request,
+        "home.html",
+        decision=decision,
+        banner=banner,
+        days_left=(me.not_after - now).days,
+        announcements=list_announcements(ctx, limit=3),
+    )
+
+
+@router.get("/announcements", response_class=HTMLResponse)
+def announcements(request: Request, me: Me) -> Response:
+    return render(
+        request, "announcements.html", announcements=list_announcements(request.app.state.ctx)
+    )
+
+
+@router.get("/forms", response_class=HTMLResponse)
+def forms(request: Request, me: Me) -> Response:
+    return render(request, "forms.html", forms=list_forms(request.app.state.ctx))
+
+
+@router.get("/forms/{name}")
+def form_download(request: Request, name: str, me: Me) -> Response:
+    form, data = get_form(request.app.state.ctx, name)
+    return Response(
+        data,
+        media_type=form.media_type,
+        headers={"Content-Disposition": f'attachment; filename="{form.name}"'},
+    )
+
+
+@router.get("/support", response_class=HTMLResponse)
+def support(request: Request, me: Me) -> Response:
+    return render(request, "support.html", support=request.app.state.ctx.config.support)
+
+
+BUDGET = [
+    ("Education", 1_250_000, 980_400),
+    ("Health", 860_000, 512_300),
+    ("Roads", 2_100_000, 1_640_000),
+]
+PAYMENTS = [
+    ("PAY-2026-0141", "Office supplies", 12_800),
+    ("PAY-2026-0142", "Bridge repair", 412_000),
+]
+
+
+@router.get("/finance/budget", response_class=HTMLResponse)
+def budget(
+    request: Request, me: Annotated[Principal, Depends(permitted("budget.view"))]
+) -> Response:
+    return render(request, "finance.html", title="Budget", rows=BUDGET, kind="budget")
+
+
+@router.get("/finance/payments", response_class=HTMLResponse)
+def payments(
+    request: Request, me: Annotated[Principal, Depends(permitted("payment.approve"))]
+) -> Response:
+    return render(request, "finance.html", title="Payments", rows=PAYMENTS, kind="payments")

@@ -1,0 +1,63 @@
+"""Server-rendered pages (Jinja2, autoescaped), in the visitor's language."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from certdesk.services.access import Principal
+from certdesk.web.portal.i18n import COOKIE, chosen_locale, translations
+from certdesk.web.portal.identity import who
+
+TEMPLATES = Path(__file__).parent / "templates"
+ENV = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+# (path, label, permission): the console sections a person sees follow their permissions.
+SECTIONS = [
+    ("/finance/budget", "Budget", "budget.view"),
+    ("/finance/payments", "Payments", "payment.approve"),
+    ("/console/people", "People", "ra.people.manage"),
+    ("/console/units", "Units", "ra.units.manage"),
+    ("/console/tokens", "Tokens", "ra.tokens.manage"),
+    ("/console/certificates", "Certificates", "ra.certs.manage"),
+    ("/console/codes", "Enrolment codes", "ra.codes.manage"),
+    ("/console/content", "Announcements and forms", "ra.content.manage"),
+    ("/console/unit", "My unit", "unit.people.view"),
+    ("/console/ca", "CA", "ca.view"),
+    ("/console/audit", "Audit log", "audit.view"),
+]
+
+
+def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    locale = chosen_locale(request)
+    gettext = translations(locale).gettext
+    identity = who(request)
+    principal = identity if isinstance(identity, Principal) else None
+    sections = [
+        (path, gettext(label))
+        for path, label, perm in SECTIONS
+        if principal and principal.can(perm)
+    ]
+    csrf = request.app.state.services.access.csrf_token(principal) if principal else ""
+    html = ENV.get_template(template).render(
+        _=gettext,
+        locale=locale,
+        me=principal,
+        sections=sections,
+        csrf=csrf,
+        path=request.url.path,
+        **values,
+    )
+    response = HTMLResponse(html, status_code=status)
+    if request.query_params.get("lang") in ("en", "zh-CN"):
+        response.set_cookie(COOKIE, locale, secure=True, httponly=True, samesite="strict")
+    return response
