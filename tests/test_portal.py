@@ -1,0 +1,212 @@
+"""The portal's login by certificate alone and the holder's pages (in-process, both databases)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import select
+
+from certdesk.domain.clock import FixedClock
+from certdesk.services import registry
+from certdesk.services.context import Context
+from certdesk.services.demo import bootstrap
+from certdesk.services.issuance import Issuance
+from certdesk.services.renewal import Renewals
+from certdesk.services.revocation import revoke
+from certdesk.store.tables import audit_log
+from certdesk.web.app import create_app
+from certdesk.web.portal.i18n import LOCALES, translations
+from portal_client import client_for, issue_for
+
+TEMPLATES = Path(__file__).parent.parent / "src/certdesk/web/portal/templates"
+
+
+@pytest.fixture
+def demo(ctx: Context) -> Context:
+    bootstrap(ctx)
+    return ctx
+
+
+def clock(ctx: Context) -> FixedClock:
+    assert isinstance(ctx.clock, FixedClock)
+    return ctx.clock
+
+
+def problem_code(html: str) -> str:
+    found = re.search(r'data-code="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def test_holder_home_shows_identity_and_validity(demo: Context) -> None:
+    der = issue_for(demo, "demo-0001")
+    page = client_for(create_app(demo), der).get("/")
+    assert page.status_code == 200
+    for text in ("Demo Holder", "Demo Finance Bureau", "Finance clerk", "2027-03-01 09:30"):
+        assert text in page.text
+    assert 'id="days-left">365<' in page.text
+    assert "renewed now" not in page.text  # the window is a year away
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "<script" not in page.text and "style=" not in page.text
+
+
+def test_renewal_banner_before_and_in_the_window(demo: Context) -> None:
+    app = create_app(demo)
+    der = issue_for(demo, "demo-0001")
+    clock(demo).advance(dt.timedelta(days=325))
+    assert "opens on 2027-01-30" in client_for(app, der).get("/").text
+    clock(demo).advance(dt.timedelta(days=15))
+    page = client_for(app, der, lang="zh-CN").get("/")
+    assert "您的证书现在可以更新" in page.text and "certdesk renew" in page.text
+
+
+def test_language_switch_and_every_string_translated(demo: Context) -> None:
+    der = issue_for(demo, "demo-0001")
+    browser = client_for(create_app(demo), der)
+    zh = browser.get("/?lang=zh-CN")
+    assert "欢迎您" in zh.text and zh.cookies.get("lang") == "zh-CN"
+    assert "欢迎您" in browser.get("/").text  # the cookie keeps the choice
+    assert "Welcome" in browser.get("/?lang=en").text
+    # every string a template passes to _() has a Chinese translation
+    zh_cn = translations("zh-CN")
+    strings = {
+        m.group(2)
+        for path in TEMPLATES.rglob("*.html")
+        for m in re.finditer(r"""_\((["'])(.+?)\1\)""", path.read_text())
+    }
+    missing = sorted(s for s in strings if zh_cn.gettext(s) == s)
+    assert not missing, missing
+    assert list(LOCALES.glob("zh_CN/LC_MESSAGES/*.po"))
+
+
+def test_no_certificate_gets_the_insert_your_key_page(demo: Context) -> None:
+    page = client_for(create_app(demo), None).get("/")
+    assert page.status_code == 401
+    assert problem_code(page.text) == "login.no_certificate"
+    assert "Insert your USB key" in page.text and "/pki/root.crt" in page.text
+    api = client_for(create_app(demo), None).get("/", headers={"Accept": "application/json"})
+    assert api.headers["content-type"].startswith("application/problem+json")
+
+
+def test_certificate_of_another_ca_is_not_ours(demo: Context) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Demo Holder")])
+    now = dt.datetime.now(dt.UTC)
+    forged = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    page = client_for(create_app(demo), forged.public_bytes(Encoding.DER)).get("/")
+    assert page.status_code == 401 and problem_code(page.text) == "login.not_ours"
+
+
+def test_expired_revoked_departed_explained(demo: Context) -> None:
+    app = create_app(demo)
+    der = issue_for(demo, "demo-0001")
+    clock(demo).advance(dt.timedelta(days=366))
+    expired = client_for(app, der).get("/")
+    assert problem_code(expired.text) == "login.expired"
+    assert "Demo Contact" in expired.text  # the unit's technical contact
+    clock(demo).advance(dt.timedelta(days=-366))
+    serial = format(x509.load_der_x509_certificate(der).serial_number, "x")
+    revoke(demo, serial, "keyCompromise")
+    revoked = client_for(app, der, lang="zh-CN").get("/")
+    assert problem_code(revoked.text) == "login.revoked" and "keyCompromise" in revoked.text
+    assert "被吊销" in revoked.text
+
+    registry.add_person(demo, "p-leaver", "Wang Wu", "DEMO", "wang@demo.example")
+    other = issue_for(demo, "p-leaver")
+    with demo.db.write() as conn:
+        from sqlalchemy import update
+
+        from certdesk.store.tables import people
+
+        conn.execute(
+            update(people).where(people.c.person_id == "p-leaver").values(state="departed")
+        )
+    departed = client_for(app, other).get("/")
+    assert departed.status_code == 403 and problem_code(departed.text) == "login.departed"
+
+
+def test_superseded_certificate_gets_the_remove_it_page(demo: Context) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding as Enc
+
+    from certdesk.client.signed import FileRequestKey, sign_request
+
+    issuance = Issuance(demo)
+    old_key = ec.generate_private_key(ec.SECP256R1())
+    old = issuance.enroll_key("demo-0001", old_key.public_key())
+    clock(demo).advance(dt.timedelta(days=340))
+    renewals = Renewals(demo, issuance)
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))
+        .sign(new_key, hashes.SHA256())
+        .public_bytes(Enc.DER)
+    )
+    import base64
+
+    def signed(key: ec.EllipticCurvePrivateKey, serial: str, action: str, **payload: str) -> str:
+        return sign_request(
+            FileRequestKey(key),
+            serial=serial,
+            nonce=renewals.new_nonce(),
+            action=action,
+            payload=payload,
+        )
+
+    renewed = renewals.renew(
+        signed(old_key, old.serial, "renew", csr=base64.urlsafe_b64encode(csr).decode())
+    )
+    renewals.confirm(signed(new_key, renewed.serial, "confirm"))
+    app = create_app(demo)
+    page = client_for(app, old.der).get("/")
+    assert page.status_code == 401 and problem_code(page.text) == "login.superseded"
+    assert "Remove the old certificate" in page.text and renewed.serial in page.text
+    assert client_for(app, renewed.certificate.public_bytes(Enc.DER)).get("/").status_code == 200
+
+
+def test_position_change_applies_at_the_next_request(demo: Context) -> None:
+    app = create_app(demo)
+    der = issue_for(demo, "demo-0001")
+    browser = client_for(app, der)
+    denied = browser.get("/finance/payments")
+    assert denied.status_code == 403 and problem_code(denied.text) == "access.denied"
+    assert "payment.approve" in denied.text
+    with demo.db.read() as conn:
+        actions = list(conn.execute(select(audit_log.c.action)).scalars())
+    assert actions[-1] == "access.denied"
+    assert "/finance/payments" not in browser.get("/").text  # not offered either
+    registry.set_position(demo, "demo-0001", "approver")
+    assert browser.get("/finance/payments").status_code == 200  # same certificate, no reissue
+    assert "/finance/payments" in browser.get("/").text
+
+
+def test_forms_and_announcements(demo: Context) -> None:
+    from certdesk.services.content import publish_announcement, upload_form
+
+    publish_announcement(demo, "Renewal season", "Renew in the last month.")
+    upload_form(demo, "revocation-letter.txt", "Revocation letter", "申请吊销\n".encode())
+    browser = client_for(create_app(demo), issue_for(demo, "demo-0001"))
+    assert "Renewal season" in browser.get("/").text
+    assert "Revocation letter" in browser.get("/forms").text
+    download = browser.get("/forms/revocation-letter.txt")
+    assert download.status_code == 200 and "申请吊销" in download.text
+    assert "attachment" in download.headers["content-disposition"]
+    assert "0771-0000000" in browser.get("/support").text
