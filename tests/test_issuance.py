@@ -225,3 +225,16 @@ def test_reservation_closed_while_signing_is_never_recorded(issuance: Issuance) 
     assert closed.value.code == "issuance.reservation_closed"
     (row,) = list_certificates(issuance.ctx, "p-001")
     assert row.state is CertState.ABANDONED and row.der is None
+
+
+def test_ca_init_after_a_crash_between_key_files_and_database(ctx: Context) -> None:
+    """Key files written, database row not: a second init keeps the old files aside."""
+    from certdesk.services.authorities import init_hierarchy
+
+    ca_dir = ctx.config.data_dir / "ca"
+    ca_dir.mkdir(parents=True)
+    (ca_dir / "root.key").write_bytes(b"left by a crashed init")
+    init_hierarchy(ctx)
+    kept = list(ca_dir.glob("root.key.unused-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == b"left by a crashed init"
+    assert (ca_dir / "root.key").read_bytes() != b"left by a crashed init"

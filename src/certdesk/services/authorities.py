@@ -99,6 +99,11 @@ def _new_signer(ctx: Context, name: str, key_type: KeyType) -> tuple[Signer, str
         raise CertdeskError("config.invalid", detail=f"ca.key_storage {ca.key_storage!r}")
     key = generate_key(key_type)
     path = ctx.config.data_dir / "ca" / f"{name}.key"
+    if path.exists():
+        # Left by an init that crashed before its transaction committed: that key never signed
+        # anything on record. It is kept (renamed), never overwritten.
+        stamp = ctx.clock.now().strftime("%Y%m%dT%H%M%S")
+        path.rename(path.with_name(f"{name}.key.unused-{stamp}"))
     write_encrypted_key(key, path, passphrase(ctx))
     return FileSigner(key), str(path)
 
