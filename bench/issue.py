@@ -99,12 +99,16 @@ def softhsm_config(workdir: Path) -> dict[str, str]:
     }
 
 
-def make_context(workdir: Path, url: str, keys: str) -> Context:
+def make_context(workdir: Path, url: str, keys: str, sync: str = "full") -> Context:
     ca: dict[str, str] = {"passphrase": "bench"}
     if keys == "softhsm":
         ca |= softhsm_config(workdir)
-    cfg = Config().replace(paths={"data_dir": str(workdir / "var")}, database={"url": url}, ca=ca)
-    db = Database(url)
+    cfg = Config().replace(
+        paths={"data_dir": str(workdir / "var")},
+        database={"url": url, "sqlite_synchronous": sync},
+        ca=ca,
+    )
+    db = Database(url, sqlite_synchronous=sync)
     upgrade(db)
     return Context(cfg, db, actor="bench")
 
@@ -188,11 +192,13 @@ def issue_all(
     return latencies, time.perf_counter() - start
 
 
-def run_setting(db_kind: str, keys: str, count: int, mode: str, clients: int) -> str:
+def run_setting(
+    db_kind: str, keys: str, count: int, mode: str, clients: int, sync: str = "full"
+) -> str:
     workdir = Path(tempfile.mkdtemp(prefix="certdesk-bench-"))
     try:
         with database(db_kind, workdir) as url:
-            ctx = make_context(workdir, url, keys)
+            ctx = make_context(workdir, url, keys, sync)
             init_hierarchy(ctx)
             log(f"[{db_kind}/{keys}] preparing {count} people and CSRs…")
             csrs = populate(ctx, count)
@@ -204,7 +210,8 @@ def run_setting(db_kind: str, keys: str, count: int, mode: str, clients: int) ->
         q = statistics.quantiles(latencies, n=100)
         return (
             f"tool=certdesk mode={mode} clients={clients if mode == 'group' else 1} "
-            f"db={db_kind} key={keys} count={count} "
+            f"db={db_kind}{'/sync=' + sync if db_kind == 'sqlite' else ''} key={keys} "
+            f"count={count} "
             f"certs_per_s={count / elapsed:.0f} "
             f"p50_ms={q[49] * 1000:.2f} p99_ms={q[98] * 1000:.2f} "
             f"ceiling_raw_sign_per_s={raw:.0f}"
@@ -231,11 +238,15 @@ def main() -> None:
     parser.add_argument("--modes", default="sequential,group")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (group)")
     parser.add_argument("--peers", action="store_true", help="also run cfssl and django-ca")
+    parser.add_argument(
+        "--sync", default="full", help="SQLite synchronous: full (default, durable) or normal"
+    )
     args = parser.parse_args()
     for db_kind in args.db.split(","):
         for keys in args.keys.split(","):
             for mode in args.modes.split(","):
-                print(run_setting(db_kind, keys, args.count, mode, args.clients), flush=True)
+                line = run_setting(db_kind, keys, args.count, mode, args.clients, args.sync)
+                print(line, flush=True)
     if args.peers:
         for script in ("cfssl-sign.sh", "django-ca-sign.sh"):
             for line in run_peer(script):

@@ -29,6 +29,7 @@ class PathsConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     url: str = ""  # empty: sqlite:///<data_dir>/certdesk.db
+    sqlite_synchronous: str = "full"  # full: commits survive power loss; normal: faster
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class ServerConfig:
     port: int = 8443
     hostnames: str = "127.0.0.1"
     trusted_proxies: str = ""  # addresses (CIDR) whose X-SSL-Client-Cert header is believed
+    tls: bool = True  # false: plain HTTP on loopback only, for nginx in front
 
 
 @dataclass(frozen=True)

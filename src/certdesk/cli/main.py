@@ -65,7 +65,7 @@ def _global(config: ConfigOpt = None) -> None:
 def context() -> Context:
     """Configuration, database (migrated to the newest schema) and the acting officer."""
     cfg = load_config(_state["config"])
-    db = Database(cfg.database_url)
+    db = Database(cfg.database_url, sqlite_synchronous=cfg.database.sqlite_synchronous)
     upgrade(db)
     return Context(cfg, db, actor=f"cli:{getpass.getuser()}")
 
@@ -504,8 +504,14 @@ def maintenance(as_json: JsonOpt = False) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,
+    plain_http: Annotated[
+        bool,
+        typer.Option(
+            "--plain-http", help="Plain HTTP on loopback, for nginx in front (server.tls = false)"
+        ),
+    ] = False,
 ) -> None:
-    """Serve HTTPS (health page, CA certificates, CRLs)."""
+    """Serve HTTPS (portal, EST, renewal API, CA certificates, CRLs)."""
     from certdesk.services.demo import ensure_tls_certificate
     from certdesk.services.maintenance import run_maintenance, start_maintenance_thread
     from certdesk.web.server import serve as run_server
@@ -517,7 +523,7 @@ def serve(
         say(f"Closed {n} interrupted issuance(s).", f"已关闭 {n} 个中断的签发。")
     ensure_tls_certificate(ctx)
     start_maintenance_thread(ctx, dt.timedelta(minutes=ctx.config.renewal.maintenance_minutes))
-    run_server(ctx, host, port)
+    run_server(ctx, host, port, tls=False if plain_http else None)
 
 
 holder.register(app, token_app)

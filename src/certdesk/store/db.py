@@ -16,12 +16,18 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+SYNCHRONOUS = ("off", "normal", "full", "extra")
+
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, sqlite_synchronous: str = "full") -> None:
+        if sqlite_synchronous.lower() not in SYNCHRONOUS:
+            raise ValueError(f"sqlite synchronous must be one of {SYNCHRONOUS}")
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
-        self.engine = _create(url, echo=echo, is_sqlite=self.is_sqlite)
+        self.engine = _create(
+            url, echo=echo, is_sqlite=self.is_sqlite, synchronous=sqlite_synchronous.upper()
+        )
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -38,7 +44,7 @@ class Database:
         self.engine.dispose()
 
 
-def _create(url: str, *, echo: bool, is_sqlite: bool) -> Engine:
+def _create(url: str, *, echo: bool, is_sqlite: bool, synchronous: str) -> Engine:
     if not is_sqlite:
         return create_engine(url, echo=echo, pool_pre_ping=True)
     database = make_url(url).database
@@ -54,9 +60,9 @@ def _create(url: str, *, echo: bool, is_sqlite: bool) -> Engine:
         dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event emit BEGIN itself
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit survives power loss too, not only a killed process (WAL + NORMAL
-        # could lose the last commits of a certificate already handed out).
-        cur.execute("PRAGMA synchronous=FULL")
+        # FULL (the default): a commit survives power loss too, not only a killed process
+        # (WAL + NORMAL could lose the last commits of a certificate already handed out).
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
