@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEB_PACKAGES := softhsm2 opensc libfaketime libengine-pkcs11-openssl openssl curl nginx
+DEB_PACKAGES := softhsm2 opensc libfaketime libengine-pkcs11-openssl openssl curl nginx \
+	chromium fonts-wqy-microhei
 
 .PHONY: run test lint typecheck pytest system-deps bench clean
 

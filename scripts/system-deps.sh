@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests use (SoftHSM2, OpenSC, libfaketime, pkcs11 engine,
-# openssl, curl) when any is missing. Needs root (or sudo) for apt-get; says what to do otherwise.
+# openssl, curl, nginx, chromium and a CJK font for the browser tests) when any is missing.
+# Needs root (or sudo) for apt-get; says what to do otherwise.
 set -euo pipefail
 missing=()
 for pkg in "$@"; do

@@ -1,0 +1,340 @@
+"""The portal in a real browser: Playwright driving Debian's chromium against `certdesk serve`,
+the client certificate offered by the browser as a holder's would be.
+
+A holder logs in and sees their validity; an RA officer changes a person's position and that
+person's next page shows the new permissions; a superseded certificate gets the "remove the old
+certificate" page; no certificate gets the "insert your USB key" page. With
+CERTDESK_SCREENSHOTS=1 the main pages are saved under docs/screenshots/ in en and zh-CN
+(`make test` leaves those tracked files alone). With CI=true a missing chromium fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+
+from certdesk.client.signed import FileRequestKey, sign_request
+from certdesk.domain.clock import FixedClock
+from certdesk.services import registry
+from certdesk.services.context import Context
+from certdesk.services.demo import DEMO_PASSPHRASE
+from certdesk.services.issuance import Issuance
+from certdesk.services.renewal import Renewals
+from certdesk.services.revocation import revoke
+from live_portal import LivePortal, live_portal
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+try:
+    from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+except ImportError:  # pragma: no cover - a dev dependency; required in CI
+    if IN_CI:
+        raise
+    pytest.skip("playwright is not installed", allow_module_level=True)
+
+pytestmark = pytest.mark.slow
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+SCREENSHOTS = os.environ.get("CERTDESK_SCREENSHOTS", "") == "1"
+SHOT_DIR = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+LANGS = ("en", "zh-CN")
+CLERK = "demo-0001"  # the demo clerk: no certificate until this module enrols one
+P12_PASSPHRASE = "browser-passphrase"
+DAY = dt.timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LivePortal]:
+    with live_portal(tmp_path_factory.mktemp("browser")) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        if IN_CI:
+            pytest.fail("chromium is required in CI (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Visitor:
+    """One browser profile: a client certificate (or none) offered to the portal's origin."""
+
+    context: BrowserContext
+    page: Page
+
+    def text(self, selector: str = "main") -> str:
+        return self.page.inner_text(selector)
+
+    def shot(self, name: str, lang: str) -> None:
+        if SCREENSHOTS:
+            SHOT_DIR.mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(SHOT_DIR / f"{name}.{lang}.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def visit(portal: LivePortal, browser: Browser) -> Iterator[Any]:
+    """visit(certificate) → a Visitor; certificate is a .p12 path, (cert, key) paths or None."""
+    opened: list[BrowserContext] = []
+
+    def make(
+        certificate: Path | tuple[Path, Path] | None,
+        passphrase: str = DEMO_PASSPHRASE,
+        viewport: tuple[int, int] = (1000, 720),
+    ) -> Visitor:
+        offered: list[Any] = []
+        if isinstance(certificate, Path):
+            offered = [{"origin": portal.base, "pfxPath": certificate, "passphrase": passphrase}]
+        elif certificate is not None:
+            cert, key = certificate
+            offered = [{"origin": portal.base, "certPath": cert, "keyPath": key}]
+        context = browser.new_context(
+            base_url=portal.base,
+            client_certificates=offered,
+            ignore_https_errors=True,  # the notes: Playwright's own proxy checks the server
+            viewport={"width": viewport[0], "height": viewport[1]},
+            locale="en-US",
+        )
+        opened.append(context)
+        return Visitor(context, context.new_page())
+
+    yield make
+    for context in opened:
+        context.close()
+
+
+def go(visitor: Visitor, path: str, lang: str = "en") -> int:
+    sep = "&" if "?" in path else "?"
+    response = visitor.page.goto(f"{path}{sep}lang={lang}")
+    assert response is not None
+    return response.status
+
+
+@pytest.fixture(scope="module")
+def clerk(portal: LivePortal) -> tuple[Path, x509.Certificate]:
+    """demo-0001 enrolled with the officer's command (PKCS#12, as for a browser)."""
+    target = portal.home / "clerk.p12"
+    portal.certdesk("enroll", CLERK, "--p12", str(target), "--p12-passphrase", P12_PASSPHRASE)
+    loaded = pkcs12.load_pkcs12(target.read_bytes(), P12_PASSPHRASE.encode())
+    assert loaded.cert is not None
+    return target, loaded.cert.certificate
+
+
+def test_holder_logs_in_and_sees_validity(visit: Any, clerk: tuple[Path, x509.Certificate]) -> None:
+    p12, cert = clerk
+    holder = visit(p12, P12_PASSPHRASE)
+    serial = format(cert.serial_number, "x")
+    until = f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    days = (cert.not_valid_after_utc - dt.datetime.now(dt.UTC)).days
+    assert go(holder, "/") == 200
+    assert holder.text("h1") == "Welcome, Demo Holder"
+    facts = holder.text("dl.facts")
+    assert "Valid until" in facts and until in facts and serial in facts
+    assert "Finance clerk" in facts
+    assert int(holder.text("#days-left")) in (days, days - 1)  # a day may turn meanwhile
+    assert go(holder, "/", "zh-CN") == 200
+    assert holder.text("h1") == "欢迎您，Demo Holder"
+    assert "到期时间" in holder.text("dl.facts") and until in holder.text("dl.facts")
+
+
+def change_position(portal: LivePortal, officer: Visitor, person_id: str, position: str) -> None:
+    """The RA officer changes the position on the console's person page (its form, its CSRF
+    token); a server without the console yet: the same registry service the console calls."""
+    if go(officer, f"/console/people/{person_id}") == 404:
+        registry.set_position(portal.ctx.acting_as("person:demo-ra"), person_id, position)
+        return
+    form = officer.page.locator(f"form[action='/console/people/{person_id}/position']")
+    form.locator("select[name=position_code]").select_option(position)
+    with officer.page.expect_navigation():
+        form.locator("button[type=submit]").click()
+    assert officer.text("#position") == position
+    assert "takes effect at the person's next request" in officer.text()
+
+
+def test_position_change_shows_at_the_next_page(
+    portal: LivePortal, visit: Any, clerk: tuple[Path, x509.Certificate]
+) -> None:
+    holder = visit(clerk[0], P12_PASSPHRASE)
+    officer = visit(portal.demo_p12("demo-ra"))
+    assert go(holder, "/finance/payments") == 403
+    assert "payment.approve" in holder.text()
+    assert "Payments" not in holder.text("nav.main")
+    change_position(portal, officer, CLERK, "approver")
+    try:
+        assert go(holder, "/finance/payments") == 200  # same certificate, next request
+        assert "Payments" in holder.text("nav.main")
+        assert "PAY-2026-0142" in holder.text()
+        go(holder, "/")
+        assert "Finance approver" in holder.text("dl.facts")
+    finally:
+        change_position(portal, officer, CLERK, "clerk")
+    assert go(holder, "/finance/payments") == 403
+
+
+def renewed_away(portal: LivePortal, person_id: str) -> tuple[Path, Path, str, str]:
+    """A certificate superseded by its renewal (done 340 days ahead, in its window)."""
+    issued, key, cert_path, key_path = portal.issue_pem(person_id, portal.home / "certs")
+    later = Context(
+        portal.ctx.config, portal.ctx.db, FixedClock(portal.ctx.clock.now() + 340 * DAY), "test"
+    )
+    renewals = Renewals(later, Issuance(later))
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([]))  # the identity comes from the registry
+        .sign(new_key, hashes.SHA256())
+        .public_bytes(Encoding.DER)
+    )
+    request = sign_request(
+        FileRequestKey(key),
+        serial=issued.serial,
+        nonce=renewals.new_nonce(),
+        action="renew",
+        payload={"csr": base64.urlsafe_b64encode(csr).rstrip(b"=").decode()},
+    )
+    renewed = renewals.renew(request)
+    confirmed = renewals.confirm(
+        sign_request(
+            FileRequestKey(new_key),
+            serial=renewed.serial,
+            nonce=renewals.new_nonce(),
+            action="confirm",
+            payload={},
+        )
+    )
+    assert confirmed.superseded == issued.serial
+    return cert_path, key_path, issued.serial, renewed.serial
+
+
+def test_superseded_certificate_gets_remove_the_old_certificate(
+    portal: LivePortal, visit: Any
+) -> None:
+    registry.add_person(portal.ctx, "p-renewed", "Wang Wu", "DEMO", "wang@demo.example",
+                        position_code="clerk")  # fmt: skip
+    cert, key, old, new = renewed_away(portal, "p-renewed")
+    browser = visit((cert, key))
+    assert go(browser, "/") == 401
+    assert browser.page.get_attribute("p.problem", "data-code") == "login.superseded"
+    assert browser.text("h2") == "Remove the old certificate"
+    assert old in browser.text() and new in browser.text()
+    assert "Wang Wu" not in browser.text("header")  # never treated as logged in
+    assert go(browser, "/", "zh-CN") == 401
+    assert browser.text("h2") == "删除旧证书" and "旧证书" in browser.text("p.problem")
+    assert go(browser, "/finance/budget") == 401  # no page of the portal opens with it
+
+
+def test_no_certificate_gets_insert_your_usb_key(visit: Any) -> None:
+    browser = visit(None)
+    assert go(browser, "/") == 401
+    assert browser.page.get_attribute("p.problem", "data-code") == "login.no_certificate"
+    assert "Insert your USB key." in browser.text("ol")
+    assert go(browser, "/", "zh-CN") == 401
+    assert "插入您的 USB Key。" in browser.text("ol")
+
+
+# -- screenshots of the main pages (files only with CERTDESK_SCREENSHOTS=1) -----------------
+
+HOLDER_PAGES = [
+    ("home", "/"),
+    ("announcements", "/announcements"),
+    ("forms", "/forms"),
+    ("support", "/support"),
+    ("finance-budget", "/finance/budget"),
+    ("finance-payments", "/finance/payments"),
+]
+# Console pages by officer; those the server does not have (yet) are left out.
+CONSOLE_PAGES = {
+    "demo-ra": [
+        ("console-people", "/console/people"),
+        ("console-person", f"/console/people/{CLERK}"),
+        ("console-person-new", "/console/people/new"),
+        ("console-units", "/console/units"),
+        ("console-tokens", "/console/tokens"),
+        ("console-certificates", "/console/certificates"),
+        ("console-codes", "/console/codes"),
+        ("console-content", "/console/content"),
+        ("console-audit", "/console/audit"),
+    ],
+    "demo-it": [("console-unit", "/console/unit")],
+    "demo-ca": [("console-ca", "/console/ca")],
+}
+
+
+def test_main_pages_in_both_languages(portal: LivePortal, visit: Any) -> None:
+    approver = visit(portal.demo_p12("demo-0002"))
+    clerkish = visit(portal.demo_p12("demo-it"))  # a unit officer: no payment.approve
+    nobody = visit(None)
+    phone = visit(portal.demo_p12("demo-0002"), viewport=(390, 844))
+    registry.add_person(portal.ctx, "p-revoked", "Zhao Liu", "DEMO", "zhao@demo.example",
+                        position_code="clerk")  # fmt: skip
+    issued, _key, revoked, revoked_key = portal.issue_pem("p-revoked", portal.home / "certs")
+    revoke(portal.ctx.acting_as("person:demo-ra"), issued.serial, "keyCompromise")
+    registry.add_person(portal.ctx, "p-superseded", "Sun Qi", "DEMO", "sun@demo.example",
+                        position_code="clerk")  # fmt: skip
+    superseded = visit(renewed_away(portal, "p-superseded")[:2])
+    registry.add_person(portal.ctx, "p-expired", "Qian Ba", "DEMO", "qian@demo.example",
+                        position_code="clerk")  # fmt: skip
+    year_ago = portal.ctx.clock.now() - 400 * DAY
+    issuance = Issuance(Context(portal.ctx.config, portal.ctx.db, FixedClock(year_ago), "test"))
+    expired = visit(portal.issue_pem("p-expired", portal.home / "certs", issuance)[2:])
+    revoked_browser = visit((revoked, revoked_key))
+    for lang in LANGS:
+        for name, path in HOLDER_PAGES:
+            assert go(approver, path, lang) == 200, path
+            assert approver.page.get_attribute("html", "lang") == lang
+            approver.shot(name, lang)
+        assert go(phone, "/", lang) == 200
+        phone.shot("home-phone", lang)
+        assert go(clerkish, "/finance/payments", lang) == 403
+        clerkish.shot("problem-not-allowed", lang)
+        assert go(nobody, "/", lang) == 401
+        nobody.shot("problem-no-certificate", lang)
+        assert go(superseded, "/", lang) == 401
+        superseded.shot("problem-superseded", lang)
+        assert go(revoked_browser, "/", lang) == 401
+        assert revoked_browser.page.get_attribute("p.problem", "data-code") == "login.revoked"
+        revoked_browser.shot("problem-revoked", lang)
+        assert go(expired, "/", lang) == 401
+        assert expired.page.get_attribute("p.problem", "data-code") == "login.expired"
+        expired.shot("problem-expired", lang)
+        assert go(nobody, "/status", lang) == 200
+        nobody.shot("status", lang)
+    for person, pages in CONSOLE_PAGES.items():
+        officer = visit(portal.demo_p12(person))
+        for name, path in pages:
+            for lang in LANGS:
+                status = go(officer, path, lang)
+                if status == 404:
+                    break
+                assert status == 200, (person, path, status)
+                officer.shot(name, lang)
+    auditor = visit(portal.demo_p12("demo-audit"))
+    for lang in LANGS:
+        if go(auditor, "/console/audit", lang) == 404:
+            break
+        with auditor.page.expect_navigation():
+            auditor.page.click("form[action='/console/audit/verify'] button[type=submit]")
+        assert auditor.page.locator("#verify-result.notice").count() == 1
+        auditor.shot("console-audit-verified", lang)
