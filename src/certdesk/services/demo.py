@@ -159,6 +159,7 @@ def bootstrap(ctx: Context) -> BootstrapReport:
         registry.add_person(ctx, pid, name, unit, email, position_code=position)
         report.note(f"person {pid}")
     ensure_demo_staff(ctx, report)
+    ensure_demo_content(ctx, report)
     if ensure_tls_certificate(ctx):
         report.note("portal TLS certificate")
     for issuer in (ROOT, ISSUING):
@@ -192,6 +193,66 @@ def ensure_demo_staff(ctx: Context, report: BootstrapReport) -> None:
         _issued, p12 = enroll_pkcs12(issuance, person_id, DEMO_PASSPHRASE)
         atomic_write(target, p12, mode=0o600)
         report.note(f"{target}")
+
+
+REVOCATION_LETTER = """证书吊销申请函 / Certificate revocation letter
+
+致证书受理点 / To the registration office:
+
+因本单位人员 ______（身份证号/人员编号 ______）已调离 / 离职，
+申请吊销其数字证书（序列号 ______），并交回 USB Key（序列号 ______）。
+
+Our staff member ______ (person id ______) has left the unit. Please revoke
+the certificate (serial ______) and take back the USB key (serial ______).
+
+单位（盖章）/ Unit (seal): ______    日期 / Date: ______
+"""
+
+POSITION_FORM = """岗位变更申请表 / Position change form
+
+人员编号 / Person id: ______    姓名 / Name: ______
+原岗位 / Current position: ______    新岗位 / New position: ______
+生效日期 / From: ______
+
+岗位变更后，业务权限由受理点调整，无需更换证书。
+After the change the office adjusts the person's permissions; the certificate stays.
+
+单位技术联系人签字 / Unit technical contact: ______    单位（盖章）/ Unit (seal): ______
+"""
+
+
+def ensure_demo_content(ctx: Context, report: BootstrapReport) -> None:
+    """The notice's example forms and a first announcement (rule 13)."""
+    from certdesk.services.content import (
+        list_announcements,
+        list_forms,
+        publish_announcement,
+        upload_form,
+    )
+
+    if not list_forms(ctx):
+        demo = ctx.acting_as("demo")
+        upload_form(
+            demo,
+            "revocation-letter.txt",
+            "Revocation letter / 证书吊销申请函",
+            REVOCATION_LETTER.encode(),
+        )
+        upload_form(
+            demo,
+            "position-change.txt",
+            "Position change form / 岗位变更申请表",
+            POSITION_FORM.encode(),
+        )
+        report.note("forms")
+    if not list_announcements(ctx, limit=1):
+        publish_announcement(
+            ctx.acting_as("demo"),
+            "Renewal in the last month / 证书到期前一个月内更新",
+            "Certificates can be renewed only in the last 30 days of their validity: insert "
+            "your USB key and run certdesk renew. 证书仅可在有效期最后 30 天内更新。",
+        )
+        report.note("announcement")
 
 
 def require_initialised(ctx: Context) -> None:
