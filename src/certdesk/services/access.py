@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState, PersonState
@@ -85,15 +86,38 @@ class Principal:
 # Officer permissions that see every unit; the `unit.*` ones see the officer's own unit only.
 GLOBAL_PREFIXES = ("ra.", "ca.", "audit.")
 
-_CERT = select(
-    certificates.c.serial,
-    certificates.c.state,
-    certificates.c.fingerprint,
-    certificates.c.person_id,
-    certificates.c.profile,
-    certificates.c.revocation_reason,
-    certificates.c.revoked_at,
+# One query for the certificate's row, its holder, their unit (contact) and position.
+_IDENTIFY = (
+    person_query()
+    .add_columns(
+        certificates.c.state.label("cert_state"),
+        certificates.c.fingerprint.label("cert_fingerprint"),
+        certificates.c.revocation_reason.label("cert_revocation_reason"),
+        certificates.c.revoked_at.label("cert_revoked_at"),
+        positions.c.name.label("position_name"),
+        units.c.contact_name,
+        units.c.contact_phone,
+        units.c.contact_email,
+    )
+    .join(certificates, certificates.c.person_id == people.c.person_id)
+    .outerjoin(positions, positions.c.code == people.c.position_code)
+    .where(certificates.c.serial == bindparam("serial"))
 )
+_SUCCESSOR = select(certificates.c.serial).where(certificates.c.replaces == bindparam("serial"))
+_GRANTS = (
+    select(position_roles.c.role_code, role_permissions.c.permission)
+    .outerjoin(role_permissions, role_permissions.c.role_code == position_roles.c.role_code)
+    .where(position_roles.c.position_code == bindparam("position"))
+)
+
+
+@dataclass(frozen=True)
+class _Presented:
+    """A certificate whose signature by our issuing CA has been checked."""
+
+    cert: x509.Certificate
+    serial: str
+    fingerprint: str
 
 
 class Access:
@@ -104,44 +128,39 @@ class Access:
         with ctx.db.read() as conn:
             self.issuing = require_authority(conn, ISSUING).certificate
         self._csrf_key = shared_secret(ctx, "csrf-hmac")
+        # The same bytes verify the same way against the same CA: parse and check the signature
+        # once per certificate, not at every request (dates and state are checked every time).
+        # Only successes are kept (lru_cache does not keep exceptions): certificates we signed.
+        self._presented = functools.lru_cache(maxsize=4096)(self._verify)
+
+    def _verify(self, der: bytes) -> _Presented:
+        cert = x509.load_der_x509_certificate(der)
+        cert.verify_directly_issued_by(self.issuing)
+        return _Presented(cert, format(cert.serial_number, "x"), hashlib.sha256(der).hexdigest())
 
     def identify(self, der: bytes | None) -> Principal | LoginRefusal:
         if not der:
             return LoginRefusal(LoginProblem.NO_CERTIFICATE)
         try:
-            cert = x509.load_der_x509_certificate(der)
-            cert.verify_directly_issued_by(self.issuing)
+            presented = self._presented(der)
         except (ValueError, TypeError, InvalidSignature):
             return LoginRefusal(LoginProblem.NOT_OURS)
-        serial = format(cert.serial_number, "x")
-        fingerprint = hashlib.sha256(der).hexdigest()
+        cert, serial = presented.cert, presented.serial
         now = self.ctx.clock.now()
         with self.ctx.db.read() as conn:
-            row = conn.execute(_CERT.where(certificates.c.serial == serial)).first()
-            if row is None or row.fingerprint != fingerprint or row.person_id is None:
+            row = conn.execute(_IDENTIFY, {"serial": serial}).first()
+            if row is None or row.cert_fingerprint != presented.fingerprint:
                 return LoginRefusal(LoginProblem.NOT_OURS, serial)
-            state = CertState(row.state)
-            person_row = conn.execute(
-                person_query()
-                .add_columns(positions.c.name.label("position_name"))
-                .outerjoin(positions, positions.c.code == people.c.position_code)
-                .where(people.c.person_id == row.person_id)
-            ).one()
-            person = person_from_row(person_row)
-            contact = conn.execute(
-                select(units.c.contact_name, units.c.contact_phone, units.c.contact_email).where(
-                    units.c.code == person.unit_code
-                )
-            ).one()
+            state = CertState(row.cert_state)
+            person = person_from_row(row)
+            contact = (row.contact_name, row.contact_phone, row.contact_email)
             help_ = {
                 "contacts": self.ctx.config.support.contacts(),
                 "unit_contact": ", ".join(x for x in contact if x),
                 "name": person.name,
             }
             if state is CertState.SUPERSEDED:
-                by = conn.execute(
-                    select(certificates.c.serial).where(certificates.c.replaces == serial)
-                ).scalar()
+                by = conn.execute(_SUCCESSOR, {"serial": serial}).scalar()
                 return LoginRefusal(LoginProblem.SUPERSEDED, serial, {**help_, "by": by or "?"})
             if state is CertState.REVOKED:
                 return LoginRefusal(
@@ -149,8 +168,8 @@ class Access:
                     serial,
                     {
                         **help_,
-                        "reason": row.revocation_reason,
-                        "revoked_at": f"{row.revoked_at:%Y-%m-%d %H:%M} UTC",
+                        "reason": row.cert_revocation_reason,
+                        "revoked_at": f"{row.cert_revoked_at:%Y-%m-%d %H:%M} UTC",
                     },
                 )
             if state is CertState.PENDING_INSTALL:
@@ -161,26 +180,23 @@ class Access:
                 return LoginRefusal(
                     LoginProblem.EXPIRED,
                     serial,
-                    {**help_, "not_after": f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"},
+                    {
+                        **help_,
+                        "not_after": f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+                    },
                 )
             if now < cert.not_valid_before_utc:
                 return LoginRefusal(LoginProblem.NOT_YET_VALID, serial, help_)
             if person.state is not PersonState.ACTIVE:
                 return LoginRefusal(LoginProblem.DEPARTED, serial, help_)
-            grants = conn.execute(
-                select(position_roles.c.role_code, role_permissions.c.permission)
-                .outerjoin(
-                    role_permissions, role_permissions.c.role_code == position_roles.c.role_code
-                )
-                .where(position_roles.c.position_code == person.position_code)
-            ).all()
+            grants = conn.execute(_GRANTS, {"position": person.position_code}).all()
         return Principal(
             person,
             serial,
-            fingerprint,
+            presented.fingerprint,
             cert.not_valid_before_utc,
             cert.not_valid_after_utc,
-            person_row.position_name or "",
+            row.position_name or "",
             frozenset(r for r, _ in grants),
             frozenset(p for _, p in grants if p),
         )

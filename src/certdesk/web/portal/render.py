@@ -19,6 +19,7 @@ ENV = Environment(
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
+    auto_reload=False,  # templates are part of the package: no stat() of each file per page
 )
 
 # (path, label, permission): the console sections a person sees follow their permissions.
