@@ -387,6 +387,33 @@ CATALOG: dict[str, Message] = {
         "The form's security token is missing or wrong; reload the page and try again.",
         "表单安全令牌缺失或错误，请刷新页面后重试。",
     ),
+    # officer console and REST API
+    "person.already_departed": Message(
+        409,
+        "{person_id!r} is already recorded as departed.",
+        "人员 {person_id!r} 已登记为离职。",
+    ),
+    "token.already_lost": Message(
+        409,
+        "Token {serial!r} is already reported lost.",
+        "USB Key {serial!r} 已登记为遗失。",
+    ),
+    "cert.ca_certificate": Message(
+        409,
+        "Certificate {serial} belongs to a CA ({profile}); CA certificates are not revoked from the console.",
+        "证书 {serial} 是 CA 证书（{profile}），不能在管理台中吊销。",
+    ),
+    "form.too_large": Message(
+        413,
+        "The upload is too large: forms may be at most {limit} KiB. Nothing was stored.",
+        "上传的文件过大：表格最大为 {limit} KiB。未保存任何内容。",
+    ),
+    "form.wrong_type": Message(
+        415,
+        "{name!r} is not accepted: {detail}. Accepted: {allowed}. Nothing was stored.",
+        "不接受文件 {name!r}：{detail}。可接受的类型：{allowed}。未保存任何内容。",
+    ),
+    "form.not_found": Message(404, "No form named {name!r}.", "没有名为 {name!r} 的表格。"),
     # config
     "config.invalid": Message(400, "Configuration error: {detail}", "配置错误：{detail}"),
 }

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, func, or_, select
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
@@ -57,13 +57,32 @@ def _record(row: Row[Any]) -> CertificateRecord:
 
 
 def list_certificates(
-    ctx: Context, person_id: str | None = None, state: str | None = None, limit: int = 1000
+    ctx: Context,
+    person_id: str | None = None,
+    state: str | None = None,
+    limit: int = 1000,
+    search: str | None = None,
 ) -> list[CertificateRecord]:
+    """Newest first; `search` matches a serial prefix, a person id or part of the subject."""
     query = select(certificates).order_by(certificates.c.reserved_at.desc()).limit(limit)
     if person_id:
         query = query.where(certificates.c.person_id == person_id)
     if state:
-        query = query.where(certificates.c.state == CertState(state).value)
+        try:
+            wanted = CertState(state)
+        except ValueError:
+            raise CertdeskError("input.invalid", detail=f"unknown state {state!r}") from None
+        query = query.where(certificates.c.state == wanted.value)
+    if search and search.strip():
+        needle = search.strip()
+        serial = needle.lower().removeprefix("0x").replace(":", "").lstrip("0")
+        query = query.where(
+            or_(
+                certificates.c.person_id == needle,
+                func.lower(certificates.c.subject).contains(needle.lower(), autoescape=True),
+                *([certificates.c.serial.startswith(serial, autoescape=True)] if serial else []),
+            )
+        )
     with ctx.db.read() as conn:
         return [_record(r) for r in conn.execute(query)]
 

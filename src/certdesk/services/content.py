@@ -20,6 +20,8 @@ FORM_TYPES = {
     ".odt": "application/vnd.oasis.opendocument.text",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
+_ZIP = b"PK\x03\x04"
+_MAGIC = {".pdf": b"%PDF-", ".odt": _ZIP, ".docx": _ZIP}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 
 
@@ -73,20 +75,44 @@ def list_announcements(ctx: Context, limit: int = 20) -> list[Announcement]:
     return [Announcement(r.id, r.title, r.body, r.author, r.published_at) for r in rows]
 
 
-def upload_form(ctx: Context, name: str, title: str, data: bytes) -> Form:
-    """Store a form for download; only documents of known types and at most 2 MB."""
+def check_form(name: str, data: bytes) -> str:
+    """The media type a form is served with, or a refusal: known document types only, and the
+    content must look like what the name says (a renamed program is not a PDF)."""
+    allowed = ", ".join(sorted(FORM_TYPES))
     if not _NAME.match(name):
         raise CertdeskError("input.invalid", detail=f"file name {name!r} is not allowed")
     suffix = name[name.rfind(".") :].lower() if "." in name else ""
     if suffix not in FORM_TYPES:
-        allowed = ", ".join(sorted(FORM_TYPES))
-        raise CertdeskError("input.invalid", detail=f"only {allowed} files are accepted")
-    if not data or len(data) > MAX_FORM_BYTES:
         raise CertdeskError(
-            "input.invalid", detail=f"a form must be 1 byte to {MAX_FORM_BYTES // 1024} KiB"
+            "form.wrong_type", name=name, detail="unknown file type", allowed=allowed
         )
-    if suffix == ".pdf" and not data.startswith(b"%PDF-"):
-        raise CertdeskError("input.invalid", detail="the file is not a PDF document")
+    if len(data) > MAX_FORM_BYTES:
+        raise CertdeskError("form.too_large", limit=MAX_FORM_BYTES // 1024)
+    if not data:
+        raise CertdeskError("input.invalid", detail="the file is empty")
+    if not data.startswith(_MAGIC.get(suffix, b"")):
+        raise CertdeskError(
+            "form.wrong_type", name=name, detail=f"the content is not {suffix}", allowed=allowed
+        )
+    if suffix == ".txt":
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CertdeskError(
+                "form.wrong_type", name=name, detail="not UTF-8 text", allowed=allowed
+            ) from None
+    return FORM_TYPES[suffix]
+
+
+def get_announcement(ctx: Context, announcement_id: int) -> Announcement:
+    with ctx.db.read() as conn:
+        r = conn.execute(select(announcements).where(announcements.c.id == announcement_id)).one()
+    return Announcement(r.id, r.title, r.body, r.author, r.published_at)
+
+
+def upload_form(ctx: Context, name: str, title: str, data: bytes) -> Form:
+    """Store a form for download; only documents of known types and at most 2 MB."""
+    media_type = check_form(name, data)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         conn.execute(delete(forms).where(forms.c.name == name))
@@ -94,7 +120,7 @@ def upload_form(ctx: Context, name: str, title: str, data: bytes) -> Form:
             insert(forms).values(
                 name=name,
                 title=title.strip()[:255] or name,
-                media_type=FORM_TYPES[suffix],
+                media_type=media_type,
                 data=data,
                 uploaded_by=ctx.actor,
                 uploaded_at=now,
@@ -109,7 +135,7 @@ def upload_form(ctx: Context, name: str, title: str, data: bytes) -> Form:
             object_id=name,
             after={"title": title, "bytes": len(data)},
         )
-    return Form(name, title, FORM_TYPES[suffix], len(data), now)
+    return Form(name, title, media_type, len(data), now)
 
 
 def list_forms(ctx: Context) -> list[Form]:
@@ -130,5 +156,5 @@ def get_form(ctx: Context, name: str) -> tuple[Form, bytes]:
     with ctx.db.read() as conn:
         row = conn.execute(select(forms).where(forms.c.name == name)).first()
     if row is None:
-        raise CertdeskError("input.invalid", detail=f"no form named {name!r}")
+        raise CertdeskError("form.not_found", name=name)
     return Form(row.name, row.title, row.media_type, len(row.data), row.uploaded_at), row.data

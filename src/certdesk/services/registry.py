@@ -5,13 +5,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, Select, bindparam, func, insert, or_, select, update
 
 from certdesk.domain.errors import CertdeskError
-from certdesk.domain.states import PersonState
+from certdesk.domain.states import CertState, PersonState, RevocationReason
 from certdesk.services.context import Context
+from certdesk.services.revocation import revoke_in
 from certdesk.store import audit
-from certdesk.store.tables import people, position_roles, positions, role_permissions, roles, units
+from certdesk.store.tables import (
+    certificates,
+    people,
+    position_roles,
+    positions,
+    role_permissions,
+    roles,
+    tokens,
+    units,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,21 @@ class Person:
     email: str
     phone: str
     state: PersonState
+
+
+@dataclass(frozen=True)
+class Position:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Departure:
+    """What marking a person departed did: their certificates revoked, tokens still to return."""
+
+    person: Person
+    revoked: list[str]
+    tokens_to_return: list[str]
 
 
 def _require_text(**values: str) -> None:
@@ -226,10 +251,23 @@ def add_person(
         return get_person(conn, person_id)
 
 
-def list_people(ctx: Context, unit_code: str | None = None) -> list[Person]:
+def list_people(
+    ctx: Context, unit_code: str | None = None, search: str | None = None
+) -> list[Person]:
+    """People, optionally of one unit and/or matching `search` (id, name or e-mail, any case)."""
     query = person_query().order_by(people.c.person_id)
     if unit_code:
         query = query.where(people.c.unit_code == unit_code)
+    if search and search.strip():
+        needle = search.strip().lower()
+        query = query.where(
+            or_(
+                *(
+                    func.lower(col).contains(needle, autoescape=True)
+                    for col in (people.c.person_id, people.c.name, people.c.email)
+                )
+            )
+        )
     with ctx.db.read() as conn:
         return [person_from_row(r) for r in conn.execute(query)]
 
@@ -259,3 +297,87 @@ def set_position(ctx: Context, person_id: str, position_code: str) -> Person:
             after={"position": position_code},
         )
         return get_person(conn, person_id)
+
+
+def list_positions(ctx: Context) -> list[Position]:
+    with ctx.db.read() as conn:
+        rows = conn.execute(select(positions.c.code, positions.c.name).order_by(positions.c.code))
+        return [Position(r.code, r.name) for r in rows]
+
+
+def update_person(
+    ctx: Context,
+    person_id: str,
+    *,
+    name: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+) -> Person:
+    """Correct a person's name, e-mail or phone (the unit and position have their own steps)."""
+    changes = {
+        key: value.strip()
+        for key, value in (("name", name), ("email", email), ("phone", phone))
+        if value is not None
+    }
+    if not changes:
+        raise CertdeskError("input.invalid", detail="nothing to change")
+    if "name" in changes:
+        _require_text(name=changes["name"])
+    if "email" in changes and "@" not in changes["email"]:
+        raise CertdeskError("input.invalid", detail=f"e-mail address {changes['email']!r}")
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        before = get_person(conn, person_id)
+        old = {key: getattr(before, key) for key in changes}
+        conn.execute(
+            update(people).where(people.c.person_id == person_id).values(**changes, updated_at=now)
+        )
+        audit.append(
+            conn,
+            at=now,
+            actor=ctx.actor,
+            action="person.update",
+            object_type="person",
+            object_id=person_id,
+            before=old,
+            after=changes,
+        )
+        return get_person(conn, person_id)
+
+
+_REVOCABLE_OF_PERSON = select(certificates.c.serial).where(
+    certificates.c.person_id == bindparam("pid"),
+    certificates.c.state.in_([CertState.ACTIVE.value, CertState.PENDING_INSTALL.value]),
+)
+
+
+def mark_departed(ctx: Context, person_id: str) -> Departure:
+    """The person left (rule 10): account closed and their certificates revoked in one
+    transaction (affiliationChanged); the tokens they keep are listed for return."""
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        before = get_person(conn, person_id)
+        if before.state is PersonState.DEPARTED:
+            raise CertdeskError("person.already_departed", person_id=person_id)
+        conn.execute(
+            update(people)
+            .where(people.c.person_id == person_id)
+            .values(state=PersonState.DEPARTED.value, updated_at=now)
+        )
+        kept = sorted(
+            conn.execute(select(tokens.c.serial).where(tokens.c.keeper_id == person_id)).scalars()
+        )
+        serials = sorted(conn.execute(_REVOCABLE_OF_PERSON, {"pid": person_id}).scalars())
+        audit.append(
+            conn,
+            at=now,
+            actor=ctx.actor,
+            action="person.depart",
+            object_type="person",
+            object_id=person_id,
+            before={"state": before.state.value},
+            after={"state": PersonState.DEPARTED.value, "revoke": serials, "tokens": kept},
+        )
+        for serial in serials:
+            revoke_in(conn, ctx, serial, RevocationReason.AFFILIATION_CHANGED)
+        return Departure(get_person(conn, person_id), serials, kept)

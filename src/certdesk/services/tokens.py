@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
 from certdesk.domain.errors import CertdeskError
-from certdesk.domain.states import TokenState
+from certdesk.domain.states import CertState, RevocationReason, TokenState
 from certdesk.services.context import Context
 from certdesk.services.registry import get_person
+from certdesk.services.revocation import revoke_in
 from certdesk.store import audit
-from certdesk.store.tables import tokens
+from certdesk.store.tables import certificates, tokens
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,63 @@ def return_token(ctx: Context, serial: str) -> Token:
         return _token(conn, serial)
 
 
-def list_tokens(ctx: Context) -> list[Token]:
+def list_tokens(ctx: Context, keeper_id: str | None = None) -> list[Token]:
+    query = select(tokens).order_by(tokens.c.serial)
+    if keeper_id is not None:
+        query = query.where(tokens.c.keeper_id == keeper_id)
     with ctx.db.read() as conn:
-        rows = conn.execute(select(tokens).order_by(tokens.c.serial)).all()
+        rows = conn.execute(query).all()
     return [Token(r.serial, r.model, TokenState(r.state), r.keeper_id, r.pin_changed) for r in rows]
+
+
+@dataclass(frozen=True)
+class LostToken:
+    token: Token
+    revoked: list[str]
+
+
+def report_lost(ctx: Context, serial: str) -> LostToken:
+    """A token is lost (rule 12): marked lost and, in the same transaction, the certificates on
+    it — and its keeper's active certificate unless that one is recorded on another token — are
+    revoked with keyCompromise, so the next login or OCSP check already refuses them."""
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        token = _token(conn, serial)
+        if token.state is TokenState.LOST:
+            raise CertdeskError("token.already_lost", serial=serial)
+        on_token = certificates.c.token_serial == serial
+        if token.keeper_id is not None:
+            on_token = or_(
+                on_token,
+                (certificates.c.person_id == token.keeper_id)
+                & certificates.c.token_serial.is_(None),
+            )
+        serials = sorted(
+            conn.execute(
+                select(certificates.c.serial).where(
+                    on_token,
+                    certificates.c.profile == "personal",
+                    certificates.c.state.in_(
+                        [CertState.ACTIVE.value, CertState.PENDING_INSTALL.value]
+                    ),
+                )
+            ).scalars()
+        )
+        conn.execute(
+            update(tokens)
+            .where(tokens.c.serial == serial)
+            .values(state=TokenState.LOST.value, updated_at=now)
+        )
+        audit.append(
+            conn,
+            at=now,
+            actor=ctx.actor,
+            action="token.lost",
+            object_type="token",
+            object_id=serial,
+            before={"state": token.state.value, "keeper": token.keeper_id},
+            after={"state": TokenState.LOST.value, "keeper": token.keeper_id, "revoke": serials},
+        )
+        for cert_serial in serials:
+            revoke_in(conn, ctx, cert_serial, RevocationReason.KEY_COMPROMISE)
+        return LostToken(_token(conn, serial), serials)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -16,12 +17,19 @@ from certdesk.services.access import Access
 from certdesk.services.authorities import ISSUING, ROOT, pki_dir, require_authority
 from certdesk.services.context import Context
 from certdesk.services.renewal import Renewals
-from certdesk.web import est, renewal_api
-from certdesk.web.portal import pages
+from certdesk.web import api, est, renewal_api
+from certdesk.web.portal import (
+    console_certs,
+    console_content,
+    console_oversight,
+    console_registry,
+    console_tokens,
+    pages,
+)
 from certdesk.web.portal.i18n import chosen_locale, translations
 from certdesk.web.portal.render import render
 from certdesk.web.portal.security import SecurityHeaders
-from certdesk.web.problems import problem_response
+from certdesk.web.problems import problem_response, validation_error
 
 MEDIA = {
     ".crt": "application/pkix-cert",
@@ -80,18 +88,40 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(renewal_api.router)
     app.include_router(est.router)
     app.include_router(pages.router)
+    app.include_router(api.router)
+    for console in (
+        console_registry,
+        console_tokens,
+        console_certs,
+        console_content,
+        console_oversight,
+    ):
+        app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(CertdeskError)
     async def _problem(request: Request, exc: CertdeskError) -> Response:
+        return answer_problem(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _malformed(request: Request, exc: RequestValidationError) -> Response:
+        error, errors = validation_error(exc)
+        return answer_problem(request, error, status=422, extra={"errors": errors})
+
+    def answer_problem(
+        request: Request,
+        exc: CertdeskError,
+        status: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Response:
         if not wants_html(request):
-            return problem_response(request, exc)
+            return problem_response(request, exc, status, extra)
         locale = chosen_locale(request)
         return render(
             request,
             "problem.html",
-            status=exc.status,
+            status=status or exc.status,
             code=exc.code,
             heading=translations(locale).gettext(HEADINGS.get(exc.code.split(".")[0], "Error")),
             message=exc.message(locale),

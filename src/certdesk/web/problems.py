@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from certdesk.domain.errors import CertdeskError
@@ -16,17 +19,39 @@ def request_locale(request: Request) -> Locale:
     return "zh-CN" if accept.startswith("zh") else "en"
 
 
-def problem_response(request: Request, exc: CertdeskError) -> JSONResponse:
+def problem_response(
+    request: Request,
+    exc: CertdeskError,
+    status: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
     locale = request_locale(request)
+    status = status or exc.status
     body = {
         "type": PROBLEM_BASE + exc.code,
         "title": exc.code,
-        "status": exc.status,
+        "status": status,
         "detail": exc.message(locale),
         "messages": exc.messages(),
         "code": exc.code,
+        **(extra or {}),
     }
-    headers = {"WWW-Authenticate": 'Basic realm="certdesk EST"'} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": 'Basic realm="certdesk EST"'} if status == 401 else None
     return JSONResponse(
-        body, status_code=exc.status, media_type="application/problem+json", headers=headers
+        body, status_code=status, media_type="application/problem+json", headers=headers
     )
+
+
+def validation_error(exc: RequestValidationError) -> tuple[CertdeskError, list[dict[str, Any]]]:
+    """A malformed request as `input.invalid` (both languages) plus where and what, without
+    echoing the submitted values back."""
+    errors = [
+        {
+            "loc": [str(part) for part in e.get("loc", ())],
+            "msg": e.get("msg", ""),
+            "type": e.get("type", ""),
+        }
+        for e in exc.errors()
+    ]
+    summary = "; ".join(f"{'.'.join(e['loc'][1:] or e['loc'])}: {e['msg']}" for e in errors[:5])
+    return CertdeskError("input.invalid", detail=summary[:500] or "malformed request"), errors

@@ -1,0 +1,55 @@
+"""What the CA administrator's page shows: both CAs, their keys' storage and the latest CRLs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from certdesk.services.authorities import ISSUING, ROOT, require_authority
+from certdesk.services.context import Context
+from certdesk.store.tables import crls
+
+
+@dataclass(frozen=True)
+class AuthoritySummary:
+    name: str
+    subject: str
+    serial: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    key_type: str
+    key_storage: str  # "file" | "pkcs11"
+    crl_number: int
+    crl_this_update: dt.datetime | None
+    crl_next_update: dt.datetime | None
+
+
+def ca_overview(ctx: Context) -> list[AuthoritySummary]:
+    out = []
+    with ctx.db.read() as conn:
+        for name in (ROOT, ISSUING):
+            info = require_authority(conn, name)
+            last = conn.execute(
+                select(crls.c.this_update, crls.c.next_update)
+                .where(crls.c.issuer == name)
+                .order_by(crls.c.number.desc())
+                .limit(1)
+            ).first()
+            cert = info.certificate
+            out.append(
+                AuthoritySummary(
+                    name,
+                    info.subject,
+                    format(cert.serial_number, "x"),
+                    cert.not_valid_before_utc,
+                    cert.not_valid_after_utc,
+                    info.key_type,
+                    "pkcs11" if info.key_ref.startswith("pkcs11:") else "file",
+                    info.crl_number,
+                    last.this_update if last else None,
+                    last.next_update if last else None,
+                )
+            )
+    return out

@@ -1,0 +1,102 @@
+"""The unit officer's expiry dashboard (rule 15): who in the unit has to act, and by when.
+
+Every active person of the unit falls in exactly one group, judged at the context's clock:
+expired, in the renewal window, expiring within the horizon (window not open yet), without an
+active certificate, or fine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, select
+
+from certdesk.domain.states import CertState, PersonState
+from certdesk.services.context import Context
+from certdesk.services.registry import get_unit
+from certdesk.store.tables import certificates, people
+
+HORIZON_DAYS = 60
+
+
+@dataclass(frozen=True)
+class ExpiryEntry:
+    person_id: str
+    name: str
+    serial: str | None
+    not_after: dt.datetime | None
+    days_left: int | None
+
+
+@dataclass(frozen=True)
+class ExpiryDashboard:
+    unit_code: str
+    unit_name: str
+    as_of: dt.datetime
+    window_days: int
+    horizon_days: int
+    expired: list[ExpiryEntry] = field(default_factory=list)
+    in_window: list[ExpiryEntry] = field(default_factory=list)
+    upcoming: list[ExpiryEntry] = field(default_factory=list)
+    without_certificate: list[ExpiryEntry] = field(default_factory=list)
+    valid: int = 0
+
+
+def expiry_dashboard(
+    ctx: Context, unit_code: str, horizon_days: int = HORIZON_DAYS
+) -> ExpiryDashboard:
+    now = ctx.clock.now()
+    window = dt.timedelta(days=ctx.config.policy.renewal_window_days)
+    horizon = dt.timedelta(days=horizon_days)
+    query = (
+        select(people.c.person_id, people.c.name, certificates.c.serial, certificates.c.not_after)
+        .outerjoin(
+            certificates,
+            and_(
+                certificates.c.person_id == people.c.person_id,
+                certificates.c.state == CertState.ACTIVE.value,
+                certificates.c.profile == "personal",
+            ),
+        )
+        .where(people.c.unit_code == unit_code, people.c.state == PersonState.ACTIVE.value)
+        .order_by(certificates.c.not_after, people.c.person_id)
+    )
+    with ctx.db.read() as conn:
+        unit = get_unit(conn, unit_code)
+        rows = conn.execute(query).all()
+    groups: dict[str, list[ExpiryEntry]] = {
+        "expired": [],
+        "in_window": [],
+        "upcoming": [],
+        "without_certificate": [],
+    }
+    valid = 0
+    for row in rows:
+        if row.serial is None or row.not_after is None:
+            groups["without_certificate"].append(
+                ExpiryEntry(row.person_id, row.name, None, None, None)
+            )
+            continue
+        left = row.not_after - now
+        entry = ExpiryEntry(row.person_id, row.name, row.serial, row.not_after, left.days)
+        if left < dt.timedelta(0):
+            groups["expired"].append(entry)
+        elif left <= window:
+            groups["in_window"].append(entry)
+        elif left <= horizon:
+            groups["upcoming"].append(entry)
+        else:
+            valid += 1
+    return ExpiryDashboard(
+        unit.code,
+        unit.name,
+        now,
+        window.days,
+        horizon_days,
+        expired=groups["expired"],
+        in_window=groups["in_window"],
+        upcoming=groups["upcoming"],
+        without_certificate=groups["without_certificate"],
+        valid=valid,
+    )

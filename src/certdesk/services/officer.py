@@ -1,0 +1,276 @@
+"""Every action of the officer console and the REST API, authorised here and nowhere else.
+
+Pages and API routes are thin: they identify the person (`Access.identify`) and call one method
+of `OfficerDesk`. Each method first asks `Access.require` for the permission it needs — which
+writes an audit record and raises 403 when it is missing — and then runs the use case acting as
+the officer, so the audit records of the change name them. The console and the API therefore
+cannot disagree about who may do what.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.domain.states import RevocationReason
+from certdesk.services import audit_log, content, enrolment_codes, expiry, registry, revocation
+from certdesk.services import certificates as certs
+from certdesk.services import tokens as custody
+from certdesk.services.access import Access, Principal
+from certdesk.services.authorities import ISSUING, ROOT
+from certdesk.services.ca_overview import AuthoritySummary, ca_overview
+from certdesk.services.context import Context
+from certdesk.services.crl_publish import PublishedCRL, publish_crl
+
+UNITS = "ra.units.manage"
+PEOPLE = "ra.people.manage"
+TOKENS = "ra.tokens.manage"
+CERTS = "ra.certs.manage"
+CODES = "ra.codes.manage"
+CONTENT = "ra.content.manage"
+AUDIT_VIEW = "audit.view"
+AUDIT_VERIFY = "audit.verify"
+CA_VIEW = "ca.view"
+CRL_PUBLISH = "ca.crl.publish"
+UNIT_PEOPLE = "unit.people.view"
+UNIT_EXPIRY = "unit.expiry.view"
+
+# Reasons an officer may give for an end-entity certificate (RFC 5280 §5.3.1; no hold).
+OFFICER_REASONS = (
+    RevocationReason.UNSPECIFIED,
+    RevocationReason.KEY_COMPROMISE,
+    RevocationReason.AFFILIATION_CHANGED,
+    RevocationReason.SUPERSEDED,
+    RevocationReason.CESSATION_OF_OPERATION,
+    RevocationReason.PRIVILEGE_WITHDRAWN,
+)
+CA_PROFILES = ("root_ca", "issuing_ca")
+
+
+@dataclass(frozen=True)
+class PersonFile:
+    """One person as the office sees them: record, certificates and tokens kept."""
+
+    person: registry.Person
+    certificates: list[certs.CertificateRecord]
+    tokens: list[custody.Token]
+
+
+class OfficerDesk:
+    def __init__(self, access: Access) -> None:
+        self.access = access
+        self.ctx = access.ctx
+
+    def _as(
+        self, who: Principal, permission: str, *texts: str | None, unit: str | None = None
+    ) -> Context:
+        """Allowed (else 403, audited) → the context acting as `who`; then the caller's text
+        is checked (no NUL: PostgreSQL refuses it, and no record should hold one)."""
+        self.access.require(who, permission, unit)
+        if any(text and "\x00" in text for text in texts):
+            raise CertdeskError("input.invalid", detail="text must not contain NUL characters")
+        return self.ctx.acting_as(who.actor)
+
+    # -- units -----------------------------------------------------------------------------------
+
+    def units(self, who: Principal) -> list[registry.Unit]:
+        return registry.list_units(self._as(who, UNITS))
+
+    def add_unit(
+        self,
+        who: Principal,
+        code: str,
+        name: str,
+        contact_name: str = "",
+        contact_email: str = "",
+        contact_phone: str = "",
+    ) -> registry.Unit:
+        ctx = self._as(who, UNITS, code, name, contact_name, contact_email, contact_phone)
+        return registry.add_unit(
+            ctx, code.strip(), name.strip(), contact_name, contact_email, contact_phone
+        )
+
+    # -- people ----------------------------------------------------------------------------------
+
+    def positions(self, who: Principal) -> list[registry.Position]:
+        return registry.list_positions(self._as(who, PEOPLE))
+
+    def unit_choices(self, who: Principal) -> list[registry.Unit]:
+        """The units a person can be registered in (part of managing people)."""
+        return registry.list_units(self._as(who, PEOPLE))
+
+    def people(
+        self, who: Principal, search: str | None = None, unit_code: str | None = None
+    ) -> list[registry.Person]:
+        ctx = self._as(who, PEOPLE, search, unit_code)
+        return registry.list_people(ctx, unit_code or None, search)
+
+    def person_file(self, who: Principal, person_id: str) -> PersonFile:
+        ctx = self._as(who, PEOPLE, person_id)
+        return PersonFile(
+            registry.find_person(ctx, person_id),
+            certs.list_certificates(ctx, person_id=person_id, limit=50),
+            custody.list_tokens(ctx, keeper_id=person_id),
+        )
+
+    def register_person(
+        self,
+        who: Principal,
+        person_id: str,
+        name: str,
+        unit_code: str,
+        email: str,
+        phone: str = "",
+        position_code: str | None = None,
+    ) -> registry.Person:
+        ctx = self._as(who, PEOPLE, person_id, name, unit_code, email, phone, position_code)
+        return registry.add_person(
+            ctx,
+            person_id.strip(),
+            name.strip(),
+            unit_code,
+            email.strip(),
+            phone.strip(),
+            position_code or None,
+        )
+
+    def update_person(
+        self,
+        who: Principal,
+        person_id: str,
+        name: str | None = None,
+        email: str | None = None,
+        phone: str | None = None,
+    ) -> registry.Person:
+        ctx = self._as(who, PEOPLE, person_id, name, email, phone)
+        return registry.update_person(ctx, person_id, name=name, email=email, phone=phone)
+
+    def set_position(self, who: Principal, person_id: str, position_code: str) -> registry.Person:
+        ctx = self._as(who, PEOPLE, person_id, position_code)
+        return registry.set_position(ctx, person_id, position_code)
+
+    def depart(self, who: Principal, person_id: str) -> registry.Departure:
+        return registry.mark_departed(self._as(who, PEOPLE, person_id), person_id)
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    def tokens(self, who: Principal) -> list[custody.Token]:
+        return custody.list_tokens(self._as(who, TOKENS))
+
+    def register_token(self, who: Principal, serial: str, model: str = "") -> custody.Token:
+        ctx = self._as(who, TOKENS, serial, model)
+        return custody.register_token(ctx, serial.strip(), model.strip())
+
+    def assign_token(self, who: Principal, serial: str, person_id: str) -> custody.Token:
+        ctx = self._as(who, TOKENS, serial, person_id)
+        return custody.assign_token(ctx, serial, person_id.strip())
+
+    def return_token(self, who: Principal, serial: str) -> custody.Token:
+        return custody.return_token(self._as(who, TOKENS, serial), serial)
+
+    def report_lost(self, who: Principal, serial: str) -> custody.LostToken:
+        return custody.report_lost(self._as(who, TOKENS, serial), serial)
+
+    # -- certificates ----------------------------------------------------------------------------
+
+    def certificates(
+        self,
+        who: Principal,
+        search: str | None = None,
+        state: str | None = None,
+        limit: int = 200,
+    ) -> list[certs.CertificateRecord]:
+        ctx = self._as(who, CERTS, search, state)
+        return certs.list_certificates(
+            ctx, state=state or None, limit=max(1, min(limit, 1000)), search=search
+        )
+
+    def certificate(self, who: Principal, serial: str) -> certs.CertificateRecord:
+        return certs.get_certificate(self._as(who, CERTS), serial)
+
+    def revoke(self, who: Principal, serial: str, reason: str) -> revocation.Revoked:
+        ctx = self._as(who, CERTS, serial, reason)
+        parsed = revocation.parse_reason(reason)
+        if parsed not in OFFICER_REASONS:
+            allowed = ", ".join(r.value for r in OFFICER_REASONS)
+            raise CertdeskError("revocation.bad_reason", reason=reason, allowed=allowed)
+        record = certs.get_certificate(ctx, serial)
+        if record.profile in CA_PROFILES:
+            raise CertdeskError("cert.ca_certificate", serial=record.serial, profile=record.profile)
+        return revocation.revoke(ctx, record.serial, parsed)
+
+    # -- enrolment codes -------------------------------------------------------------------------
+
+    def may_create_codes(self, who: Principal) -> None:
+        """For the form's page: refused (403, audited) unless `who` may create codes."""
+        self._as(who, CODES)
+
+    def create_code(
+        self, who: Principal, person_id: str, hours: int | None = None
+    ) -> tuple[str, dt.datetime]:
+        if hours is not None and not 1 <= hours <= 24 * 30:
+            raise CertdeskError("input.invalid", detail="hours must be 1 to 720")
+        ctx = self._as(who, CODES, person_id)
+        return enrolment_codes.create_code(ctx, person_id.strip(), hours)
+
+    # -- announcements and forms (reading them is for everyone logged in) ------------------------
+
+    def announcements(self, who: Principal, limit: int = 50) -> list[content.Announcement]:
+        return content.list_announcements(self.ctx, limit=max(1, min(limit, 200)))
+
+    def content_overview(
+        self, who: Principal
+    ) -> tuple[list[content.Announcement], list[content.Form]]:
+        """What the office has published, for the page that manages it."""
+        ctx = self._as(who, CONTENT)
+        return content.list_announcements(ctx, limit=50), content.list_forms(ctx)
+
+    def publish_announcement(self, who: Principal, title: str, body: str) -> content.Announcement:
+        ctx = self._as(who, CONTENT, title, body)
+        return content.get_announcement(ctx, content.publish_announcement(ctx, title, body))
+
+    def forms(self, who: Principal) -> list[content.Form]:
+        return content.list_forms(self.ctx)
+
+    def upload_form(self, who: Principal, name: str, title: str, data: bytes) -> content.Form:
+        return content.upload_form(self._as(who, CONTENT, name, title), name, title, data)
+
+    # -- CA --------------------------------------------------------------------------------------
+
+    def ca_info(self, who: Principal) -> list[AuthoritySummary]:
+        return ca_overview(self._as(who, CA_VIEW))
+
+    def publish_crl(self, who: Principal, issuer: str = ISSUING) -> PublishedCRL:
+        ctx = self._as(who, CRL_PUBLISH)
+        if issuer not in (ROOT, ISSUING):
+            raise CertdeskError("input.invalid", detail=f"no CA named {issuer!r}")
+        return publish_crl(ctx, issuer)
+
+    # -- audit -----------------------------------------------------------------------------------
+
+    def audit_records(
+        self,
+        who: Principal,
+        before: int | None = None,
+        limit: int = 50,
+        action: str | None = None,
+        actor: str | None = None,
+    ) -> audit_log.AuditPage:
+        ctx = self._as(who, AUDIT_VIEW, action, actor)
+        return audit_log.list_records(ctx, before, limit, action or None, actor or None)
+
+    def verify_audit(self, who: Principal) -> audit_log.AuditReport:
+        return audit_log.verify_chain(self._as(who, AUDIT_VERIFY))
+
+    # -- the unit officer: their own unit only ---------------------------------------------------
+
+    def unit_people(self, who: Principal, unit_code: str | None = None) -> list[registry.Person]:
+        unit = unit_code or who.person.unit_code
+        return registry.list_people(self._as(who, UNIT_PEOPLE, unit=unit), unit)
+
+    def unit_dashboard(
+        self, who: Principal, unit_code: str | None = None
+    ) -> expiry.ExpiryDashboard:
+        unit = unit_code or who.person.unit_code
+        return expiry.expiry_dashboard(self._as(who, UNIT_EXPIRY, unit=unit), unit)

@@ -1,0 +1,16 @@
+"""The officer REST API under /api/v1: every console action as JSON, errors as problem+json.
+
+Like the console pages, these routes only translate HTTP: who is asking comes from the client
+certificate, and whether they may is decided by `certdesk.services.officer.OfficerDesk`.
+State-changing calls carry the X-CSRF-Token header (from GET /api/v1/me).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from certdesk.web.api import certs, content, custody, oversight, registry
+
+router = APIRouter(prefix="/api/v1")
+for part in (oversight, registry, custody, certs, content):
+    router.include_router(part.router)

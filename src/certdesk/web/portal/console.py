@@ -1,0 +1,84 @@
+"""What the officer console's pages share: the desk (where authorisation is decided), the
+Post/Redirect/Get answer with a fixed confirmation message, and bounded form uploads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.datastructures import UploadFile
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.services.access import Principal
+from certdesk.services.content import MAX_FORM_BYTES
+from certdesk.services.officer import OfficerDesk
+from certdesk.web.portal.guard import access, csrf_checked, logged_in
+from certdesk.web.portal.render import render
+
+
+def desk(request: Request) -> OfficerDesk:
+    return OfficerDesk(access(request))
+
+
+Desk = Annotated[OfficerDesk, Depends(desk)]
+Me = Annotated[Principal, Depends(logged_in)]
+Changing = Annotated[Principal, Depends(csrf_checked)]
+
+# Confirmations after a change (?done=key). Fixed texts only: nothing from the query string is
+# shown, so a crafted link cannot make the console say something it did not do.
+DONE = {
+    "unit": "Unit added.",
+    "person": "Person registered.",
+    "edited": "Details saved.",
+    "position": "Position changed; it takes effect at the person's next request.",
+    "departed": (
+        "Marked departed; the person's certificates were revoked. Collect the tokens listed below."
+    ),
+    "token": "Token put into stock.",
+    "assigned": "Token issued.",
+    "returned": "Token returned.",
+    "lost": "Token reported lost; the certificates on it were revoked (keyCompromise).",
+    "revoked": "Certificate revoked.",
+    "announcement": "Announcement published.",
+    "form": "Form uploaded.",
+    "crl": "CRL published.",
+}
+
+
+def done(url: str, key: str) -> RedirectResponse:
+    """Answer a successful form post with a redirect (a reload does not post again)."""
+    assert key in DONE
+    return RedirectResponse(f"{url}?done={key}", status_code=303)
+
+
+def page(request: Request, template: str, **values: Any) -> HTMLResponse:
+    notice = DONE.get(request.query_params.get("done") or "")
+    return render(request, template, notice=notice, **values)
+
+
+# A form of MAX_FORM_BYTES plus the multipart envelope and the other fields.
+MAX_UPLOAD_REQUEST = MAX_FORM_BYTES + 64 * 1024
+
+
+def upload_limit(request: Request, me: Me) -> None:
+    """Refuse an oversized upload by its declared length, before a byte of it is parsed."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        raise CertdeskError("input.invalid", detail="the upload must declare its length")
+    if int(declared) > MAX_UPLOAD_REQUEST:
+        raise CertdeskError("form.too_large", limit=MAX_FORM_BYTES // 1024)
+
+
+async def read_upload(request: Request) -> tuple[str, str, bytes]:
+    """(file name, title, content) of a multipart form with fields `file` and `title`."""
+    form = await request.form()
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise CertdeskError("input.invalid", detail="choose a file to upload")
+    data = await upload.read(MAX_FORM_BYTES + 1)
+    title = form.get("title")
+    return upload.filename, title if isinstance(title, str) else "", data
+
+
+Bounded = Annotated[None, Depends(upload_limit)]

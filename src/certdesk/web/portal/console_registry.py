@@ -1,0 +1,95 @@
+"""Console pages of the registration office: units and people (register, edit, change
+position, mark departed). Authorisation is in `OfficerDesk`; these only translate HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from certdesk.web.portal.console import Changing, Desk, Me, done, page
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+Text = Annotated[str, Form()]
+
+
+@router.get("/units", response_class=HTMLResponse)
+def units(request: Request, me: Me, desk: Desk) -> Response:
+    return page(request, "console/units.html", units=desk.units(me))
+
+
+@router.post("/units")
+def add_unit(
+    me: Changing,
+    desk: Desk,
+    code: Text,
+    name: Text,
+    contact_name: Text = "",
+    contact_email: Text = "",
+    contact_phone: Text = "",
+) -> Response:
+    desk.add_unit(me, code, name, contact_name, contact_email, contact_phone)
+    return done("/console/units", "unit")
+
+
+@router.get("/people", response_class=HTMLResponse)
+def people(request: Request, me: Me, desk: Desk, q: str = "", unit: str = "") -> Response:
+    found = desk.people(me, q, unit)
+    units = desk.unit_choices(me)
+    return page(request, "console/people.html", people=found, q=q, unit=unit, units=units)
+
+
+@router.get("/people/new", response_class=HTMLResponse)
+def new_person(request: Request, me: Me, desk: Desk) -> Response:
+    return page(
+        request,
+        "console/person_new.html",
+        positions=desk.positions(me),
+        units=desk.unit_choices(me),
+    )
+
+
+@router.post("/people")
+def register_person(
+    me: Changing,
+    desk: Desk,
+    person_id: Text,
+    name: Text,
+    unit_code: Text,
+    email: Text,
+    phone: Text = "",
+    position_code: Text = "",
+) -> Response:
+    person = desk.register_person(me, person_id, name, unit_code, email, phone, position_code)
+    return done(f"/console/people/{person.person_id}", "person")
+
+
+@router.get("/people/{person_id}", response_class=HTMLResponse)
+def person(request: Request, person_id: str, me: Me, desk: Desk) -> Response:
+    return page(
+        request,
+        "console/person.html",
+        file=desk.person_file(me, person_id),
+        positions=desk.positions(me),
+    )
+
+
+@router.post("/people/{person_id}")
+def edit_person(
+    person_id: str, me: Changing, desk: Desk, name: Text, email: Text, phone: Text = ""
+) -> Response:
+    desk.update_person(me, person_id, name=name, email=email, phone=phone)
+    return done(f"/console/people/{person_id}", "edited")
+
+
+@router.post("/people/{person_id}/position")
+def change_position(person_id: str, me: Changing, desk: Desk, position_code: Text) -> Response:
+    desk.set_position(me, person_id, position_code)
+    return done(f"/console/people/{person_id}", "position")
+
+
+@router.post("/people/{person_id}/depart")
+def depart(person_id: str, me: Changing, desk: Desk) -> Response:
+    desk.depart(me, person_id)
+    return done(f"/console/people/{person_id}", "departed")
