@@ -188,12 +188,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     nginx_binary()
     tmp = tmp_path_factory.mktemp("nginx")
     data_dir = tmp / "var"
-    backend, port = free_port(), free_port()
     env = {
         **os.environ,
         "CERTDESK_PATHS_DATA_DIR": str(data_dir),
-        "CERTDESK_SERVER_PORT": str(backend),
-        "CERTDESK_URLS_BASE": f"https://127.0.0.1:{port}",
         "CERTDESK_SERVER_TRUSTED_PROXIES": f"{PROXY_ADDRESS}/32",
     }
     init = subprocess.run(
@@ -203,6 +200,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     certs = tmp / "certs"
     certs.mkdir()
     make_certificates(data_dir, certs)
+    backend, port = free_port(), free_port()  # just before use (others pick free ports too)
+    env |= {"CERTDESK_SERVER_PORT": str(backend), "CERTDESK_URLS_BASE": f"https://127.0.0.1:{port}"}
     server = subprocess.Popen(
         [CERTDESK, "serve", "--plain-http"],
         cwd=tmp,
