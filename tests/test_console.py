@@ -169,6 +169,8 @@ def test_form_upload_and_announcement_reach_the_holders(office: Office) -> None:
     holder = office.page("holder")
     assert "revocation-letter.pdf" in holder.get("/forms").text
     assert holder.get("/forms/revocation-letter.pdf").content == pdf
+    for missing in ("nothing.pdf", "%00.pdf"):
+        assert problem_code(holder.get(f"/forms/{missing}").text) == "form.not_found"
     assert "Renewal season" in holder.get("/announcements").text
     assert office.page("holder").get("/console/content").status_code == 403
 

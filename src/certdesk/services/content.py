@@ -153,6 +153,8 @@ def list_forms(ctx: Context) -> list[Form]:
 
 
 def get_form(ctx: Context, name: str) -> tuple[Form, bytes]:
+    if not _NAME.match(name):  # no such name can be stored (and PostgreSQL refuses NUL)
+        raise CertdeskError("form.not_found", name=name)
     with ctx.db.read() as conn:
         row = conn.execute(select(forms).where(forms.c.name == name)).first()
     if row is None:
