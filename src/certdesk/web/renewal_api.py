@@ -56,13 +56,19 @@ def _chain(r: Renewals) -> bytes:
     return r.ca_certificate.public_bytes(Encoding.PEM)
 
 
-@router.api_route("/renewal/nonce", methods=["GET", "HEAD"])
 def nonce(request: Request, response: Response) -> dict[str, str]:
     """A one-time nonce for the next signed request (also in the Replay-Nonce header)."""
     value = renewals(request).new_nonce()
     response.headers["Replay-Nonce"] = value
     response.headers["Cache-Control"] = "no-store"
     return {"nonce": value}
+
+
+# HEAD as ACME clients use it; each method its own operation in the OpenAPI document.
+for _method in ("GET", "HEAD"):
+    router.add_api_route(
+        "/renewal/nonce", nonce, methods=[_method], operation_id=f"renewal_nonce_{_method.lower()}"
+    )
 
 
 @router.post("/renewal/profile")
