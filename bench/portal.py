@@ -76,16 +76,29 @@ def running(
     what: str,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
-) -> Iterator[None]:
+) -> Iterator[int]:
     proc = subprocess.Popen(
         args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
     )
     try:
         wait_for_port(proc, port, what)
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes and their children (nginx workers), Linux."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            if pid in pids or ppid in pids:
+                total += int(fields[11]) + int(fields[12])
+    return total / tick
 
 
 # -- load generator ---------------------------------------------------------------------------
@@ -96,6 +109,7 @@ class Result:
     name: str
     latencies: list[float]  # seconds
     elapsed: float
+    cpu: float = 0.0  # CPU seconds the server processes used during the run
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -117,7 +131,7 @@ class Result:
         return (
             f"{self.name:<9} p50 {self.p50 * 1000:7.1f} ms  p99 {self.pct(99) * 1000:7.1f} ms  "
             f"max {max(self.latencies) * 1000:7.1f} ms  {self.rate:7.0f} req/s  "
-            f"({len(self.latencies)} requests)"
+            f"server CPU {self.cpu / len(self.latencies) * 1e6:5.0f} us/request"
         )
 
 
@@ -306,7 +320,9 @@ def main() -> None:
             # ports are taken just before use: other programs on the machine pick free ports too
             direct = free_port()
             serve = [CERTDESK, "serve", "--port", str(direct)]
-            servers.enter_context(running(serve, direct, "certdesk serve", cwd=work, env=env))
+            pids = {
+                "certdesk": [servers.enter_context(running(serve, direct, "certdesk", work, env))]
+            }
             # the static page nginx serves is the very page certdesk answers (same size)
             www = work / "www"
             www.mkdir()
@@ -316,30 +332,32 @@ def main() -> None:
             conf = nginx_main(
                 work / "nginx-static", static_site(data, static, www), opts.nginx_workers
             )
-            servers.enter_context(running(nginx_args(work / "nginx-static", conf), static, "nginx"))
+            static_server = running(nginx_args(work / "nginx-static", conf), static, "nginx")
+            pids["nginx"] = [servers.enter_context(static_server)]
             targets = {"nginx": static, "certdesk": direct}
             if opts.proxy:
                 proxy_env = {**env, "CERTDESK_SERVER_TRUSTED_PROXIES": "127.0.0.1/32"}
                 backend = free_port()
                 plain = [CERTDESK, "serve", "--plain-http", "--port", str(backend)]
-                servers.enter_context(
-                    running(plain, backend, "serve --plain-http", cwd=work, env=proxy_env)
-                )
+                pids["proxy"] = [
+                    servers.enter_context(running(plain, backend, "plain", work, proxy_env))
+                ]
                 (work / "nginx-proxy").mkdir()
                 proxied = free_port()
                 site = proxy_site(data, proxied, backend)
                 conf = nginx_main(work / "nginx-proxy", site, opts.nginx_workers)
-                servers.enter_context(
-                    running(nginx_args(work / "nginx-proxy", conf), proxied, "nginx (proxy)")
-                )
+                proxy = running(nginx_args(work / "nginx-proxy", conf), proxied, "nginx (proxy)")
+                pids["proxy"].append(servers.enter_context(proxy))
                 targets["proxy"] = proxied
             rounds: dict[str, list[Result]] = {name: [] for name in targets}
             for n in range(opts.rounds):  # interleaved: a busy moment hits every target
                 for name, port in targets.items():
                     log(f"round {n + 1}/{opts.rounds}: {name} on :{port} …")
+                    before = cpu_seconds(pids[name])
                     result = asyncio.run(
                         load(name, port, tls, opts.clients, opts.requests, PERSON_NAME.encode())
                     )
+                    result.cpu = cpu_seconds(pids[name]) - before
                     log(result.line())
                     rounds[name].append(result)
 
