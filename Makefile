@@ -38,6 +38,7 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/issue.py
 	$(BIN)/python bench/crl.py
+	$(BIN)/python bench/portal.py --proxy
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
