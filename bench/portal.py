@@ -6,7 +6,8 @@ by the same load generator with the same certificate, concurrency and number of 
   nginx     nginx (worker_processes 1, like certdesk's one process) answering a static copy
             of the same home page, client certificate required and checked against the CA chain
   certdesk  `certdesk serve` terminating TLS itself (the embedded default)
-  proxy     (--proxy) nginx in front of `certdesk serve --plain-http` (docs/nginx-certdesk.conf)
+  proxy     (--proxy) nginx in front of `certdesk serve --plain-http` (docs/nginx-certdesk.conf),
+            --backends N of them in the upstream
 
 The load generator is plain asyncio (TLS with a client certificate, HTTP/1.1 keep-alive, a
 minimal response parser), so it costs little CPU next to the servers; it shares the machine
@@ -14,7 +15,7 @@ with them. Connections are opened and warmed up (one request each) before the cl
 The target is "certdesk's p99 within 3x nginx's".
 
     python bench/portal.py [--requests 10000] [--clients 100] [--rounds 3] [--proxy]
-                           [--nginx-workers 1]
+                           [--backends 1] [--nginx-workers 1]
 """
 
 from __future__ import annotations
@@ -269,12 +270,13 @@ def static_site(data: Path, port: int, root: Path) -> str:
 """
 
 
-def proxy_site(data: Path, port: int, backend: int) -> str:
+def proxy_site(data: Path, port: int, backends: list[int]) -> str:
     site = DOCS_CONF.read_text()
+    servers = " ".join(f"server 127.0.0.1:{b};" for b in backends)
     for old, new in [
         ("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;"),
         ("/srv/certdesk/var/", f"{data}/"),
-        ("server 127.0.0.1:8080;", f"server 127.0.0.1:{backend};"),
+        ("server 127.0.0.1:8080;", servers),
     ]:
         site = site.replace(old, new)
     return site
@@ -303,6 +305,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3, help="report each target's median")
     parser.add_argument("--proxy", action="store_true", help="also certdesk behind nginx")
+    parser.add_argument("--backends", type=int, default=1, help="certdesk processes (proxy)")
     parser.add_argument("--nginx-workers", default="1", help="worker_processes (1 or auto)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     opts = parser.parse_args()
@@ -337,14 +340,15 @@ def main() -> None:
             targets = {"nginx": static, "certdesk": direct}
             if opts.proxy:
                 proxy_env = {**env, "CERTDESK_SERVER_TRUSTED_PROXIES": "127.0.0.1/32"}
-                backend = free_port()
-                plain = [CERTDESK, "serve", "--plain-http", "--port", str(backend)]
-                pids["proxy"] = [
-                    servers.enter_context(running(plain, backend, "plain", work, proxy_env))
-                ]
+                backends, pids["proxy"] = [], []
+                for _ in range(opts.backends):
+                    backends.append(free_port())
+                    plain = [CERTDESK, "serve", "--plain-http", "--port", str(backends[-1])]
+                    backend = running(plain, backends[-1], "plain", work, proxy_env)
+                    pids["proxy"].append(servers.enter_context(backend))
                 (work / "nginx-proxy").mkdir()
                 proxied = free_port()
-                site = proxy_site(data, proxied, backend)
+                site = proxy_site(data, proxied, backends)
                 conf = nginx_main(work / "nginx-proxy", site, opts.nginx_workers)
                 proxy = running(nginx_args(work / "nginx-proxy", conf), proxied, "nginx (proxy)")
                 pids["proxy"].append(servers.enter_context(proxy))
@@ -365,7 +369,7 @@ def main() -> None:
             f"GET / as {PERSON}, {opts.clients} keep-alive clients, {opts.requests} requests, "
             f"median of {opts.rounds} rounds by p99, {os.cpu_count()} CPUs "
             f"(load average before: {load_before:.1f}), nginx worker_processes "
-            f"{opts.nginx_workers}"
+            f"{opts.nginx_workers}" + (f", {opts.backends} backends" if opts.proxy else "")
         )
         results = {
             name: sorted(rs, key=lambda r: r.p99)[len(rs) // 2] for name, rs in rounds.items()
