@@ -53,6 +53,8 @@ def _create(url: str, *, echo: bool, is_sqlite: bool, synchronous: str) -> Engin
     kwargs: dict[str, Any] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
     if not database or database == ":memory:":
         kwargs["poolclass"] = NullPool
+    else:  # as many pooled connections as the web server's worker threads: none opened per request
+        kwargs |= {"pool_size": 20, "max_overflow": 20}
     engine = create_engine(url, echo=echo, **kwargs)
 
     @event.listens_for(engine, "connect")
