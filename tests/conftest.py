@@ -102,3 +102,20 @@ def openssl(*args: str | Path) -> subprocess.CompletedProcess[str]:
     if shutil.which("openssl") is None:
         pytest.fail("openssl is not installed")
     return subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True, check=False)
+
+
+def openssl_verify(
+    pki: Path, leaf: Path, at: dt.datetime, *extra: str | Path
+) -> subprocess.CompletedProcess[str]:
+    """`openssl verify` of `leaf` against the published root and issuing CA, at time `at`."""
+    return openssl(
+        "verify",
+        "-attime",
+        str(int(at.timestamp())),
+        *extra,
+        "-CAfile",
+        pki / "root.pem",
+        "-untrusted",
+        pki / "issuing.pem",
+        leaf,
+    )

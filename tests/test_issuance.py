@@ -20,7 +20,7 @@ from certdesk.services.context import Context
 from certdesk.services.issuance import Issuance
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import assign_token, register_token
-from conftest import openssl
+from conftest import openssl, openssl_verify
 
 
 def make_csr(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cn: str = "ignored") -> bytes:
@@ -61,17 +61,8 @@ def test_enrol_from_csr_identity_from_registry(issuance: Issuance, tmp_path: Pat
 
     leaf = write(tmp_path / "leaf.pem", issued.pem)
     pki = pki_dir(issuance.ctx)
-    result = openssl(
-        "verify",
-        "-attime",
-        str(int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp())),
-        "-purpose",
-        "sslclient",
-        "-CAfile",
-        pki / "root.pem",
-        "-untrusted",
-        pki / "issuing.pem",
-        leaf,
+    result = openssl_verify(
+        pki, leaf, dt.datetime(2026, 6, 1, tzinfo=dt.UTC), "-purpose", "sslclient"
     )
     assert result.returncode == 0 and result.stdout.strip().endswith("OK"), result.stderr
 
@@ -91,17 +82,7 @@ def test_rsa_ca_and_rsa_holder(tmp_path: Path, db_url: str, clock: object) -> No
     issued = Issuance(ctx).enroll("p", make_csr(rsa.generate_private_key(65537, 2048)))
     leaf = write(tmp_path / "leaf.pem", issued.pem)
     pki = pki_dir(ctx)
-    when = str(int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp()))
-    result = openssl(
-        "verify",
-        "-attime",
-        when,
-        "-CAfile",
-        pki / "root.pem",
-        "-untrusted",
-        pki / "issuing.pem",
-        leaf,
-    )
+    result = openssl_verify(pki, leaf, dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
     assert result.returncode == 0, result.stdout + result.stderr
     db.dispose()
 

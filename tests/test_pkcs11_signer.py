@@ -25,7 +25,7 @@ from certdesk.services.context import Context
 from certdesk.services.issuance import Issuance
 from certdesk.store.db import Database
 from certdesk.store.migrate import upgrade
-from conftest import make_config, openssl
+from conftest import make_config, openssl, openssl_verify
 from softhsm import USER_PIN, SoftHSM
 
 NOW = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
@@ -109,17 +109,7 @@ def test_ca_hierarchy_in_hsm_issues_verifiable_certificates(
     leaf = tmp_path / "leaf.pem"
     leaf.write_bytes(issued.pem)
     pki = pki_dir(ctx)
-    when = str(int((NOW + dt.timedelta(days=1)).timestamp()))
-    checked = openssl(
-        "verify",
-        "-attime",
-        when,
-        "-CAfile",
-        pki / "root.pem",
-        "-untrusted",
-        pki / "issuing.pem",
-        leaf,
-    )
+    checked = openssl_verify(pki, leaf, NOW + dt.timedelta(days=1))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # the keys are in the HSM, marked sensitive and never extractable
     keys = [o for o in softhsm.objects("ca-hsm") if o["kind"] == "Private Key"]

@@ -25,7 +25,7 @@ from certdesk.token.device import find_token, open_session
 from certdesk.token.keys import generate_keypair, private_key_by_id
 from certdesk.token.objects import list_certificates
 from certdesk.token.pin import change_pin, unblock
-from conftest import openssl
+from conftest import openssl, openssl_verify
 from softhsm import SO_PIN, USER_PIN, SoftHSM
 
 
@@ -55,17 +55,7 @@ def test_enrol_onto_token(token_issuance: Issuance, softhsm: SoftHSM, tmp_path: 
     leaf = tmp_path / "leaf.pem"
     leaf.write_bytes(issued.pem)
     pki = pki_dir(token_issuance.ctx)
-    when = str(int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp()))
-    verified = openssl(
-        "verify",
-        "-attime",
-        when,
-        "-CAfile",
-        pki / "root.pem",
-        "-untrusted",
-        pki / "issuing.pem",
-        leaf,
-    )
+    verified = openssl_verify(pki, leaf, dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     # the registry knows the token and its one keeper
     (token,) = list_tokens(token_issuance.ctx)

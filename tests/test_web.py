@@ -52,25 +52,19 @@ def served(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         "CERTDESK_SERVER_PORT": str(port),
         "CERTDESK_URLS_BASE": f"https://127.0.0.1:{port}",
     }
-    init = subprocess.run(
-        [CERTDESK, "init"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
+    init, again = (
+        subprocess.run(
+            [CERTDESK, "init"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        for _ in range(2)
     )
     assert init.returncode == 0, init.stderr
-    again = subprocess.run(
-        [CERTDESK, "init"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
     assert again.returncode == 0 and "already" in again.stdout  # idempotent
     proc = subprocess.Popen(
         [CERTDESK, "serve"],
