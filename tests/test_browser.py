@@ -54,6 +54,7 @@ ARGS = [
 ]
 SCREENSHOTS = os.environ.get("CERTDESK_SCREENSHOTS", "") == "1"
 SHOT_DIR = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SHOT_HEIGHT = 1400
 LANGS = ("en", "zh-CN")
 CLERK = "demo-0001"  # the demo clerk: no certificate until this module enrols one
 P12_PASSPHRASE = "browser-passphrase"
@@ -89,9 +90,18 @@ class Visitor:
         return self.page.inner_text(selector)
 
     def shot(self, name: str, lang: str) -> None:
-        if SCREENSHOTS:
-            SHOT_DIR.mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(SHOT_DIR / f"{name}.{lang}.png"), full_page=True)
+        """The page down to its end, or its first SHOT_HEIGHT pixels (long listings)."""
+        if not SCREENSHOTS:
+            return
+        SHOT_DIR.mkdir(parents=True, exist_ok=True)
+        width, height = self.page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
+        )
+        self.page.screenshot(
+            path=str(SHOT_DIR / f"{name}.{lang}.png"),
+            full_page=True,
+            clip={"x": 0, "y": 0, "width": width, "height": min(height, SHOT_HEIGHT)},
+        )
 
 
 @pytest.fixture(scope="module")
