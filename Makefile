@@ -38,6 +38,7 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/issue.py
 	$(BIN)/python bench/crl.py
+	$(BIN)/python bench/renew.py
 	$(BIN)/python bench/portal.py --proxy
 
 clean:

@@ -18,13 +18,12 @@ runs the same CLI with its token calls timed (the token work alone).
 
     python bench/renew.py [--count 2000] [--full 500] [--clients 32] [--db sqlite|postgres]
                           [--sync full|normal] [--client httpx|raw] [--no-softhsm]
-                          [--what-if-index] [--profile server.prof]
+                          [--profile server.prof]
 
 --db postgres makes a fresh schema in $CERTDESK_BENCH_PG (default the test database) and drops
 it afterwards; the PostgreSQL processes' CPU is then printed apart. --client raw swaps httpx for
 a minimal HTTP/1.1 client (a tenth of the client CPU), to see the server with less competition.
---what-if-index adds an index on certificates.replaces (not in certdesk's schema) to the
-benchmark's database before serving: an experiment, labelled in the output. --profile runs the
+--profile runs the
 server under cProfile in every thread, in thread CPU time (slower: its rates are not the
 benchmark's) and prints the top functions.
 """
@@ -515,7 +514,6 @@ def phase_line(r: PhaseResult, args: argparse.Namespace, cores: int) -> str:
         f"tool=certdesk phase={r.phase} "
         f"db={args.db}{'/sync=' + args.sync if args.db == 'sqlite' else ''} client={args.client} "
         f"clients={args.clients} renewals={r.done} "
-        f"{'what_if_index=replaces ' if args.what_if_index else ''}"
         f"errors={len(r.errors)} renewals_per_s={rate:.0f} "
         f"p50_ms={q(r.latencies, 50):.1f} p99_ms={q(r.latencies, 99):.1f}"
     )
@@ -778,9 +776,6 @@ def bench(args: argparse.Namespace, workdir: Path, url: str) -> list[str]:
                     for p in hsm_persons
                 ],
             )
-    if args.what_if_index:  # not certdesk's schema: shows what such an index would change
-        with ctx.db.write() as conn:
-            conn.execute(text("CREATE INDEX ix_bench_replaces ON certificates (replaces)"))
     db.dispose()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -845,11 +840,6 @@ def main() -> None:
         choices=["httpx", "raw"],
         default="httpx",
         help="load generator: httpx.AsyncClient, or minimal HTTP/1.1 on asyncio streams",
-    )
-    parser.add_argument(
-        "--what-if-index",
-        action="store_true",
-        help="experiment: add a plain index on certificates.replaces before serving",
     )
     parser.add_argument("--no-softhsm", dest="softhsm", action="store_false")
     parser.add_argument("--hsm-rounds", type=int, default=3, help="SoftHSM renewals (median)")

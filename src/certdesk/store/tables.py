@@ -162,6 +162,8 @@ certificates = Table(
     CheckConstraint("der IS NOT NULL OR state IN ('reserved', 'abandoned')", name="signed_has_der"),
     Index("ix_certificates_person_state", "person_id", "state"),
     Index("ix_certificates_issuer_state", "issuer", "state"),
+    # Renewal looks up "the certificate that replaces this one" on every request.
+    Index("ix_certificates_replaces", "replaces"),
     # A person has at most one active personal certificate, whatever the code above does.
     Index(
         "uq_certificates_one_active_personal",
