@@ -53,9 +53,10 @@ def log(msg: str) -> None:
 
 
 @contextmanager
-def database(kind: str, workdir: Path) -> Iterator[str]:
+def database(kind: str, workdir: Path, sqlite_file: str = "bench.db") -> Iterator[str]:
+    """A database URL for one run: a SQLite file, or a fresh PostgreSQL schema dropped after."""
     if kind == "sqlite":
-        yield f"sqlite:///{workdir / 'bench.db'}"
+        yield f"sqlite:///{workdir / sqlite_file}"
         return
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_URL)

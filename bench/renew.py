@@ -47,8 +47,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +55,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert, text
 
 from certdesk.client.signed import FileRequestKey, sign_request
 from certdesk.config import Config
@@ -69,8 +67,8 @@ from certdesk.services.registry import add_unit
 from certdesk.store.db import Database
 from certdesk.store.migrate import upgrade
 from certdesk.store.tables import people
+from issue import database
 
-PG_URL = os.environ.get("CERTDESK_BENCH_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
 BIN = Path(sys.executable).parent
 CERTDESK = str(BIN / "certdesk")
 SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
@@ -169,23 +167,6 @@ def log(msg: str) -> None:
 
 
 # -- set-up ------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def database(kind: str, workdir: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{workdir / 'var' / 'certdesk.db'}"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 @dataclass
@@ -851,7 +832,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="certdesk-renew-bench-"))
     try:
         (workdir / "var").mkdir()
-        with database(args.db, workdir) as url:
+        with database(args.db, workdir, "var/certdesk.db") as url:
             load = os.getloadavg()[0]
             print(
                 f"# {os.cpu_count()} cores shared by server, load generator and whatever else "
