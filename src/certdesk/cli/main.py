@@ -7,7 +7,7 @@ import datetime as dt
 import getpass
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,10 +15,12 @@ from certdesk.cli import holder
 from certdesk.cli.output import ask_secret, console, emit_json, fail, say, table
 from certdesk.config import load_config
 from certdesk.domain.errors import CertdeskError
-from certdesk.services import registry
-from certdesk.services.context import Context
-from certdesk.store.db import Database
-from certdesk.store.migrate import upgrade
+
+if TYPE_CHECKING:  # the server side is imported when an office command runs, not for `renew`
+    from types import ModuleType
+
+    from certdesk.services import registry
+    from certdesk.services.context import Context
 
 app = typer.Typer(
     help="certdesk — personal certificates on USB tokens.",
@@ -62,8 +64,18 @@ def _global(config: ConfigOpt = None) -> None:
     _state["config"] = config
 
 
+def _registry() -> ModuleType:
+    from certdesk.services import registry
+
+    return registry
+
+
 def context() -> Context:
     """Configuration, database (migrated to the newest schema) and the acting officer."""
+    from certdesk.services.context import Context
+    from certdesk.store.db import Database
+    from certdesk.store.migrate import upgrade
+
     cfg = load_config(_state["config"])
     db = Database(cfg.database_url, sqlite_synchronous=cfg.database.sqlite_synchronous)
     upgrade(db)
@@ -137,13 +149,13 @@ def unit_add(
     contact_phone: str = "",
 ) -> None:
     """Register a unit."""
-    unit = registry.add_unit(context(), code, name, contact_name, contact_email, contact_phone)
+    unit = _registry().add_unit(context(), code, name, contact_name, contact_email, contact_phone)
     say(f"Unit {unit.code} added.", f"已添加单位 {unit.code}。")
 
 
 @unit_app.command("list")
 def unit_list(as_json: JsonOpt = False) -> None:
-    units = registry.list_units(context())
+    units = _registry().list_units(context())
     if as_json:
         emit_json([dataclasses.asdict(u) for u in units])
     else:
@@ -164,7 +176,7 @@ def person_add(
     position: Annotated[str | None, typer.Option(help="Position code")] = None,
 ) -> None:
     """Register a person."""
-    person = registry.add_person(context(), person_id, name, unit, email, phone, position)
+    person = _registry().add_person(context(), person_id, name, unit, email, phone, position)
     say(f"Person {person.person_id} added.", f"已添加人员 {person.person_id}。")
 
 
@@ -177,7 +189,7 @@ def person_list(
     unit: Annotated[str | None, typer.Option(help="Only this unit")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    people = registry.list_people(context(), unit)
+    people = _registry().list_people(context(), unit)
     if as_json:
         emit_json([dataclasses.asdict(p) for p in people])
     else:
@@ -193,7 +205,7 @@ def person_show(person_id: str, as_json: JsonOpt = False) -> None:
     from certdesk.services.certificates import list_certificates
 
     ctx = context()
-    person = registry.find_person(ctx, person_id)
+    person = _registry().find_person(ctx, person_id)
     certs = list_certificates(ctx, person_id=person_id)
     if as_json:
         emit_json({**dataclasses.asdict(person), "certificates": [c.as_dict() for c in certs]})
