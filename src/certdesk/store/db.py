@@ -7,8 +7,9 @@ audit head row, updated in every write, serialises the chain.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,22 @@ class Database:
         self.engine = _create(
             url, echo=echo, is_sqlite=self.is_sqlite, synchronous=sqlite_synchronous.upper()
         )
+        self._write_lock: AbstractContextManager[object] = (
+            threading.RLock() if self.is_sqlite else nullcontext()
+        )
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction: committed when the block ends, rolled back on any error."""
-        with self.engine.connect().execution_options(certdesk_write=True) as conn, conn.begin():
+        """One write transaction: committed when the block ends, rolled back on any error.
+
+        On SQLite, writers of this process queue on a lock first: SQLite's own busy handler makes
+        a waiting writer sleep and poll, which under load leaves some waiting for seconds.
+        """
+        with (
+            self._write_lock,
+            self.engine.connect().execution_options(certdesk_write=True) as conn,
+            conn.begin(),
+        ):
             yield conn
 
     @contextmanager
