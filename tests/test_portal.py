@@ -24,6 +24,7 @@ from certdesk.store.tables import audit_log
 from certdesk.web.app import create_app
 from certdesk.web.portal.i18n import LOCALES, translations
 from portal_client import client_for, issue_for
+from test_renewal import Holder
 
 TEMPLATES = Path(__file__).parent.parent / "src/certdesk/web/portal/templates"
 
@@ -144,42 +145,21 @@ def test_expired_revoked_departed_explained(demo: Context) -> None:
 
 
 def test_superseded_certificate_gets_the_remove_it_page(demo: Context) -> None:
-    from cryptography.hazmat.primitives.serialization import Encoding as Enc
-
-    from certdesk.client.signed import FileRequestKey, sign_request
-
     issuance = Issuance(demo)
     old_key = ec.generate_private_key(ec.SECP256R1())
     old = issuance.enroll_key("demo-0001", old_key.public_key())
     clock(demo).advance(dt.timedelta(days=340))
-    renewals = Renewals(demo, issuance)
+    holder = Holder(Renewals(demo, issuance), old_key, old.serial)
     new_key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([]))
-        .sign(new_key, hashes.SHA256())
-        .public_bytes(Enc.DER)
-    )
-    import base64
-
-    def signed(key: ec.EllipticCurvePrivateKey, serial: str, action: str, **payload: str) -> str:
-        return sign_request(
-            FileRequestKey(key),
-            serial=serial,
-            nonce=renewals.new_nonce(),
-            action=action,
-            payload=payload,
-        )
-
-    renewed = renewals.renew(
-        signed(old_key, old.serial, "renew", csr=base64.urlsafe_b64encode(csr).decode())
-    )
-    renewals.confirm(signed(new_key, renewed.serial, "confirm"))
+    renewed = holder.renew(new_key)
+    holder.renewals.confirm(holder.signed("confirm", serial=renewed.serial, key=new_key))
     app = create_app(demo)
     page = client_for(app, old.der).get("/")
     assert page.status_code == 401 and problem_code(page.text) == "login.superseded"
     assert "Remove the old certificate" in page.text and renewed.serial in page.text
-    assert client_for(app, renewed.certificate.public_bytes(Enc.DER)).get("/").status_code == 200
+    assert (
+        client_for(app, renewed.certificate.public_bytes(Encoding.DER)).get("/").status_code == 200
+    )
 
 
 def test_position_change_applies_at_the_next_request(demo: Context) -> None:

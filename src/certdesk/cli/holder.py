@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from certdesk.cli.output import ask_secret, ask_yes, emit_json, progress, say, table, warn
@@ -57,8 +58,6 @@ def connect(
             raise CertdeskError("client.fingerprint_mismatch", got=got, expected=wanted)
     elif not yes and not ask_yes("Trust this root CA? / 是否信任此根证书？", "--yes"):
         raise CertdeskError("client.untrusted")
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     old = load_settings(required=False)
     settings = ClientSettings(
         url.rstrip("/"),

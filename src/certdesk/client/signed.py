@@ -49,9 +49,10 @@ class FileRequestKey:
             self.alg = "ES384" if private_key.curve.name == "secp384r1" else "ES256"
         else:
             self.alg = "RS256"
+        self._algorithm = PyJWS().get_algorithm_by_name(self.alg)  # looked up once, not per call
 
     def sign(self, data: bytes) -> bytes:
-        algorithm = PyJWS().get_algorithm_by_name(self.alg)
+        algorithm = self._algorithm
         signature: bytes = algorithm.sign(data, algorithm.prepare_key(self.private_key))
         return signature
 

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from certdesk.ca.est_formats import certs_only, csr_attributes
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.enrolment_codes import enrol_with_code
-from certdesk.services.renewal import Renewals
+from certdesk.web.renewal_api import renewals
 from certdesk.web.tls import client_certificate_der
 
 router = APIRouter(prefix="/.well-known/est", tags=["est"])
@@ -58,14 +58,9 @@ def _basic(request: Request) -> tuple[str, str]:
     return user, password
 
 
-def _renewals(request: Request) -> Renewals:
-    found: Renewals = request.app.state.services.renewals
-    return found
-
-
 @router.get("/cacerts")
 def cacerts(request: Request) -> Response:
-    r = _renewals(request)
+    r = renewals(request)
     return _certs(r.trust_chain())
 
 
@@ -73,7 +68,7 @@ def cacerts(request: Request) -> Response:
 async def simpleenroll(request: Request) -> Response:
     person_id, code = _basic(request)
     csr = await _csr(request)
-    issuance = _renewals(request).issuance
+    issuance = renewals(request).issuance
     issued = await run_in_threadpool(enrol_with_code, issuance, person_id, code, csr)
     return _certs([issued.certificate])
 
@@ -84,7 +79,7 @@ async def simplereenroll(request: Request) -> Response:
     if der is None:
         raise CertdeskError("est.client_certificate_required")
     csr = await _csr(request)
-    renewed = await run_in_threadpool(_renewals(request).reenroll, der, csr)
+    renewed = await run_in_threadpool(renewals(request).reenroll, der, csr)
     return _certs([renewed.certificate])
 
 
