@@ -36,6 +36,7 @@ from certdesk.ca.keys import as_public_key
 from certdesk.config import Config
 from certdesk.services.authorities import ISSUING, init_hierarchy, load_signer, require_authority
 from certdesk.services.context import Context
+from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.group_commit import GroupCommitter
 from certdesk.services.issuance import Issuance
 from certdesk.services.registry import add_unit
@@ -174,11 +175,11 @@ def issue_all(
     def one(i: int) -> None:
         t0 = time.perf_counter()
         csr = load_csr(csrs[i])
-        prepare = issuance.enrolment(f"b{i:07d}", as_public_key(csr.public_key()))
+        request = OfficerEnrolment(issuance.ctx, f"b{i:07d}", as_public_key(csr.public_key()))
         if committer is None:
-            issuance.issue(prepare)
+            issuance.issue(request)
         else:
-            committer.issue(prepare)
+            committer.issue(request)
         latencies.append(time.perf_counter() - t0)
 
     committer = GroupCommitter(issuance) if mode == "group" else None

@@ -62,6 +62,7 @@ from certdesk.config import Config
 from certdesk.domain.clock import FixedClock
 from certdesk.services.context import Context
 from certdesk.services.demo import bootstrap
+from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
 from certdesk.services.registry import add_unit
 from certdesk.store.db import Database
@@ -215,7 +216,7 @@ def make_holders(ctx: Context, count: int, batch: int = 200) -> list[Holder]:
         chunk = ids[start : start + batch]
         keys = [ec.generate_private_key(ec.SECP256R1()) for _ in chunk]
         outcomes = issuance.issue_batch(
-            [issuance.enrolment(pid, k.public_key()) for pid, k in zip(chunk, keys, strict=True)]
+            [OfficerEnrolment(ctx, pid, k.public_key()) for pid, k in zip(chunk, keys, strict=True)]
         )
         for pid, key, issued in zip(chunk, keys, outcomes, strict=True):
             if isinstance(issued, Exception):

@@ -44,6 +44,7 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import RevocationReason
 from certdesk.services import registry
 from certdesk.services.context import Context
+from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
 from certdesk.services.revocation import revoke
 from certdesk.store.db import Database
@@ -161,10 +162,10 @@ def main(config_path: str, journal_dir: str, round_no: str, mode: str) -> None:
         journal.write("enrol", *people)
         crasher.phase = "reserve"
         if len(people) == 1:
-            outcomes: list[Any] = [issuance.enroll_key(people[0], keys[0])]
+            outcomes: list[Any] = [issuance.issue(OfficerEnrolment(ctx, people[0], keys[0]))]
         else:
             outcomes = issuance.issue_batch(
-                [issuance.enrolment(p, k) for p, k in zip(people, keys, strict=True)]
+                [OfficerEnrolment(ctx, p, k) for p, k in zip(people, keys, strict=True)]
             )
         crasher.phase = "idle"
         crasher.at("after_record")

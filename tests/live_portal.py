@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from certdesk.config import load_config
 from certdesk.services.context import Context
+from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance, IssuedCertificate
 from certdesk.store.db import Database
 from test_web import free_port, wait_for_port
@@ -60,7 +61,9 @@ class LivePortal:
     ) -> tuple[IssuedCertificate, ec.EllipticCurvePrivateKey, Path, Path]:
         """A certificate for `person_id` with a file key: (issued, key, cert.pem, key.pem)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        issued = (issuance or Issuance(self.ctx)).enroll_key(person_id, key.public_key())
+        issued = (issuance or Issuance(self.ctx)).issue(
+            OfficerEnrolment(self.ctx, person_id, key.public_key())
+        )
         folder.mkdir(parents=True, exist_ok=True)
         cert_path = folder / f"{person_id}-{issued.serial[:8]}.crt"
         key_path = folder / f"{person_id}-{issued.serial[:8]}.key"

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from certdesk.services.context import Context
+from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
 
 
@@ -36,5 +37,5 @@ def client_for(app: FastAPI, der: bytes | None, lang: str = "en") -> TestClient:
 def issue_for(ctx: Context, person_id: str, issuance: Issuance | None = None) -> bytes:
     """A personal certificate for `person_id` (file key); its DER."""
     key = ec.generate_private_key(ec.SECP256R1())
-    issued = (issuance or Issuance(ctx)).enroll_key(person_id, key.public_key())
+    issued = (issuance or Issuance(ctx)).issue(OfficerEnrolment(ctx, person_id, key.public_key()))
     return issued.certificate.public_bytes(Encoding.DER)

@@ -23,7 +23,8 @@ from starlette.routing import Mount, Route
 from certdesk.services import registry, tokens
 from certdesk.services.context import Context
 from certdesk.services.demo import POSITIONS, ROLES
-from certdesk.services.issuance import Issuance, active_personal_serial
+from certdesk.services.issuance import Issuance
+from certdesk.store.certificates import active_personal_serial
 from officers import OTHER_PERSON, STAFF, Office, open_office
 from portal_client import issue_for
 

@@ -9,7 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, select
 
+from certdesk.store.tables import audit_log
 from conftest import openssl
 from softhsm import SoftHSM
 from test_renew_faketime import FakeTimeDesk
@@ -105,3 +107,16 @@ def test_est_enrol_and_reenrol(tmp_path: Path, softhsm: SoftHSM) -> None:
         assert "CN=Demo Holder" in renewed.replace(" = ", "=")
         certs = json.loads(desk.ok("cert", "list", "--person", "demo-0001", "--json").stdout)
         assert sorted(c["state"] for c in certs) == ["active", "superseded"]
+        by_state = {c["state"]: c["serial"] for c in certs}
+    # the audit log names the method that issued each: a re-enrolment is not a "renewal"
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'certdesk.db'}")
+    with engine.connect() as conn:
+        reserved = conn.execute(
+            select(audit_log.c.object_id, audit_log.c.after).where(
+                audit_log.c.action == "certificate.reserve"
+            )
+        ).all()
+    engine.dispose()
+    methods = {serial: json.loads(after)["method"] for serial, after in reserved}
+    assert methods[by_state["superseded"]] == "est_code"
+    assert methods[by_state["active"]] == "est_reenrol"

@@ -17,6 +17,8 @@ from certdesk.services import registry
 from certdesk.services.authorities import pki_dir
 from certdesk.services.certificates import get_certificate
 from certdesk.services.context import Context
+from certdesk.services.enrolment import IssuedCertificate
+from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import assign_token, register_token
@@ -32,6 +34,12 @@ def make_csr(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cn: str = "ign
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
+def enrol_csr(
+    issuance: Issuance, person_id: str, csr: bytes, token_serial: str | None = None
+) -> IssuedCertificate:
+    return issuance.issue(OfficerEnrolment.from_csr(issuance.ctx, person_id, csr, token_serial))
+
+
 def write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -39,7 +47,7 @@ def write(path: Path, data: bytes) -> Path:
 
 def test_enrol_from_csr_identity_from_registry(issuance: Issuance, tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    issued = issuance.enroll("p-001", make_csr(key, cn="Somebody Else"))
+    issued = enrol_csr(issuance, "p-001", make_csr(key, cn="Somebody Else"))
     cert = issued.certificate
     subject = {a.oid: a.value for a in cert.subject}
     assert subject[NameOID.COMMON_NAME] == "Zhang San"  # from the registry, not the CSR
@@ -79,7 +87,9 @@ def test_rsa_ca_and_rsa_holder(tmp_path: Path, db_url: str, clock: object) -> No
     init_hierarchy(ctx)
     registry.add_unit(ctx, "U", "Unit")
     registry.add_person(ctx, "p", "Wang Wu", "U", "wang@u.example")
-    issued = Issuance(ctx).enroll("p", make_csr(rsa.generate_private_key(65537, 2048)))
+    issued = Issuance(ctx).issue(
+        OfficerEnrolment.from_csr(ctx, "p", make_csr(rsa.generate_private_key(65537, 2048)))
+    )
     leaf = write(tmp_path / "leaf.pem", issued.pem)
     pki = pki_dir(ctx)
     result = openssl_verify(pki, leaf, dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
@@ -100,7 +110,7 @@ def test_rsa_ca_and_rsa_holder(tmp_path: Path, db_url: str, clock: object) -> No
 )
 def test_malformed_csr_refused(issuance: Issuance, data: bytes, code: str) -> None:
     with pytest.raises(CertdeskError) as err:
-        issuance.enroll("p-001", data)
+        enrol_csr(issuance, "p-001", data)
     assert err.value.code == code
     assert err.value.message("zh-CN") and err.value.message("en")
 
@@ -111,7 +121,7 @@ def test_csr_with_bad_signature_refused(issuance: Issuance) -> None:
     der = bytearray(csr.public_bytes(serialization.Encoding.DER))
     der[-5] ^= 0x01  # flip a bit inside the signature
     with pytest.raises(CertdeskError) as err:
-        issuance.enroll("p-001", bytes(der))
+        enrol_csr(issuance, "p-001", bytes(der))
     assert err.value.code in {"input.csr_bad_signature", "input.malformed_csr"}
     assert get_certs(issuance.ctx) == []
 
@@ -126,11 +136,11 @@ def test_refusals_change_nothing(issuance: Issuance) -> None:
     ctx = issuance.ctx
     key = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(CertdeskError) as err:
-        issuance.enroll("nobody", make_csr(key))
+        enrol_csr(issuance, "nobody", make_csr(key))
     assert err.value.code == "person.not_found"
-    first = issuance.enroll("p-001", make_csr(key))
+    first = enrol_csr(issuance, "p-001", make_csr(key))
     with pytest.raises(CertdeskError) as err:
-        issuance.enroll("p-001", make_csr(ec.generate_private_key(ec.SECP256R1())))
+        enrol_csr(issuance, "p-001", make_csr(ec.generate_private_key(ec.SECP256R1())))
     assert err.value.code == "person.has_active_certificate"
     assert first.serial in err.value.message("en")
     # the refused attempt left no reservation behind
@@ -144,7 +154,7 @@ def test_token_custody_one_keeper(issuance: Issuance) -> None:
     assign_token(ctx, "TK-1", "p-002")
     key = ec.generate_private_key(ec.SECP256R1())
     with pytest.raises(CertdeskError) as err:
-        issuance.enroll("p-001", make_csr(key), token_serial="TK-1")
+        enrol_csr(issuance, "p-001", make_csr(key), "TK-1")
     assert err.value.code == "token.issued_to_other"
     assert get_certs(ctx) == []
 
@@ -153,7 +163,7 @@ def test_revoke_and_crl(issuance: Issuance, tmp_path: Path) -> None:
     from certdesk.services.crl_publish import publish_crl
 
     ctx = issuance.ctx
-    issued = issuance.enroll("p-001", make_csr(ec.generate_private_key(ec.SECP256R1())))
+    issued = enrol_csr(issuance, "p-001", make_csr(ec.generate_private_key(ec.SECP256R1())))
     revoke(ctx, issued.serial, "keyCompromise")
     with pytest.raises(CertdeskError) as err:
         revoke(ctx, issued.serial, "keyCompromise")
@@ -202,7 +212,11 @@ def test_reservation_closed_while_signing_is_never_recorded(issuance: Issuance) 
 
     issuance.authority.issue = sign_while_swept  # type: ignore[method-assign]
     with pytest.raises(CertdeskError) as closed:
-        issuance.enroll_key("p-001", ec.generate_private_key(ec.SECP256R1()).public_key())
+        issuance.issue(
+            OfficerEnrolment(
+                issuance.ctx, "p-001", ec.generate_private_key(ec.SECP256R1()).public_key()
+            )
+        )
     assert closed.value.code == "issuance.reservation_closed"
     (row,) = list_certificates(issuance.ctx, "p-001")
     assert row.state is CertState.ABANDONED and row.der is None

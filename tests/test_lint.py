@@ -17,6 +17,8 @@ from certdesk.ca.profiles import Extensions, Profile, SubjectAltNames
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.authorities import ISSUING, ROOT, load_authority
 from certdesk.services.context import Context
+from certdesk.services.enrolment.officer import OfficerEnrolment
+from certdesk.services.enrolment.tls_server import TlsServerEnrolment
 from certdesk.services.issuance import Issuance
 
 LINT_PKIX = Path(sys.executable).parent / "lint_pkix_cert"
@@ -41,8 +43,10 @@ def linted(ca_ctx: Context) -> Issuance:
 
 def test_issued_certificates_pass_pkilint(linted: Issuance, tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    personal = linted.enroll_key("p-001", key.public_key())
-    tls = linted.issue_tls_server(key.public_key(), ["127.0.0.1", "portal.fin.example"])
+    personal = linted.issue(OfficerEnrolment(linted.ctx, "p-001", key.public_key()))
+    tls = linted.issue(
+        TlsServerEnrolment(linted.ctx.config, key.public_key(), ("127.0.0.1", "portal.fin.example"))
+    )
     root = load_authority(linted.ctx, ROOT).certificate
     assert root is not None and linted.authority.certificate is not None
     for cert in (personal.certificate, tls.certificate, root, linted.authority.certificate):

@@ -32,6 +32,7 @@ from certdesk.domain.clock import FixedClock
 from certdesk.services import registry
 from certdesk.services.context import Context
 from certdesk.services.demo import DEMO_PASSPHRASE, DEMO_UNIT
+from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
 from certdesk.services.revocation import revoke
 from certdesk.store.db import Database
@@ -170,12 +171,12 @@ def make_certificates(data_dir: Path, folder: Path) -> None:
         past = FixedClock(dt.datetime.now(dt.UTC) - dt.timedelta(days=400))
         ctx = Context(config, db, past, actor="test")
         key = ec.generate_private_key(ec.SECP256R1())
-        expired = Issuance(ctx).enroll_key("demo-0001", key.public_key())
+        expired = Issuance(ctx).issue(OfficerEnrolment(ctx, "demo-0001", key.public_key()))
         write_pair(folder, "expired", expired.certificate, key)
         now = Context(config, db, actor="test")
         registry.add_person(now, "p-rev", "Revoked Holder", DEMO_UNIT[0], "rev@demo.example")
         key = ec.generate_private_key(ec.SECP256R1())
-        revoked = Issuance(now).enroll_key("p-rev", key.public_key())
+        revoked = Issuance(now).issue(OfficerEnrolment(now, "p-rev", key.public_key()))
         revoke(now, format(revoked.certificate.serial_number, "x"), "keyCompromise")
         write_pair(folder, "revoked", revoked.certificate, key)
     finally:

@@ -22,6 +22,7 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.services import registry
 from certdesk.services.authorities import init_hierarchy, pki_dir
 from certdesk.services.context import Context
+from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
 from certdesk.store.db import Database
 from certdesk.store.migrate import upgrade
@@ -102,7 +103,7 @@ def test_ca_hierarchy_in_hsm_issues_verifiable_certificates(
     registry.add_unit(ctx, "FIN", "Finance Bureau")
     registry.add_person(ctx, "p-001", "Zhang San", "FIN", "zhang@fin.example")
     key = ec.generate_private_key(ec.SECP256R1())
-    issued = Issuance(ctx).enroll_key("p-001", key.public_key())
+    issued = Issuance(ctx).issue(OfficerEnrolment(ctx, "p-001", key.public_key()))
     assert issued.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
         "Zhang San"
     )

@@ -17,6 +17,7 @@ from certdesk.domain.clock import FixedClock
 from certdesk.services import registry
 from certdesk.services.context import Context
 from certdesk.services.demo import bootstrap
+from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
 from certdesk.services.renewal import Renewals
 from certdesk.services.revocation import revoke
@@ -147,7 +148,7 @@ def test_expired_revoked_departed_explained(demo: Context) -> None:
 def test_superseded_certificate_gets_the_remove_it_page(demo: Context) -> None:
     issuance = Issuance(demo)
     old_key = ec.generate_private_key(ec.SECP256R1())
-    old = issuance.enroll_key("demo-0001", old_key.public_key())
+    old = issuance.issue(OfficerEnrolment(demo, "demo-0001", old_key.public_key()))
     clock(demo).advance(dt.timedelta(days=340))
     holder = Holder(Renewals(demo, issuance), old_key, old.serial)
     new_key = ec.generate_private_key(ec.SECP256R1())

@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from certdesk.cli.token_enrolment import enrol_onto_token
 from certdesk.client.renewal import CONFIRM, RENEW, TokenRenewal
 from certdesk.client.server import Server
 from certdesk.client.settings import ClientSettings
 from certdesk.domain.clock import FixedClock
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.certificates import get_certificate
+from certdesk.services.enrolment.onto_token import enrol_onto_token
 from certdesk.services.issuance import Issuance
 from certdesk.store.tables import certificates
 from certdesk.token.device import find_token, open_session
@@ -47,7 +47,7 @@ class LosesAnswer(Server):
 @pytest.fixture
 def world(issuance: Issuance, softhsm: SoftHSM) -> Iterator[tuple[Issuance, TestClient]]:
     softhsm.init_token("zhang")
-    enrol_onto_token(issuance, "p-001", "zhang", USER_PIN)
+    enrol_onto_token(issuance.issue, issuance.ctx, "p-001", "zhang", USER_PIN)
     clock = issuance.ctx.clock
     assert isinstance(clock, FixedClock)
     clock.advance(dt.timedelta(days=340))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import jwt
@@ -22,10 +23,15 @@ from certdesk.domain.states import CertState
 from certdesk.services.audit_log import verify_chain
 from certdesk.services.certificates import get_certificate
 from certdesk.services.crl_publish import publish_crl
+from certdesk.services.enrolment import Intent
+from certdesk.services.enrolment.officer import OfficerEnrolment
+from certdesk.services.group_commit import GroupCommitter
 from certdesk.services.issuance import Issuance
-from certdesk.services.renewal import Renewals, expire_pending
+from certdesk.services.renewal import Renewals
+from certdesk.services.renewal_install import expire_pending
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import register_token
+from certdesk.store.certificates import in_flight_renewal
 
 DAY = dt.timedelta(days=1)
 
@@ -67,7 +73,7 @@ class Holder:
 def setup(issuance: Issuance) -> tuple[Renewals, Holder]:
     register_token(issuance.ctx, "TOK-1", "SoftHSM")
     key = ec.generate_private_key(ec.SECP256R1())
-    issued = issuance.enroll_key("p-001", key.public_key(), "TOK-1")
+    issued = issuance.issue(OfficerEnrolment(issuance.ctx, "p-001", key.public_key(), "TOK-1"))
     renewals = Renewals(issuance.ctx, issuance)
     return renewals, Holder(renewals, key, issued.serial)
 
@@ -213,7 +219,7 @@ def test_bad_requests_change_nothing(
     else:
         assert get_certificate(renewals.ctx, holder.serial).state is CertState.ACTIVE
         with renewals.ctx.db.read() as conn:
-            assert renewals._in_flight(conn, holder.serial) is None
+            assert in_flight_renewal(conn, holder.serial) is None
     if tamper == "other_name":
         assert "Li Si" in refused.value.message("en") and "0771" in refused.value.message("en")
     assert verify_chain(renewals.ctx).ok
@@ -268,3 +274,49 @@ def test_profile_and_pin_report(setup: tuple[Renewals, Holder]) -> None:
     assert profile.pin_changed is False
     assert renewals.report_pin_changed(holder.signed("pin-changed")) == "TOK-1"
     assert renewals.profile(holder.signed("profile")).pin_changed is True
+
+
+class _Gate:
+    """An enrolment request that holds the group committer's worker until released."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def authorise(self, conn: object) -> Intent:
+        self.entered.set()
+        assert self.release.wait(30)
+        raise CertdeskError("input.invalid", detail="gate")
+
+
+def test_two_renewals_in_one_group_commit_batch_get_the_same_certificate(
+    setup: tuple[Renewals, Holder],
+) -> None:
+    """With the server's group committer, a second renewal of the same holder that lands in the
+    same batch as the first gets the first's pending certificate, not a 409."""
+    renewals, holder = setup
+    clock_of(renewals).advance(340 * DAY)
+    committer = GroupCommitter(renewals.issuance)
+    renewals.issue = committer.issue
+    gate = _Gate()
+    held = committer.submit(gate)
+    assert gate.entered.wait(30)
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
+    tokens = [holder.signed("renew", {"csr": holder.csr(k)}) for k in keys]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(renewals.renew, token) for token in tokens]
+            deadline = time.monotonic() + 30
+            while committer._queue.qsize() < 2 and time.monotonic() < deadline:
+                time.sleep(0.005)  # both requests queue behind the gate: one batch
+            assert committer._queue.qsize() == 2
+            gate.release.set()
+            results = [f.result(60) for f in futures]
+    finally:
+        gate.release.set()
+        committer.close()
+    with pytest.raises(CertdeskError):
+        held.result(1)
+    assert results[0].serial == results[1].serial
+    assert sorted(r.created for r in results) == [False, True]
+    assert get_certificate(renewals.ctx, results[0].serial).state is CertState.PENDING_INSTALL

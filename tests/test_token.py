@@ -13,11 +13,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certdesk.cli.token_enrolment import enrol_onto_token
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import TokenState
 from certdesk.services import registry
 from certdesk.services.authorities import pki_dir
+from certdesk.services.enrolment.onto_token import enrol_onto_token
 from certdesk.services.issuance import Issuance
 from certdesk.services.tokens import list_tokens
 from certdesk.token.csr import make_csr
@@ -36,7 +36,7 @@ def token_issuance(issuance: Issuance, softhsm: SoftHSM) -> Issuance:
 
 
 def test_enrol_onto_token(token_issuance: Issuance, softhsm: SoftHSM, tmp_path: Path) -> None:
-    issued = enrol_onto_token(token_issuance, "p-001", "zhang", USER_PIN)
+    issued = enrol_onto_token(token_issuance.issue, token_issuance.ctx, "p-001", "zhang", USER_PIN)
     objects = softhsm.objects("zhang")
     keys = [o for o in objects if o["kind"] == "Private Key"]
     certs = [o for o in objects if o["kind"] == "Certificate"]
@@ -82,10 +82,10 @@ def test_token_of_another_keeper_refused_and_token_unchanged(
 ) -> None:
     ctx = token_issuance.ctx
     registry.add_person(ctx, "p-002", "Li Si", "FIN", "li@fin.example")
-    enrol_onto_token(token_issuance, "p-001", "zhang", USER_PIN)
+    enrol_onto_token(token_issuance.issue, token_issuance.ctx, "p-001", "zhang", USER_PIN)
     before = softhsm.list_objects("zhang")
     with pytest.raises(CertdeskError) as err:
-        enrol_onto_token(token_issuance, "p-002", "zhang", USER_PIN)
+        enrol_onto_token(token_issuance.issue, token_issuance.ctx, "p-002", "zhang", USER_PIN)
     assert err.value.code == "token.issued_to_other"
     assert softhsm.list_objects("zhang") == before  # no stray key left behind
 
@@ -93,21 +93,23 @@ def test_token_of_another_keeper_refused_and_token_unchanged(
 def test_refusal_after_key_generation_removes_the_key(
     token_issuance: Issuance, softhsm: SoftHSM
 ) -> None:
-    enrol_onto_token(token_issuance, "p-001", "zhang", USER_PIN)
+    enrol_onto_token(token_issuance.issue, token_issuance.ctx, "p-001", "zhang", USER_PIN)
     softhsm.init_token("spare")
     with pytest.raises(CertdeskError) as err:
-        enrol_onto_token(token_issuance, "p-001", "spare", USER_PIN)
+        enrol_onto_token(token_issuance.issue, token_issuance.ctx, "p-001", "spare", USER_PIN)
     assert err.value.code == "person.has_active_certificate"
     assert softhsm.objects("spare") == []
 
 
 def test_wrong_pin_and_missing_token_and_module(token_issuance: Issuance, softhsm: SoftHSM) -> None:
     with pytest.raises(CertdeskError) as err:
-        enrol_onto_token(token_issuance, "p-001", "zhang", "000000")
+        enrol_onto_token(token_issuance.issue, token_issuance.ctx, "p-001", "zhang", "000000")
     assert err.value.code == "pkcs11.wrong_pin"
     assert "tries" in err.value.message("en") and "次" in err.value.message("zh-CN")
     with pytest.raises(CertdeskError) as err:
-        enrol_onto_token(token_issuance, "p-001", "no-such-token", USER_PIN)
+        enrol_onto_token(
+            token_issuance.issue, token_issuance.ctx, "p-001", "no-such-token", USER_PIN
+        )
     assert err.value.code == "pkcs11.no_token"
     with pytest.raises(CertdeskError) as err:
         find_token("/nonexistent/libpkcs11.so", label="zhang")

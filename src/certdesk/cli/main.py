@@ -293,6 +293,7 @@ def enroll(
     as_json: JsonOpt = False,
 ) -> None:
     """Issue a personal certificate: onto a token, from a CSR, or as a PKCS#12 file."""
+    from certdesk.services.enrolment.officer import OfficerEnrolment
     from certdesk.services.issuance import Issuance
 
     chosen = [x for x in (token_label, csr, p12) if x is not None]
@@ -306,20 +307,19 @@ def enroll(
     ctx = context()
     issuance = Issuance(ctx)
     if csr is not None:
-        issued = issuance.enroll(person_id, _read(csr))
+        issued = issuance.issue(OfficerEnrolment.from_csr(ctx, person_id, _read(csr)))
     elif p12 is not None:
-        from certdesk.services.software_keys import enroll_pkcs12
+        from certdesk.services.enrolment.pkcs12 import enroll_pkcs12
 
         secret = p12_passphrase or ask_secret("PKCS#12 passphrase / PKCS#12 文件口令", confirm=True)
-        issued, data = enroll_pkcs12(issuance, person_id, secret)
+        issued, data = enroll_pkcs12(issuance.issue, ctx, person_id, secret)
         _write_new(p12, data)
     else:
-        from certdesk.cli.token_enrolment import enrol_onto_token
+        from certdesk.services.enrolment.onto_token import enrol_onto_token
 
         assert token_label is not None
-        issued = enrol_onto_token(
-            issuance, person_id, token_label, pin or ask_secret("Token PIN / USB Key PIN 码")
-        )
+        secret = pin or ask_secret("Token PIN / USB Key PIN 码")
+        issued = enrol_onto_token(issuance.issue, ctx, person_id, token_label, secret, say)
     if out is not None:
         _write_new(out, issued.pem)
     if as_json:

@@ -92,6 +92,26 @@ CATALOG: dict[str, Message] = {
         "Certificate {serial} is {state}; it cannot be revoked.",
         "证书 {serial} 当前状态为 {state}，不能吊销。",
     ),
+    "lifecycle.not_allowed": Message(
+        409,
+        "A {kind} cannot go from {before} to {after}; nothing was changed.",
+        "{kind} 不能从 {before} 变为 {after}，未作任何更改。",
+    ),
+    "cert.state_changed": Message(
+        409,
+        "Certificate {serial} changed state while this request was handled; try again.",
+        "处理本请求期间证书 {serial} 的状态已变化，请重试。",
+    ),
+    "token.state_changed": Message(
+        409,
+        "Token {key} changed state while this request was handled; try again.",
+        "处理本请求期间 USB Key {key} 的状态已变化，请重试。",
+    ),
+    "person.state_changed": Message(
+        409,
+        "The record of {key} changed while this request was handled; try again.",
+        "处理本请求期间人员 {key} 的记录已变化，请重试。",
+    ),
     "revocation.bad_reason": Message(
         400,
         "Unknown revocation reason {reason!r}; use one of: {allowed}.",

@@ -27,6 +27,7 @@ from certdesk.services.authorities import (
 )
 from certdesk.services.context import Context
 from certdesk.services.crl_publish import publish_crl
+from certdesk.services.enrolment.tls_server import TlsServerEnrolment
 from certdesk.services.files import atomic_write
 from certdesk.services.issuance import Issuance
 from certdesk.store.migrate import upgrade
@@ -112,7 +113,8 @@ def ensure_tls_certificate(ctx: Context, issuance: Issuance | None = None) -> bo
         if fresh and names == set(hostnames):
             return False
     key = ec.generate_private_key(ec.SECP256R1())
-    issued = (issuance or Issuance(ctx)).issue_tls_server(key.public_key(), hostnames)
+    request = TlsServerEnrolment(ctx.config, key.public_key(), tuple(hostnames))
+    issued = (issuance or Issuance(ctx)).issue(request)
     atomic_write(
         key_path,
         key.private_bytes(
@@ -172,8 +174,8 @@ def bootstrap(ctx: Context) -> BootstrapReport:
 def ensure_demo_staff(ctx: Context, report: BootstrapReport) -> None:
     """One person per role, each with a PKCS#12 file (passphrase DEMO_PASSPHRASE) to import into
     a browser, so that every part of the portal can be tried without a token."""
-    from certdesk.services.issuance import active_personal_serial
-    from certdesk.services.software_keys import enroll_pkcs12
+    from certdesk.services.enrolment.pkcs12 import enroll_pkcs12
+    from certdesk.store.certificates import active_personal_serial
 
     folder = ctx.config.data_dir / "demo"
     issuance: Issuance | None = None
@@ -190,7 +192,7 @@ def ensure_demo_staff(ctx: Context, report: BootstrapReport) -> None:
         if has_cert or target.exists():
             continue
         issuance = issuance or Issuance(ctx)
-        _issued, p12 = enroll_pkcs12(issuance, person_id, DEMO_PASSPHRASE)
+        _issued, p12 = enroll_pkcs12(issuance.issue, ctx, person_id, DEMO_PASSPHRASE)
         atomic_write(target, p12, mode=0o600)
         report.note(f"{target}")
 

@@ -3,7 +3,6 @@ once to enrol (RFC 7030 simpleenroll with HTTP Basic authentication). Only a has
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -11,12 +10,9 @@ import secrets
 
 from sqlalchemy import Connection, insert, select, update
 
-from certdesk.ca.csr import load_csr
-from certdesk.ca.keys import as_public_key
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import PersonState
 from certdesk.services.context import Context
-from certdesk.services.issuance import Intent, Issuance, IssuedCertificate
 from certdesk.services.registry import get_person
 from certdesk.store import audit
 from certdesk.store.tables import enrolment_codes
@@ -56,7 +52,9 @@ def create_code(ctx: Context, person_id: str, hours: int | None = None) -> tuple
     return code, expires
 
 
-def _check(conn: Connection, now: dt.datetime, person_id: str, code: str) -> str:
+def check_code(conn: Connection, ctx: Context, person_id: str, code: str) -> str:
+    """The code's hash if `code` is `person_id`'s, unused and unexpired (row locked)."""
+    now = ctx.clock.now()
     row = conn.execute(
         select(enrolment_codes).where(enrolment_codes.c.code_hash == _hash(code)).with_for_update()
     ).first()
@@ -69,31 +67,17 @@ def _check(conn: Connection, now: dt.datetime, person_id: str, code: str) -> str
     return str(row.code_hash)
 
 
-def enrol_with_code(
-    issuance: Issuance, person_id: str, code: str, csr_data: bytes
-) -> IssuedCertificate:
-    """Check the code, the CSR and the registry; the code is spent with the reservation."""
-    key = as_public_key(load_csr(csr_data).public_key())
-    officer_rules = issuance.enrolment(person_id, key)
-    ctx = issuance.ctx
-
-    def prepare(conn: Connection) -> Intent:
-        now = ctx.clock.now()
-        code_hash = _check(conn, now, person_id, code)  # authenticate before saying anything
-        intent = officer_rules(conn)
-        conn.execute(
-            update(enrolment_codes)
-            .where(enrolment_codes.c.code_hash == code_hash)
-            .values(used_at=now)
-        )
-        audit.append(
-            conn,
-            at=now,
-            actor=f"est:{person_id}",
-            action="enrolment_code.use",
-            object_type="person",
-            object_id=person_id,
-        )
-        return dataclasses.replace(intent, method="est")
-
-    return issuance.issue(prepare)
+def spend_code(conn: Connection, ctx: Context, person_id: str, code_hash: str) -> None:
+    """Mark a checked code used, audited, in the caller's transaction."""
+    now = ctx.clock.now()
+    conn.execute(
+        update(enrolment_codes).where(enrolment_codes.c.code_hash == code_hash).values(used_at=now)
+    )
+    audit.append(
+        conn,
+        at=now,
+        actor=f"est:{person_id}",
+        action="enrolment_code.use",
+        object_type="person",
+        object_id=person_id,
+    )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from certdesk.services.context import Context
 from certdesk.services.issuance import abandon_stale_reservations
 from certdesk.services.nonces import Nonces
-from certdesk.services.renewal import expire_pending
+from certdesk.services.renewal_install import expire_pending
 
 STALE_RESERVATION = dt.timedelta(minutes=10)
 log = logging.getLogger("certdesk.maintenance")

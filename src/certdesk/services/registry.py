@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Row, Select, bindparam, func, insert, or_, se
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState, PersonState, RevocationReason
 from certdesk.services.context import Context
+from certdesk.services.lifecycle import Move, transition
 from certdesk.services.revocation import revoke_in
 from certdesk.store import audit
 from certdesk.store.tables import (
@@ -359,25 +360,19 @@ def mark_departed(ctx: Context, person_id: str) -> Departure:
         before = get_person(conn, person_id)
         if before.state is PersonState.DEPARTED:
             raise CertdeskError("person.already_departed", person_id=person_id)
-        conn.execute(
-            update(people)
-            .where(people.c.person_id == person_id)
-            .values(state=PersonState.DEPARTED.value, updated_at=now)
-        )
         kept = sorted(
             conn.execute(select(tokens.c.serial).where(tokens.c.keeper_id == person_id)).scalars()
         )
         serials = sorted(conn.execute(_REVOCABLE_OF_PERSON, {"pid": person_id}).scalars())
-        audit.append(
-            conn,
-            at=now,
-            actor=ctx.actor,
-            action="person.depart",
-            object_type="person",
-            object_id=person_id,
-            before={"state": before.state.value},
-            after={"state": PersonState.DEPARTED.value, "revoke": serials, "tokens": kept},
+        move = Move(
+            person_id,
+            PersonState.ACTIVE,
+            PersonState.DEPARTED,
+            values={"updated_at": now},
+            note={"revoke": serials, "tokens": kept},
+            kind="person",
         )
+        transition(conn, now, ctx.actor, "person.depart", [move])
         for serial in serials:
             revoke_in(conn, ctx, serial, RevocationReason.AFFILIATION_CHANGED)
         return Departure(get_person(conn, person_id), serials, kept)

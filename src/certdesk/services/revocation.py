@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from certdesk.domain.errors import CertdeskError
+from certdesk.domain.lifecycle import REVOCABLE
 from certdesk.domain.states import CertState, RevocationReason
 from certdesk.services.context import Context
-from certdesk.store import audit
-from certdesk.store.tables import certificates
-
-REVOCABLE = {CertState.ACTIVE, CertState.PENDING_INSTALL, CertState.SUPERSEDED}
+from certdesk.services.lifecycle import Move, transition
+from certdesk.store import certificates as cert_store
 
 
 @dataclass(frozen=True)
@@ -49,11 +48,7 @@ def revoke_in(conn: Connection, ctx: Context, serial: str, reason: RevocationRea
     """Revoke inside the caller's transaction (so workflows can revoke as one step of theirs)."""
     if reason is RevocationReason.CERTIFICATE_HOLD:
         raise CertdeskError("revocation.bad_reason", reason=reason.value, allowed="not on hold")
-    row = conn.execute(
-        select(certificates.c.state, certificates.c.revoked_at, certificates.c.revocation_reason)
-        .where(certificates.c.serial == serial)
-        .with_for_update()
-    ).first()
+    row = cert_store.get(conn, serial, lock=True)
     if row is None:
         raise CertdeskError("cert.not_found", serial=serial)
     state = CertState(row.state)
@@ -67,21 +62,14 @@ def revoke_in(conn: Connection, ctx: Context, serial: str, reason: RevocationRea
     if state not in REVOCABLE:
         raise CertdeskError("cert.not_revocable", serial=serial, state=state.value)
     now = ctx.clock.now()
-    conn.execute(
-        update(certificates)
-        .where(certificates.c.serial == serial)
-        .values(state=CertState.REVOKED.value, revoked_at=now, revocation_reason=reason.value)
+    move = Move(
+        serial,
+        state,
+        CertState.REVOKED,
+        values={"revoked_at": now, "revocation_reason": reason.value},
+        note={"reason": reason.value},
     )
-    audit.append(
-        conn,
-        at=now,
-        actor=ctx.actor,
-        action="certificate.revoke",
-        object_type="certificate",
-        object_id=serial,
-        before={"state": state.value},
-        after={"state": CertState.REVOKED.value, "reason": reason.value},
-    )
+    transition(conn, now, ctx.actor, "certificate.revoke", [move])
     return Revoked(serial, reason, state)
 
 

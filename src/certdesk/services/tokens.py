@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, insert, or_, select
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState, RevocationReason, TokenState
 from certdesk.services.context import Context
+from certdesk.services.lifecycle import Move, transition
 from certdesk.services.registry import get_person
 from certdesk.services.revocation import revoke_in
 from certdesk.store import audit
@@ -80,21 +81,29 @@ def hand_over(conn: Connection, ctx: Context, serial: str, person_id: str) -> No
     token = check_assignable(conn, serial, person_id)
     if token.state is TokenState.ISSUED:
         return
-    conn.execute(
-        update(tokens)
-        .where(tokens.c.serial == serial)
-        .values(state=TokenState.ISSUED.value, keeper_id=person_id, updated_at=ctx.clock.now())
+    _move(conn, ctx, "token.issue", token, TokenState.ISSUED, person_id)
+
+
+def _move(
+    conn: Connection,
+    ctx: Context,
+    action: str,
+    token: Token,
+    after: TokenState,
+    keeper: str | None,
+    **note: object,
+) -> None:
+    now = ctx.clock.now()
+    move = Move(
+        token.serial,
+        token.state,
+        after,
+        values={"keeper_id": keeper, "updated_at": now},
+        note={"keeper": keeper, **note},
+        was={"keeper": token.keeper_id},
+        kind="token",
     )
-    audit.append(
-        conn,
-        at=ctx.clock.now(),
-        actor=ctx.actor,
-        action="token.issue",
-        object_type="token",
-        object_id=serial,
-        before={"state": token.state.value, "keeper": token.keeper_id},
-        after={"state": TokenState.ISSUED.value, "keeper": person_id},
-    )
+    transition(conn, now, ctx.actor, action, [move])
 
 
 def assign_token(ctx: Context, serial: str, person_id: str) -> Token:
@@ -105,24 +114,9 @@ def assign_token(ctx: Context, serial: str, person_id: str) -> Token:
 
 
 def return_token(ctx: Context, serial: str) -> Token:
-    now = ctx.clock.now()
     with ctx.db.write() as conn:
         token = _token(conn, serial)
-        conn.execute(
-            update(tokens)
-            .where(tokens.c.serial == serial)
-            .values(state=TokenState.RETURNED.value, keeper_id=None, updated_at=now)
-        )
-        audit.append(
-            conn,
-            at=now,
-            actor=ctx.actor,
-            action="token.return",
-            object_type="token",
-            object_id=serial,
-            before={"state": token.state.value, "keeper": token.keeper_id},
-            after={"state": TokenState.RETURNED.value, "keeper": None},
-        )
+        _move(conn, ctx, "token.return", token, TokenState.RETURNED, None)
         return _token(conn, serial)
 
 
@@ -145,7 +139,6 @@ def report_lost(ctx: Context, serial: str) -> LostToken:
     """A token is lost (rule 12): marked lost and, in the same transaction, the certificates on
     it — and its keeper's active certificate unless that one is recorded on another token — are
     revoked with keyCompromise, so the next login or OCSP check already refuses them."""
-    now = ctx.clock.now()
     with ctx.db.write() as conn:
         token = _token(conn, serial)
         if token.state is TokenState.LOST:
@@ -168,21 +161,7 @@ def report_lost(ctx: Context, serial: str) -> LostToken:
                 )
             ).scalars()
         )
-        conn.execute(
-            update(tokens)
-            .where(tokens.c.serial == serial)
-            .values(state=TokenState.LOST.value, updated_at=now)
-        )
-        audit.append(
-            conn,
-            at=now,
-            actor=ctx.actor,
-            action="token.lost",
-            object_type="token",
-            object_id=serial,
-            before={"state": token.state.value, "keeper": token.keeper_id},
-            after={"state": TokenState.LOST.value, "keeper": token.keeper_id, "revoke": serials},
-        )
+        _move(conn, ctx, "token.lost", token, TokenState.LOST, token.keeper_id, revoke=serials)
         for cert_serial in serials:
             revoke_in(conn, ctx, cert_serial, RevocationReason.KEY_COMPROMISE)
         return LostToken(_token(conn, serial), serials)

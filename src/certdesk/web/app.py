@@ -16,6 +16,9 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.services.access import Access
 from certdesk.services.authorities import ISSUING, ROOT, pki_dir, require_authority
 from certdesk.services.context import Context
+from certdesk.services.enrolment import Issue
+from certdesk.services.group_commit import GroupCommitter
+from certdesk.services.issuance import Issuance
 from certdesk.services.renewal import Renewals
 from certdesk.web import api, est, renewal_api
 from certdesk.web.portal import (
@@ -62,12 +65,17 @@ class Services:
         self.ctx = ctx
 
     @functools.cached_property
-    def renewals(self) -> Renewals:
-        from certdesk.services.group_commit import GroupCommitter
-        from certdesk.services.issuance import Issuance
+    def issuance(self) -> Issuance:
+        return Issuance(self.ctx)
 
-        issuance = Issuance(self.ctx)
-        return Renewals(self.ctx, issuance, issue=GroupCommitter(issuance).issue)
+    @functools.cached_property
+    def issue(self) -> Issue:
+        """Every route that issues goes through this one group committer."""
+        return GroupCommitter(self.issuance).issue
+
+    @functools.cached_property
+    def renewals(self) -> Renewals:
+        return Renewals(self.ctx, self.issuance, issue=self.issue)
 
     @functools.cached_property
     def access(self) -> Access:

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from certdesk.ca.est_formats import certs_only, csr_attributes
 from certdesk.domain.errors import CertdeskError
-from certdesk.services.enrolment_codes import enrol_with_code
+from certdesk.services.enrolment.est_code import EstCodeEnrolment
 from certdesk.web.renewal_api import renewals
 from certdesk.web.tls import client_certificate_der
 
@@ -68,8 +68,9 @@ def cacerts(request: Request) -> Response:
 async def simpleenroll(request: Request) -> Response:
     person_id, code = _basic(request)
     csr = await _csr(request)
-    issuance = renewals(request).issuance
-    issued = await run_in_threadpool(enrol_with_code, issuance, person_id, code, csr)
+    services = request.app.state.services
+    enrolment = EstCodeEnrolment.from_csr(services.ctx, person_id, code, csr)
+    issued = await run_in_threadpool(services.issue, enrolment)
     return _certs([issued.certificate])
 
 

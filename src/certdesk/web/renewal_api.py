@@ -11,7 +11,8 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from certdesk.domain.errors import CertdeskError
-from certdesk.services.renewal import Renewals, Renewed
+from certdesk.services.renewal import Renewals
+from certdesk.services.renewal_install import Renewed
 
 MAX_BODY = 64 * 1024
 router = APIRouter(prefix="/api/v1", tags=["renewal"])

@@ -1,0 +1,79 @@
+"""Who is asking, for the holder's requests: the certificate a request is signed with (a JWS
+from the holder's token) or presented with (EST over mutual TLS), as the database knows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from certdesk.ca.profiles import Profile
+from certdesk.domain.errors import CertdeskError
+from certdesk.domain.states import CertState
+from certdesk.services.context import Context
+from certdesk.services.revocation import normalise_serial
+from certdesk.services.signed_requests import (
+    SignedRequest,
+    parse_signed_request,
+    verify_signed_request,
+)
+from certdesk.store import certificates as cert_store
+
+
+@dataclass(frozen=True)
+class Current:
+    """The certificate a request is made with, as the database knows it."""
+
+    serial: str
+    certificate: x509.Certificate
+    state: CertState
+    person_id: str
+    token_serial: str | None
+    replaces: str | None
+
+
+class HolderAuth:
+    """Finds and checks the certificate behind a holder's request; one per process."""
+
+    def __init__(self, ctx: Context, ca_certificate: x509.Certificate) -> None:
+        self.ctx = ctx
+        self.ca_certificate = ca_certificate
+
+    def current(self, serial: str) -> Current:
+        """A personal certificate of ours by serial (its DER re-verified against the CA)."""
+        with self.ctx.db.read() as conn:
+            row = cert_store.get(conn, serial)
+        if row is None or row.der is None or row.profile != Profile.PERSONAL.value:
+            raise CertdeskError("renewal.unknown_certificate", serial=serial)
+        certificate = x509.load_der_x509_certificate(row.der)
+        try:
+            certificate.verify_directly_issued_by(self.ca_certificate)
+        except (ValueError, TypeError, InvalidSignature):
+            raise CertdeskError("renewal.unknown_certificate", serial=serial) from None
+        return Current(
+            row.serial,
+            certificate,
+            CertState(row.state),
+            row.person_id,
+            row.token_serial,
+            row.replaces,
+        )
+
+    def current_from_tls(self, der: bytes) -> Current:
+        """The certificate a TLS client presented: it must be exactly the one we hold."""
+        presented = x509.load_der_x509_certificate(der)
+        current = self.current(format(presented.serial_number, "x"))
+        if current.certificate != presented:
+            raise CertdeskError("renewal.unknown_certificate", serial=current.serial)
+        return current
+
+    def authenticate(
+        self, token: str, action: str
+    ) -> tuple[Current, SignedRequest, dict[str, Any]]:
+        """A JWS signed for `action` by the key of the certificate its header names."""
+        request = parse_signed_request(token)
+        current = self.current(normalise_serial(request.serial))
+        payload = verify_signed_request(request, current.certificate, action, current.serial)
+        return current, request, payload

@@ -1,0 +1,126 @@
+"""The certificates table as the use cases ask it: by what they want to know, not by joins.
+
+State changes are not written here: `store/states.py` does, for `services/lifecycle.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    ScalarSelect,
+    and_,
+    insert,
+    select,
+)
+
+from certdesk.domain.lifecycle import IN_FLIGHT
+from certdesk.domain.states import CertState
+from certdesk.store.tables import certificates
+
+PERSONAL = "personal"
+AnyRow = Row[*tuple[Any, ...]]
+_ACTIVE_PERSONAL = select(certificates.c.serial).where(
+    and_(
+        certificates.c.profile == PERSONAL,
+        certificates.c.state == CertState.ACTIVE.value,
+    )
+)
+
+
+def active_personal_serial_of(person: ColumnElement[Any]) -> ScalarSelect[Any]:
+    """A column expression: the person's active personal certificate (for one-query views)."""
+    return _ACTIVE_PERSONAL.where(certificates.c.person_id == person).scalar_subquery()
+
+
+def active_personal_serial(conn: Connection, person_id: str) -> str | None:
+    row = conn.execute(
+        _ACTIVE_PERSONAL.where(certificates.c.person_id == person_id).limit(1)
+    ).first()
+    return None if row is None else str(row.serial)
+
+
+def reserve(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
+    """Insert reservations (the serial primary key refuses any reuse)."""
+    conn.execute(insert(certificates), list(rows))
+
+
+_ROW = select(
+    certificates.c.serial,
+    certificates.c.der,
+    certificates.c.state,
+    certificates.c.profile,
+    certificates.c.issuer,
+    certificates.c.person_id,
+    certificates.c.token_serial,
+    certificates.c.replaces,
+    certificates.c.not_before,
+    certificates.c.not_after,
+    certificates.c.issued_at,
+    certificates.c.revoked_at,
+    certificates.c.revocation_reason,
+)
+
+
+def get(conn: Connection, serial: str, *, lock: bool = False) -> AnyRow | None:
+    """One certificate's row (locked for the transaction with `lock`)."""
+    query = _ROW.where(certificates.c.serial == serial)
+    return conn.execute(query.with_for_update() if lock else query).first()
+
+
+def in_flight_renewal(conn: Connection, serial: str) -> AnyRow | None:
+    """The renewal of `serial` being issued or waiting to be installed, if any."""
+    return conn.execute(
+        _ROW.where(
+            and_(
+                certificates.c.replaces == serial,
+                certificates.c.state.in_([s.value for s in IN_FLIGHT]),
+            )
+        )
+    ).first()
+
+
+def latest_renewal(conn: Connection, serial: str) -> AnyRow | None:
+    """The newest certificate that renewed `serial`, pending or installed."""
+    return conn.execute(
+        _ROW.where(
+            and_(
+                certificates.c.replaces == serial,
+                certificates.c.state.in_([CertState.PENDING_INSTALL.value, CertState.ACTIVE.value]),
+            )
+        )
+        .order_by(certificates.c.reserved_at.desc())
+        .limit(1)
+    ).first()
+
+
+def active_successor(conn: Connection, serial: str) -> str | None:
+    """The active certificate that superseded `serial`."""
+    found = conn.execute(
+        select(certificates.c.serial).where(
+            and_(
+                certificates.c.replaces == serial,
+                certificates.c.state == CertState.ACTIVE.value,
+            )
+        )
+    ).scalar()
+    return None if found is None else str(found)
+
+
+def in_state_since(
+    conn: Connection,
+    state: CertState,
+    column: str,
+    cutoff: dt.datetime,
+    replaces: str | None = None,
+) -> list[str]:
+    """Serials in `state` whose `column` time is at or before `cutoff` (stale work to close)."""
+    condition = and_(certificates.c.state == state.value, certificates.c[column] <= cutoff)
+    if replaces is not None:
+        condition = and_(condition, certificates.c.replaces == replaces)
+    return [str(s) for s in conn.execute(select(certificates.c.serial).where(condition)).scalars()]

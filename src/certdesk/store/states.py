@@ -1,0 +1,35 @@
+"""The guarded write behind every state change: `UPDATE … SET state = <after> WHERE <key> = ?
+AND state = <before>`, so a row that changed underneath a use case is never overwritten.
+Called only by `services/lifecycle.py`, which checks the move is allowed and audits it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from sqlalchemy import Column, Connection, Table, and_, bindparam, update
+
+from certdesk.store.tables import certificates, people, tokens
+
+Kind = Literal["certificate", "token", "person"]
+_TABLES: dict[str, tuple[Table, Column[str]]] = {
+    "certificate": (certificates, certificates.c.serial),
+    "token": (tokens, tokens.c.serial),
+    "person": (people, people.c.person_id),
+}
+
+
+def move_rows(
+    conn: Connection, kind: Kind, before: str, after: str, rows: Sequence[Mapping[str, object]]
+) -> int:
+    """Move rows (each `{"key": …, <other columns>}`, all with the same columns) from `before`
+    to `after`; returns how many moved."""
+    table, key = _TABLES[kind]
+    columns = sorted(set(rows[0]) - {"key"})
+    statement = (
+        update(table)
+        .where(and_(key == bindparam("b_key"), table.c.state == before))
+        .values(state=after, **{c: bindparam(f"b_{c}") for c in columns})
+    )
+    params = [{f"b_{k}": v for k, v in row.items()} for row in rows]
+    return int(conn.execute(statement, params).rowcount)
