@@ -73,13 +73,8 @@ def _registry() -> ModuleType:
 def context() -> Context:
     """Configuration, database (migrated to the newest schema) and the acting officer."""
     from certdesk.services.context import Context
-    from certdesk.store.db import Database
-    from certdesk.store.migrate import upgrade
 
-    cfg = load_config(_state["config"])
-    db = Database(cfg.database_url, sqlite_synchronous=cfg.database.sqlite_synchronous)
-    upgrade(db)
-    return Context(cfg, db, actor=f"cli:{getpass.getuser()}")
+    return Context.open(load_config(_state["config"]), actor=f"cli:{getpass.getuser()}")
 
 
 # -- demo and CA ------------------------------------------------------------------------------
