@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
-from certdesk.domain.errors import CertdeskError
 from certdesk.services import registry
 from certdesk.services.authorities import (
     ISSUING,
@@ -254,8 +253,3 @@ def ensure_demo_content(ctx: Context, report: BootstrapReport) -> None:
         )
         report.note("announcement")
 
-
-def require_initialised(ctx: Context) -> None:
-    with ctx.db.read() as conn:
-        if get_authority(conn, ROOT) is None:
-            raise CertdeskError("ca.not_initialised")
