@@ -519,8 +519,8 @@ def serve(
     ] = False,
 ) -> None:
     """Serve HTTPS (portal, EST, renewal API, CA certificates, CRLs)."""
-    from certdesk.services.demo import ensure_tls_certificate
     from certdesk.services.maintenance import run_maintenance, start_maintenance_thread
+    from certdesk.services.server_tls import ensure_tls_certificate
     from certdesk.web.server import serve as run_server
 
     ctx = context()
