@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from certdesk.client.signed import FileRequestKey, sign_request
+from certdesk.client.signed import sign_request
 from certdesk.domain.clock import FixedClock
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
@@ -26,6 +26,7 @@ from certdesk.services.issuance import Issuance
 from certdesk.services.renewal import Renewals, expire_pending
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import register_token
+from request_keys import FileRequestKey
 
 DAY = dt.timedelta(days=1)
 
