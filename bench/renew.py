@@ -57,7 +57,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import insert, text
 
-from certdesk.client.signed import FileRequestKey, sign_request
+from certdesk.client.signed import sign_request
 from certdesk.config import Config
 from certdesk.domain.clock import FixedClock
 from certdesk.services.context import Context
@@ -69,6 +69,9 @@ from certdesk.store.db import Database
 from certdesk.store.migrate import upgrade
 from certdesk.store.tables import people
 from issue import database
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+from request_keys import FileRequestKey
 
 BIN = Path(sys.executable).parent
 CERTDESK = str(BIN / "certdesk")

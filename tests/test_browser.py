@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
-from certdesk.client.signed import FileRequestKey, sign_request
+from certdesk.client.signed import sign_request
 from certdesk.domain.clock import FixedClock
 from certdesk.services import registry
 from certdesk.services.context import Context
@@ -33,6 +33,7 @@ from certdesk.services.issuance import Issuance
 from certdesk.services.renewal import Renewals
 from certdesk.services.revocation import revoke
 from live_portal import LivePortal, live_portal
+from request_keys import FileRequestKey
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 try:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from certdesk.client.signed import FileRequestKey, sign_request
+from certdesk.client.signed import sign_request
 from certdesk.domain.clock import FixedClock
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
@@ -32,6 +32,7 @@ from certdesk.services.renewal_install import expire_pending
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import register_token
 from certdesk.store.certificates import in_flight_renewal
+from request_keys import FileRequestKey
 
 DAY = dt.timedelta(days=1)
 

@@ -30,16 +30,6 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     return csr
 
 
-def load_certificate(data: bytes) -> x509.Certificate:
-    """Parse a PEM or DER certificate with a clear error."""
-    try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
-        raise CertdeskError("input.malformed_pem", detail=str(exc)) from None
-
-
 _SHORT_NAMES = {
     x509.NameOID.COUNTRY_NAME: "C",
     x509.NameOID.ORGANIZATION_NAME: "O",

@@ -73,13 +73,8 @@ def _registry() -> ModuleType:
 def context() -> Context:
     """Configuration, database (migrated to the newest schema) and the acting officer."""
     from certdesk.services.context import Context
-    from certdesk.store.db import Database
-    from certdesk.store.migrate import upgrade
 
-    cfg = load_config(_state["config"])
-    db = Database(cfg.database_url, sqlite_synchronous=cfg.database.sqlite_synchronous)
-    upgrade(db)
-    return Context(cfg, db, actor=f"cli:{getpass.getuser()}")
+    return Context.open(load_config(_state["config"]), actor=f"cli:{getpass.getuser()}")
 
 
 # -- demo and CA ------------------------------------------------------------------------------
@@ -524,8 +519,8 @@ def serve(
     ] = False,
 ) -> None:
     """Serve HTTPS (portal, EST, renewal API, CA certificates, CRLs)."""
-    from certdesk.services.demo import ensure_tls_certificate
     from certdesk.services.maintenance import run_maintenance, start_maintenance_thread
+    from certdesk.services.server_tls import ensure_tls_certificate
     from certdesk.web.server import serve as run_server
 
     ctx = context()

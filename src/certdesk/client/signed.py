@@ -1,8 +1,8 @@
 """Signed requests from the holder's key (JWS compact, made by PyJWT).
 
 PyJWT signs with keys it holds; a token's key never leaves the token, so for it an `Algorithm`
-whose `sign` calls the token is registered on a private `PyJWS` instance. File keys (tests,
-benchmarks, PKCS#12 holders) go through PyJWT's own algorithms.
+whose `sign` calls the token is registered on a private `PyJWS` instance. The holder's tool signs
+only with token keys; the tests' and benchmarks' file keys are `RequestKey`s too.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import Algorithm
 from jwt.api_jws import PyJWS
 
@@ -38,23 +37,6 @@ class TokenRequestKey:
 
     def sign(self, data: bytes) -> bytes:
         return self._sign(self._key, data)
-
-
-class FileRequestKey:
-    """A private key held in memory (pyca/cryptography), signed by PyJWT itself."""
-
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
-        self.private_key = private_key
-        if isinstance(private_key, ec.EllipticCurvePrivateKey):
-            self.alg = "ES384" if private_key.curve.name == "secp384r1" else "ES256"
-        else:
-            self.alg = "RS256"
-        self._algorithm = PyJWS().get_algorithm_by_name(self.alg)  # looked up once, not per call
-
-    def sign(self, data: bytes) -> bytes:
-        algorithm = self._algorithm
-        signature: bytes = algorithm.sign(data, algorithm.prepare_key(self.private_key))
-        return signature
 
 
 class _Delegated(Algorithm):

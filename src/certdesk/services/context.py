@@ -16,5 +16,14 @@ class Context:
     clock: Clock = field(default_factory=SystemClock)
     actor: str = "system"
 
+    @classmethod
+    def open(cls, config: Config, actor: str) -> Context:
+        """A command's or the server's context: its database, migrated to the newest schema."""
+        from certdesk.store.migrate import upgrade  # Alembic: only for processes that open one
+
+        db = Database(config.database_url, sqlite_synchronous=config.database.sqlite_synchronous)
+        upgrade(db)
+        return cls(config, db, actor=actor)
+
     def acting_as(self, actor: str) -> Context:
         return Context(self.config, self.db, self.clock, actor)

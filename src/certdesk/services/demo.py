@@ -5,18 +5,12 @@ Every step checks what exists first, so running it again changes nothing.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
-from certdesk.domain.errors import CertdeskError
 from certdesk.services import registry
 from certdesk.services.authorities import (
     ISSUING,
@@ -27,9 +21,9 @@ from certdesk.services.authorities import (
 )
 from certdesk.services.context import Context
 from certdesk.services.crl_publish import publish_crl
-from certdesk.services.enrolment.tls_server import TlsServerEnrolment
 from certdesk.services.files import atomic_write
 from certdesk.services.issuance import Issuance
+from certdesk.services.server_tls import ensure_tls_certificate
 from certdesk.store.migrate import upgrade
 from certdesk.store.tables import people, roles, units
 
@@ -93,42 +87,6 @@ def ensure_passphrase_file(ctx: Context) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(secrets.token_urlsafe(32) + "\n")
-
-
-def tls_paths(ctx: Context) -> tuple[Path, Path]:
-    base = ctx.config.data_dir / "tls"
-    return base / "server.key", base / "server.crt"
-
-
-def ensure_tls_certificate(ctx: Context, issuance: Issuance | None = None) -> bool:
-    """Issue the portal's TLS certificate when missing, for other names, or in its last 30 days."""
-    key_path, cert_path = tls_paths(ctx)
-    hostnames = [h.strip() for h in ctx.config.server.hostnames.split(",") if h.strip()]
-    if cert_path.exists() and key_path.exists():
-        cert = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = {str(v) for v in san.get_values_for_type(x509.IPAddress)}
-        names |= set(san.get_values_for_type(x509.DNSName))
-        fresh = cert.not_valid_after_utc - ctx.clock.now() > dt.timedelta(days=30)
-        if fresh and names == set(hostnames):
-            return False
-    key = ec.generate_private_key(ec.SECP256R1())
-    request = TlsServerEnrolment(ctx.config, key.public_key(), tuple(hostnames))
-    issued = (issuance or Issuance(ctx)).issue(request)
-    atomic_write(
-        key_path,
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-        mode=0o600,
-    )
-    with ctx.db.read() as conn:
-        info = get_authority(conn, ISSUING)
-    assert info is not None
-    atomic_write(cert_path, issued.pem + info.certificate.public_bytes(serialization.Encoding.PEM))
-    return True
 
 
 def bootstrap(ctx: Context) -> BootstrapReport:
@@ -255,9 +213,3 @@ def ensure_demo_content(ctx: Context, report: BootstrapReport) -> None:
             "your USB key and run certdesk renew. 证书仅可在有效期最后 30 天内更新。",
         )
         report.note("announcement")
-
-
-def require_initialised(ctx: Context) -> None:
-    with ctx.db.read() as conn:
-        if get_authority(conn, ROOT) is None:
-            raise CertdeskError("ca.not_initialised")

@@ -159,17 +159,6 @@ def define_position(ctx: Context, code: str, name: str, role_codes: list[str]) -
         )
 
 
-def permissions_of(conn: Connection, person_id: str) -> set[str]:
-    """Permissions a person has today, through position -> roles (read at every request)."""
-    rows = conn.execute(
-        select(role_permissions.c.permission)
-        .join(position_roles, position_roles.c.role_code == role_permissions.c.role_code)
-        .join(people, people.c.position_code == position_roles.c.position_code)
-        .where(people.c.person_id == person_id)
-    )
-    return set(rows.scalars())
-
-
 def person_query() -> Select[Any]:
     """People joined with their unit's name; use cases add columns or conditions to it."""
     return select(people, units.c.name.label("unit_name")).join(

@@ -13,9 +13,9 @@ from cryptography import x509
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from certdesk.ca.est_formats import certs_only, csr_attributes
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.enrolment.est_code import EstCodeEnrolment
+from certdesk.web.est_formats import certs_only, csr_attributes
 from certdesk.web.renewal_api import renewals
 from certdesk.web.tls import client_certificate_der
 

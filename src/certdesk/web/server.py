@@ -14,7 +14,7 @@ import uvicorn
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.authorities import pki_dir
 from certdesk.services.context import Context
-from certdesk.services.demo import tls_paths
+from certdesk.services.server_tls import tls_paths
 from certdesk.web.app import create_app
 from certdesk.web.tls import ClientCertProtocol, context_factory
 
