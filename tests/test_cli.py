@@ -272,6 +272,66 @@ def test_revoke_bad_reason_exit_2(desk: Desk) -> None:
     assert_refused(on_hold, 2, "revocation.bad_reason")
 
 
+def audit_records(desk: Desk) -> int:
+    verified = desk.json("audit", "verify")
+    assert isinstance(verified, dict) and verified["ok"] is True
+    return int(verified["records"])
+
+
+def test_revoke_refuses_the_cas_own_certificates_and_changes_nothing(desk: Desk) -> None:
+    """The rule the console and the API obey holds on the command line too."""
+    desk.ok("ca", "init")
+    shown = desk.json("ca", "show")
+    assert isinstance(shown, list)
+    before = audit_records(desk)
+    for ca in shown:
+        result = desk.run("cert", "revoke", ca["serial"], "--reason", "keyCompromise")
+        assert_refused(result, 3, "cert.ca_certificate", ca["serial"], "belongs to a CA")
+        zh = desk.run("cert", "revoke", ca["serial"], lang="zh_CN.UTF-8")
+        assert_refused(zh, 3, "cert.ca_certificate", "是 CA 证书")
+        assert desk.json("cert", "show", ca["serial"])["state"] == "active"  # type: ignore[index]
+    assert audit_records(desk) == before
+    crl = desk.ok("crl", "publish")
+    assert "0 entries" in flat(crl.stdout)
+
+
+def test_revoke_refuses_reasons_not_for_end_entities(ca_desk: Desk) -> None:
+    ca_desk.ok("enroll", "p-001", "--p12", "p-001.p12", "--p12-passphrase", "s3cret-pass")
+    (cert,) = ca_desk.json("cert", "list", "--person", "p-001")  # type: ignore[misc]
+    before = audit_records(ca_desk)
+    for reason in ("certificateHold", "cACompromise", "aACompromise", "aa-compromise"):
+        result = ca_desk.run("cert", "revoke", cert["serial"], "--reason", reason)
+        assert_refused(result, 2, "revocation.bad_reason", f"'{reason}'", "privilegeWithdrawn")
+        assert "cACompromise" not in flat(result.stderr).split("use one of:")[1]
+    assert ca_desk.json("cert", "show", cert["serial"])["state"] == "active"  # type: ignore[index]
+    assert audit_records(ca_desk) == before
+    # an end-entity reason on an end-entity certificate is still allowed
+    done = ca_desk.ok("cert", "revoke", cert["serial"], "--reason", "privilegeWithdrawn")
+    assert "revoked (privilegeWithdrawn)" in flat(done.stdout)
+    assert ca_desk.json("cert", "show", cert["serial"])["state"] == "revoked"  # type: ignore[index]
+    assert audit_records(ca_desk) == before + 1
+
+
+def test_enroll_code_hours_are_bounded(registry_desk: Desk) -> None:
+    desk = registry_desk
+    before = audit_records(desk)
+    for hours in ("0", "-1", "721", "100000"):
+        result = desk.run("enroll-code", "create", "p-001", "--hours", hours)
+        assert_refused(result, 2, "input.invalid", "hours must be 1 to 720")
+    zh = desk.run("enroll-code", "create", "p-001", "--hours", "0", lang="zh_CN.UTF-8")
+    assert_refused(zh, 2, "input.invalid", "输入无效", "hours must be 1 to 720")
+    with sqlite3.connect(desk.db) as conn:
+        assert conn.execute("SELECT count(*) FROM enrolment_codes").fetchone() == (0,)
+    assert audit_records(desk) == before
+    # the bounds themselves are allowed
+    for hours in ("1", "720"):
+        made = desk.json("enroll-code", "create", "p-001", "--hours", hours)
+        assert isinstance(made, dict) and made["person"] == "p-001"
+    with sqlite3.connect(desk.db) as conn:
+        assert conn.execute("SELECT count(*) FROM enrolment_codes").fetchone() == (2,)
+    assert audit_records(desk) == before + 2
+
+
 def test_crl_publish_with_wrong_passphrase_refused(desk: Desk) -> None:
     desk.ok("ca", "init")
     wrong = desk.run("crl", "publish", passphrase="not the passphrase")

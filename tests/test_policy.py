@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from certdesk.domain.renewal import RenewalPolicy, RenewalRefusal
+from certdesk.domain.renewal import REMINDER_LEAD, Announcement, RenewalPolicy, RenewalRefusal
 from certdesk.domain.states import CertState
 from certdesk.domain.validity import add_years, validity_from
 
@@ -260,3 +260,48 @@ def test_decision_is_monotonic_in_time(
     decisions = [policy.decide(CertState.ACTIVE, not_after, start + i * step) for i in range(10)]
     ranks = [rank[d.refusal] for d in decisions]
     assert ranks == sorted(ranks)
+
+
+# -- what the holder is told ----------------------------------------------------------------------
+
+
+def test_reminder_lead_is_14_days() -> None:
+    assert dt.timedelta(days=14) == REMINDER_LEAD
+
+
+@pytest.mark.parametrize(
+    ("before_opening", "told"),
+    [
+        (REMINDER_LEAD + SECOND, None),
+        (REMINDER_LEAD + US, None),
+        (REMINDER_LEAD, Announcement.SOON),  # exactly the lead ahead: told
+        (DAY, Announcement.SOON),
+        (US, Announcement.SOON),
+        (dt.timedelta(0), Announcement.OPEN),  # the window's first instant
+        (-29 * DAY, Announcement.OPEN),
+        (-30 * DAY, Announcement.OPEN),  # not_after itself
+        (-30 * DAY - US, None),  # expired: nothing to renew
+    ],
+)
+def test_announcement_around_the_window(before_opening: dt.timedelta, told: object) -> None:
+    not_after = at(2027, 3, 1, 9, 30)
+    opens = not_after - 30 * DAY
+    now = opens - before_opening
+    assert RenewalPolicy().decide(CertState.ACTIVE, not_after, now).announce(now) is told
+
+
+@given(utc_moments, windows, st.sampled_from(list(NOT_ACTIVE_REFUSALS)))
+def test_no_announcement_for_certificates_that_cannot_be_renewed(
+    not_after: dt.datetime, window: dt.timedelta, state: CertState
+) -> None:
+    policy = RenewalPolicy(window)
+    for now in (not_after - window - DAY, not_after - window, not_after):
+        assert policy.decide(state, not_after, now).announce(now) is None
+
+
+def test_announcement_lead_can_be_given() -> None:
+    not_after = at(2027, 3, 1, 9, 30)
+    now = not_after - 30 * DAY - 20 * DAY
+    decision = RenewalPolicy().decide(CertState.ACTIVE, not_after, now)
+    assert decision.announce(now) is None
+    assert decision.announce(now, lead=20 * DAY) is Announcement.SOON

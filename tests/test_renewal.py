@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,12 +16,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from sqlalchemy import select
 
 from certdesk.client.signed import sign_request
 from certdesk.domain.clock import FixedClock
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
-from certdesk.services.audit_log import verify_chain
+from certdesk.services.audit_log import list_records, verify_chain
 from certdesk.services.certificates import get_certificate
 from certdesk.services.crl_publish import publish_crl
 from certdesk.services.enrolment import Intent
@@ -32,6 +34,7 @@ from certdesk.services.renewal_install import expire_pending
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import register_token
 from certdesk.store.certificates import in_flight_renewal
+from certdesk.store.tables import crls
 from request_keys import FileRequestKey
 
 DAY = dt.timedelta(days=1)
@@ -321,3 +324,30 @@ def test_two_renewals_in_one_group_commit_batch_get_the_same_certificate(
     assert results[0].serial == results[1].serial
     assert sorted(r.created for r in results) == [False, True]
     assert get_certificate(renewals.ctx, results[0].serial).state is CertState.PENDING_INSTALL
+
+
+def test_crl_count_includes_superseded_certificates(setup: tuple[Renewals, Holder]) -> None:
+    """The number recorded and audited for a CRL is the number of entries it lists."""
+    renewals, holder = setup
+    ctx = renewals.ctx
+    clock_of(renewals).advance(340 * DAY)
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    renewed = holder.renew(new_key)
+    renewals.confirm(holder.signed("confirm", serial=renewed.serial, key=new_key))
+    assert get_certificate(ctx, holder.serial).state is CertState.SUPERSEDED
+    revoke(ctx, renewed.serial, "keyCompromise")
+
+    published = publish_crl(ctx)
+    listed = {entry.serial_number for entry in published.crl}
+    assert listed == {int(holder.serial, 16), int(renewed.serial, 16)}
+    assert published.entries == len(listed) == 2
+    with ctx.db.read() as conn:
+        recorded = conn.execute(
+            select(crls.c.entries).where(
+                crls.c.issuer == published.issuer, crls.c.number == published.number
+            )
+        ).scalar_one()
+    assert recorded == 2
+    (record, *_) = list_records(ctx, action="crl.publish").records
+    assert record.object_id == f"issuing/{published.number}"
+    assert record.after is not None and json.loads(record.after)["entries"] == 2

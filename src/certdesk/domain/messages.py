@@ -420,8 +420,8 @@ CATALOG: dict[str, Message] = {
     ),
     "cert.ca_certificate": Message(
         409,
-        "Certificate {serial} belongs to a CA ({profile}); CA certificates are not revoked from the console.",
-        "证书 {serial} 是 CA 证书（{profile}），不能在管理台中吊销。",
+        "Certificate {serial} belongs to a CA ({profile}); a CA's own certificate is not revoked by a request (not from the console, the API or the command line).",
+        "证书 {serial} 是 CA 证书（{profile}），不能通过吊销请求吊销（管理台、接口和命令行均不可）。",
     ),
     "form.too_large": Message(
         413,

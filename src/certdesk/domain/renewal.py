@@ -8,6 +8,16 @@ from dataclasses import dataclass
 
 from certdesk.domain.states import CertState
 
+# The holder is told when the window will open this long before it does (the portal's banner).
+REMINDER_LEAD = dt.timedelta(days=14)
+
+
+class Announcement(enum.StrEnum):
+    """What to tell a holder about renewal: the window is open, or opens soon."""
+
+    OPEN = "open"
+    SOON = "soon"
+
 
 class RenewalRefusal(enum.StrEnum):
     NOT_ACTIVE = "renewal.not_active"
@@ -24,6 +34,15 @@ class RenewalDecision:
     opens_at: dt.datetime
     """First moment the window is open (not_after - window); meaningful even when allowed."""
     closes_at: dt.datetime
+
+    def announce(self, now: dt.datetime, lead: dt.timedelta = REMINDER_LEAD) -> Announcement | None:
+        """OPEN while renewal is allowed; SOON when it is only too early and the window opens
+        within `lead`; else nothing (a holder is not reminded months ahead)."""
+        if self.allowed:
+            return Announcement.OPEN
+        if self.refusal is RenewalRefusal.TOO_EARLY and self.opens_at - now <= lead:
+            return Announcement.SOON
+        return None
 
 
 @dataclass(frozen=True)

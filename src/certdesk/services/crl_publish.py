@@ -2,7 +2,9 @@
 
 The number is reserved before the CRL is built so it only ever increases, even if building is
 interrupted; building reads from one snapshot and does not hold the write lock, so issuance goes
-on while a large CRL is being made.
+on while a large CRL is being made. The recorded and audited number of entries is counted in the
+reserving transaction with the predicate the builder lists by (`store/crl_entries.py`
+`on_crl`); a revocation committed between the two is on the CRL but not in that count.
 """
 
 from __future__ import annotations
@@ -13,16 +15,15 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import insert, update
 
 from certdesk.ca.crl import build_crl
-from certdesk.domain.states import CertState
 from certdesk.services.authorities import ISSUING, load_signer, pki_dir, require_authority
 from certdesk.services.context import Context
 from certdesk.services.files import atomic_write
 from certdesk.store import audit
-from certdesk.store.crl_entries import iter_revoked
-from certdesk.store.tables import authorities, certificates, crls
+from certdesk.store.crl_entries import count_on_crl, iter_revoked
+from certdesk.store.tables import authorities, crls
 
 
 @dataclass(frozen=True)
@@ -46,15 +47,7 @@ def publish_crl(ctx: Context, issuer: str = ISSUING) -> PublishedCRL:
     with ctx.db.write() as conn:
         info = require_authority(conn, issuer)
         number = info.crl_number + 1
-        entries = conn.execute(
-            select(func.count()).where(
-                and_(
-                    certificates.c.issuer == issuer,
-                    certificates.c.state == CertState.REVOKED.value,
-                    certificates.c.not_after >= now,
-                )
-            )
-        ).scalar_one()
+        entries = count_on_crl(conn, issuer, now)
         conn.execute(
             update(authorities).where(authorities.c.name == issuer).values(crl_number=number)
         )

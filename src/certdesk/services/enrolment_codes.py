@@ -17,15 +17,26 @@ from certdesk.services.registry import get_person
 from certdesk.store import audit
 from certdesk.store.tables import enrolment_codes
 
+# How long an enrolment code may be valid, in hours (API schema and service alike).
+CODE_HOURS_MIN = 1
+CODE_HOURS_MAX = 24 * 30
+
 
 def _hash(code: str) -> str:
     return hashlib.sha256(code.strip().encode()).hexdigest()
 
 
 def create_code(ctx: Context, person_id: str, hours: int | None = None) -> tuple[str, dt.datetime]:
-    """A fresh code for `person_id` (shown once), valid `hours` (default from config)."""
+    """A fresh code for `person_id` (shown once), valid `hours` (default from config): 1 hour to
+    30 days, whoever asks (console, API or CLI), so no code outlives a month."""
+    if hours is not None and not CODE_HOURS_MIN <= hours <= CODE_HOURS_MAX:
+        raise CertdeskError(
+            "input.invalid", detail=f"hours must be {CODE_HOURS_MIN} to {CODE_HOURS_MAX}"
+        )
     now = ctx.clock.now()
-    expires = now + dt.timedelta(hours=hours or ctx.config.renewal.enrolment_code_hours)
+    if hours is None:
+        hours = ctx.config.renewal.enrolment_code_hours
+    expires = now + dt.timedelta(hours=hours)
     code = secrets.token_urlsafe(12)
     with ctx.db.write() as conn:
         person = get_person(conn, person_id)

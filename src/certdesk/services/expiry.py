@@ -2,7 +2,8 @@
 
 Every active person of the unit falls in exactly one group, judged at the context's clock:
 expired, in the renewal window, expiring within the horizon (window not open yet), without an
-active certificate, or fine.
+active certificate, or fine. Expired and in-window are what `RenewalPolicy.decide` says, so the
+dashboard and the renewal service cannot disagree about the window.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import and_, select
 
+from certdesk.domain.renewal import RenewalRefusal
 from certdesk.domain.states import CertState, PersonState
 from certdesk.services.context import Context
+from certdesk.services.policy import renewal_policy
 from certdesk.services.registry import get_unit
 from certdesk.store.tables import certificates, people
 
@@ -47,7 +50,7 @@ def expiry_dashboard(
     ctx: Context, unit_code: str, horizon_days: int = HORIZON_DAYS
 ) -> ExpiryDashboard:
     now = ctx.clock.now()
-    window = dt.timedelta(days=ctx.config.policy.renewal_window_days)
+    policy = renewal_policy(ctx.config)
     horizon = dt.timedelta(days=horizon_days)
     query = (
         select(people.c.person_id, people.c.name, certificates.c.serial, certificates.c.not_after)
@@ -80,9 +83,10 @@ def expiry_dashboard(
             continue
         left = row.not_after - now
         entry = ExpiryEntry(row.person_id, row.name, row.serial, row.not_after, left.days)
-        if left < dt.timedelta(0):
+        decision = policy.decide(CertState.ACTIVE, row.not_after, now)
+        if decision.refusal is RenewalRefusal.EXPIRED:
             groups["expired"].append(entry)
-        elif left <= window:
+        elif decision.allowed:
             groups["in_window"].append(entry)
         elif left <= horizon:
             groups["upcoming"].append(entry)
@@ -92,7 +96,7 @@ def expiry_dashboard(
         unit.code,
         unit.name,
         now,
-        window.days,
+        policy.window.days,
         horizon_days,
         expired=groups["expired"],
         in_window=groups["in_window"],

@@ -13,8 +13,9 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.domain.renewal import RenewalDecision
 from certdesk.domain.states import CertState
 from certdesk.services.context import Context
-from certdesk.services.enrolment.renewal import policy, refuse_unless_allowed
+from certdesk.services.enrolment.renewal import refuse_unless_allowed
 from certdesk.services.holder_auth import Current
+from certdesk.services.policy import renewal_policy
 from certdesk.services.registry import get_person
 from certdesk.store import audit
 from certdesk.store import certificates as cert_store
@@ -87,7 +88,7 @@ def holder_profile(ctx: Context, conn: Any, current: Current) -> HolderProfile:
         decision = refuse_unless_allowed(ctx, conn, row, now)
     except CertdeskError as exc:
         refusal = exc
-        decision = policy(ctx).decide(CertState(row.state), row.not_after, now)
+        decision = renewal_policy(ctx.config).decide(CertState(row.state), row.not_after, now)
     return HolderProfile(
         person.person_id,
         person.name,

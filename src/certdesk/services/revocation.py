@@ -1,4 +1,9 @@
-"""Revoking a certificate with an RFC 5280 reason: one transaction, one audit record."""
+"""Revoking a certificate with an RFC 5280 reason: one transaction, one audit record.
+
+`revoke` is the request of an officer, whichever face it comes through (console, API, CLI), so
+the rules of such a request are checked there; workflows that revoke as one step of their own
+(departure, lost token, renewal) call `revoke_in`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,16 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from certdesk.ca.profiles import Profile
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.lifecycle import REVOCABLE
+from certdesk.domain.revocation import END_ENTITY_REASONS
 from certdesk.domain.states import CertState, RevocationReason
 from certdesk.services.context import Context
 from certdesk.services.lifecycle import Move, transition
 from certdesk.store import certificates as cert_store
+
+_ALLOWED = ", ".join(r.value for r in END_ENTITY_REASONS)
 
 
 @dataclass(frozen=True)
@@ -27,10 +36,7 @@ def parse_reason(value: str) -> RevocationReason:
     for reason in RevocationReason:
         if reason.value.lower() == wanted:
             return reason
-    allowed = ", ".join(
-        r.value for r in RevocationReason if r is not RevocationReason.CERTIFICATE_HOLD
-    )
-    raise CertdeskError("revocation.bad_reason", reason=value, allowed=allowed)
+    raise CertdeskError("revocation.bad_reason", reason=value, allowed=_ALLOWED)
 
 
 def normalise_serial(serial: str) -> str:
@@ -74,6 +80,16 @@ def revoke_in(conn: Connection, ctx: Context, serial: str, reason: RevocationRea
 
 
 def revoke(ctx: Context, serial: str, reason: RevocationReason | str) -> Revoked:
+    """An officer's request: an end-entity reason only, and never a CA's own certificate (a CA
+    is not revoked by a request to it; the console, the API and the CLI refuse alike)."""
     parsed = reason if isinstance(reason, RevocationReason) else parse_reason(reason)
+    if parsed not in END_ENTITY_REASONS:
+        raise CertdeskError("revocation.bad_reason", reason=str(reason), allowed=_ALLOWED)
+    hexserial = normalise_serial(serial)
     with ctx.db.write() as conn:
-        return revoke_in(conn, ctx, normalise_serial(serial), parsed)
+        row = cert_store.get(conn, hexserial)
+        if row is None:
+            raise CertdeskError("cert.not_found", serial=hexserial)
+        if Profile(row.profile).is_ca:
+            raise CertdeskError("cert.ca_certificate", serial=hexserial, profile=row.profile)
+        return revoke_in(conn, ctx, hexserial, parsed)

@@ -5,29 +5,39 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, select
 
+from certdesk.domain.lifecycle import ON_CRL
 from certdesk.domain.revocation import RevokedEntry
-from certdesk.domain.states import CertState, RevocationReason
+from certdesk.domain.states import RevocationReason
 from certdesk.store.tables import certificates
 
 _BATCH = 20_000
-# A superseded certificate is revoked with reason superseded (its renewal was confirmed).
-_ON_CRL = (CertState.REVOKED.value, CertState.SUPERSEDED.value)
+# domain/lifecycle.py ON_CRL: a superseded certificate is listed with reason superseded.
+_ON_CRL = [state.value for state in ON_CRL]
+
+
+def on_crl(issuer: str, now: dt.datetime) -> ColumnElement[bool]:
+    """Which certificates `issuer`'s CRL at `now` lists: the one definition, so what is counted
+    (the CRL's record and audit) and what is listed cannot disagree."""
+    return and_(
+        certificates.c.issuer == issuer,
+        certificates.c.state.in_(_ON_CRL),
+        certificates.c.revoked_at.is_not(None),
+        certificates.c.not_after >= now,
+    )
+
+
+def count_on_crl(conn: Connection, issuer: str, now: dt.datetime) -> int:
+    """How many entries `iter_revoked` yields for the same issuer and time (same snapshot)."""
+    return int(conn.execute(select(func.count()).where(on_crl(issuer, now))).scalar_one())
 
 
 def iter_revoked(conn: Connection, issuer: str, now: dt.datetime) -> Iterator[RevokedEntry]:
     """Rows are streamed in batches (server-side cursor on PostgreSQL), so memory stays flat."""
     query = (
         select(certificates.c.serial, certificates.c.revoked_at, certificates.c.revocation_reason)
-        .where(
-            and_(
-                certificates.c.issuer == issuer,
-                certificates.c.state.in_(_ON_CRL),
-                certificates.c.revoked_at.is_not(None),
-                certificates.c.not_after >= now,
-            )
-        )
+        .where(on_crl(issuer, now))
         .execution_options(stream_results=True, yield_per=_BATCH)
     )
     reasons = {r.value: r for r in RevocationReason}

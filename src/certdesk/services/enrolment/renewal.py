@@ -21,7 +21,7 @@ from certdesk.ca.csr import requested_identity
 from certdesk.ca.keys import PublicKey, as_public_key
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.identity import identity_mismatch
-from certdesk.domain.renewal import RenewalDecision, RenewalPolicy, RenewalRefusal
+from certdesk.domain.renewal import RenewalDecision, RenewalRefusal
 from certdesk.domain.states import CertState, RevocationReason
 from certdesk.services.context import Context
 from certdesk.services.enrolment import Claim, Intent
@@ -32,6 +32,7 @@ from certdesk.services.enrolment.personal import (
 )
 from certdesk.services.holder_auth import Current
 from certdesk.services.nonces import Nonces
+from certdesk.services.policy import renewal_policy
 from certdesk.services.registry import get_person
 from certdesk.services.revocation import revoke_in
 from certdesk.store import certificates as cert_store
@@ -41,15 +42,11 @@ def _when(moment: dt.datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
-def policy(ctx: Context) -> RenewalPolicy:
-    return RenewalPolicy(dt.timedelta(days=ctx.config.policy.renewal_window_days))
-
-
 def refuse_unless_allowed(
     ctx: Context, conn: Connection, row: Any, now: dt.datetime
 ) -> RenewalDecision:
     """The window rule for the certificate in `row`, refused with what the holder can do."""
-    decision = policy(ctx).decide(CertState(row.state), row.not_after, now)
+    decision = renewal_policy(ctx.config).decide(CertState(row.state), row.not_after, now)
     refusal = decision.refusal
     if refusal is None:
         return decision

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from certdesk.services.enrolment_codes import CODE_HOURS_MAX, CODE_HOURS_MIN
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -145,7 +147,7 @@ class RevokedOut(BaseModel):
 
 class CodeIn(Body):
     person_id: str = Field(min_length=1, max_length=64)
-    hours: int | None = Field(None, ge=1, le=720)
+    hours: int | None = Field(None, ge=CODE_HOURS_MIN, le=CODE_HOURS_MAX)  # the service's bound
 
 
 class CodeOut(BaseModel):

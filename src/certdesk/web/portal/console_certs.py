@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from certdesk.services.officer import OFFICER_REASONS
+from certdesk.domain.revocation import END_ENTITY_REASONS
 from certdesk.web.portal.console import Changing, Desk, Me, done, page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -29,7 +29,7 @@ def certificate(request: Request, serial: str, me: Me, desk: Desk) -> Response:
         request,
         "console/certificate.html",
         cert=desk.certificate(me, serial),
-        reasons=[r.value for r in OFFICER_REASONS],
+        reasons=[r.value for r in END_ENTITY_REASONS],
     )
 
 

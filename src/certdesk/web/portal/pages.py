@@ -3,40 +3,32 @@ pages need permissions (the position decides what a person sees)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from certdesk.domain.renewal import RenewalPolicy
 from certdesk.domain.states import CertState
 from certdesk.services.access import Principal
 from certdesk.services.content import get_form, list_announcements, list_forms
+from certdesk.services.policy import renewal_policy
 from certdesk.web.portal.guard import logged_in, permitted
 from certdesk.web.portal.render import render
 
 router = APIRouter(include_in_schema=False)
 Me = Annotated[Principal, Depends(logged_in)]
-SOON = dt.timedelta(days=14)  # show "renewal opens on …" this long before the window opens
 
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, me: Me) -> Response:
     ctx = request.app.state.ctx
     now = ctx.clock.now()
-    window = dt.timedelta(days=ctx.config.policy.renewal_window_days)
-    decision = RenewalPolicy(window).decide(CertState.ACTIVE, me.not_after, now)
-    banner = None
-    if decision.allowed:
-        banner = "open"
-    elif decision.opens_at - now <= SOON:
-        banner = "soon"
+    decision = renewal_policy(ctx.config).decide(CertState.ACTIVE, me.not_after, now)
     return render(
         request,
         "home.html",
         decision=decision,
-        banner=banner,
+        banner=decision.announce(now),
         days_left=(me.not_after - now).days,
         announcements=list_announcements(ctx, limit=3),
     )
