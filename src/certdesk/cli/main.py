@@ -108,15 +108,18 @@ def ca_init() -> None:
 
 @ca_app.command("show")
 def ca_show(as_json: JsonOpt = False) -> None:
-    """Show the CA certificates, key types and CRL numbers."""
-    from certdesk.services.authorities import ISSUING, ROOT, require_authority
+    """Show the CAs (root and issuing generations), their keys, states and CRL numbers."""
+    from certdesk.services.authorities import list_authorities
 
     ctx = context()
     with ctx.db.read() as conn:
-        infos = [require_authority(conn, n) for n in (ROOT, ISSUING)]
+        infos = list_authorities(conn)
     rows = [
         {
             "name": i.name,
+            "role": i.role,
+            "generation": i.generation,
+            "state": i.state.value,
             "subject": i.subject,
             "key_type": i.key_type,
             "key": i.key_ref,

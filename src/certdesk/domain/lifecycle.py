@@ -1,4 +1,4 @@
-"""The lives of certificates, tokens and people: which moves are allowed, and what status a
+"""The lives of certificates, tokens, people and CAs: which moves are allowed, and what status a
 certificate has at a given time. Every state change (issuing, renewing, revoking, abandoning a
 reservation, departure, custody) is checked against these tables by `services/lifecycle.py`;
 login, the CRL and OCSP all read `certificate_status`."""
@@ -9,7 +9,7 @@ import datetime as dt
 import enum
 
 from certdesk.domain.errors import CertdeskError
-from certdesk.domain.states import CertState, PersonState, TokenState
+from certdesk.domain.states import AuthorityState, CertState, PersonState, TokenState
 
 C = CertState
 CERTIFICATE_MOVES: frozenset[tuple[CertState, CertState]] = frozenset(
@@ -41,6 +41,10 @@ TOKEN_MOVES: frozenset[tuple[TokenState, TokenState]] = frozenset(
 PERSON_MOVES: frozenset[tuple[PersonState, PersonState]] = frozenset(
     {(PersonState.ACTIVE, PersonState.DEPARTED)}
 )
+A = AuthorityState
+AUTHORITY_MOVES: frozenset[tuple[AuthorityState, AuthorityState]] = frozenset(
+    {(A.ACTIVE, A.RETIRING), (A.RETIRING, A.RETIRED)}  # a CA's key is never brought back
+)
 
 # States from which a certificate can still be revoked.
 REVOCABLE: frozenset[CertState] = frozenset(b for b, a in CERTIFICATE_MOVES if a is C.REVOKED)
@@ -55,6 +59,7 @@ def require_move(kind: str, before: enum.StrEnum, after: enum.StrEnum) -> None:
         "certificate": CERTIFICATE_MOVES,
         "token": TOKEN_MOVES,
         "person": PERSON_MOVES,
+        "authority": AUTHORITY_MOVES,
     }[kind]
     if (before, after) not in table:
         raise CertdeskError(

@@ -107,6 +107,11 @@ CATALOG: dict[str, Message] = {
         "Token {key} changed state while this request was handled; try again.",
         "处理本请求期间 USB Key {key} 的状态已变化，请重试。",
     ),
+    "authority.state_changed": Message(
+        409,
+        "CA {key} changed state while this request was handled; try again.",
+        "处理本请求期间 CA {key} 的状态已变化，请重试。",
+    ),
     "person.state_changed": Message(
         409,
         "The record of {key} changed while this request was handled; try again.",

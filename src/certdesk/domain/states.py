@@ -26,6 +26,15 @@ class TokenState(enum.StrEnum):
     LOST = "lost"
 
 
+class AuthorityState(enum.StrEnum):
+    """An issuing CA's generation: issuing now, still trusted while its certificates live out
+    their time after a rollover, or no longer trusted at all."""
+
+    ACTIVE = "active"
+    RETIRING = "retiring"
+    RETIRED = "retired"
+
+
 class RevocationReason(enum.StrEnum):
     """RFC 5280 CRLReason names (as in cryptography's x509.ReasonFlags)."""
 

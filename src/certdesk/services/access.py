@@ -25,8 +25,9 @@ from cryptography.exceptions import InvalidSignature
 from sqlalchemy import bindparam, select
 
 from certdesk.domain.errors import CertdeskError
+from certdesk.domain.lifecycle import Status, certificate_status
 from certdesk.domain.states import CertState, PersonState
-from certdesk.services.authorities import ISSUING, require_authority
+from certdesk.services.authorities import Issuers
 from certdesk.services.context import Context
 from certdesk.services.registry import Person, person_from_row, person_query
 from certdesk.services.server_secrets import shared_secret
@@ -125,8 +126,7 @@ class Access:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        with ctx.db.read() as conn:
-            self.issuing = require_authority(conn, ISSUING).certificate
+        self.issuers = Issuers.load(ctx)
         self._csrf_key = shared_secret(ctx, "csrf-hmac")
         # The same bytes verify the same way against the same CA: parse and check the signature
         # once per certificate, not at every request (dates and state are checked every time).
@@ -135,7 +135,7 @@ class Access:
 
     def _verify(self, der: bytes) -> _Presented:
         cert = x509.load_der_x509_certificate(der)
-        cert.verify_directly_issued_by(self.issuing)
+        self.issuers.issuer_of(cert)
         return _Presented(cert, format(cert.serial_number, "x"), hashlib.sha256(der).hexdigest())
 
     def identify(self, der: bytes | None) -> Principal | LoginRefusal:
@@ -151,7 +151,9 @@ class Access:
             row = conn.execute(_IDENTIFY, {"serial": serial}).first()
             if row is None or row.cert_fingerprint != presented.fingerprint:
                 return LoginRefusal(LoginProblem.NOT_OURS, serial)
-            state = CertState(row.cert_state)
+            status = certificate_status(
+                CertState(row.cert_state), cert.not_valid_before_utc, cert.not_valid_after_utc, now
+            )
             person = person_from_row(row)
             contact = (row.contact_name, row.contact_phone, row.contact_email)
             help_ = {
@@ -159,10 +161,10 @@ class Access:
                 "unit_contact": ", ".join(x for x in contact if x),
                 "name": person.name,
             }
-            if state is CertState.SUPERSEDED:
+            if status is Status.SUPERSEDED:
                 by = conn.execute(_SUCCESSOR, {"serial": serial}).scalar()
                 return LoginRefusal(LoginProblem.SUPERSEDED, serial, {**help_, "by": by or "?"})
-            if state is CertState.REVOKED:
+            if status is Status.REVOKED:
                 return LoginRefusal(
                     LoginProblem.REVOKED,
                     serial,
@@ -172,11 +174,9 @@ class Access:
                         "revoked_at": f"{row.cert_revoked_at:%Y-%m-%d %H:%M} UTC",
                     },
                 )
-            if state is CertState.PENDING_INSTALL:
+            if status is Status.PENDING:
                 return LoginRefusal(LoginProblem.NOT_INSTALLED, serial, help_)
-            if state is not CertState.ACTIVE:
-                return LoginRefusal(LoginProblem.NOT_OURS, serial)
-            if now > cert.not_valid_after_utc:
+            if status is Status.EXPIRED:
                 return LoginRefusal(
                     LoginProblem.EXPIRED,
                     serial,
@@ -185,8 +185,10 @@ class Access:
                         "not_after": f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
                     },
                 )
-            if now < cert.not_valid_before_utc:
+            if status is Status.NOT_YET_VALID:
                 return LoginRefusal(LoginProblem.NOT_YET_VALID, serial, help_)
+            if status is not Status.ACTIVE:
+                return LoginRefusal(LoginProblem.NOT_OURS, serial)
             if person.state is not PersonState.ACTIVE:
                 return LoginRefusal(LoginProblem.DEPARTED, serial, help_)
             grants = conn.execute(_GRANTS, {"position": person.position_code}).all()

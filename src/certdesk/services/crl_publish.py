@@ -18,7 +18,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import insert, update
 
 from certdesk.ca.crl import build_crl
-from certdesk.services.authorities import ISSUING, load_signer, pki_dir, require_authority
+from certdesk.domain.errors import CertdeskError
+from certdesk.services.authorities import (
+    ISSUING,
+    get_authority,
+    load_signer,
+    pki_dir,
+    require_authority,
+)
 from certdesk.services.context import Context
 from certdesk.services.files import atomic_write
 from certdesk.store import audit
@@ -42,8 +49,11 @@ def publish_crl(ctx: Context, issuer: str = ISSUING) -> PublishedCRL:
     now = ctx.clock.now().replace(microsecond=0)
     next_update = now + dt.timedelta(hours=ctx.config.crl.next_update_hours)
     with ctx.db.read() as conn:
+        known = get_authority(conn, issuer)
+        if known is None:  # the console, the API and the CLI all name the CA by its id
+            raise CertdeskError("input.invalid", detail=f"no CA named {issuer!r}")
         # Load the key first: a wrong passphrase must not burn a CRL number.
-        signer = load_signer(ctx, require_authority(conn, issuer))
+        signer = load_signer(ctx, known)
     with ctx.db.write() as conn:
         info = require_authority(conn, issuer)
         number = info.crl_number + 1

@@ -12,6 +12,7 @@ from cryptography.exceptions import InvalidSignature
 from certdesk.ca.profiles import Profile
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
+from certdesk.services.authorities import Issuers
 from certdesk.services.context import Context
 from certdesk.services.revocation import normalise_serial
 from certdesk.services.signed_requests import (
@@ -37,19 +38,19 @@ class Current:
 class HolderAuth:
     """Finds and checks the certificate behind a holder's request; one per process."""
 
-    def __init__(self, ctx: Context, ca_certificate: x509.Certificate) -> None:
+    def __init__(self, ctx: Context, issuers: Issuers) -> None:
         self.ctx = ctx
-        self.ca_certificate = ca_certificate
+        self.issuers = issuers
 
     def current(self, serial: str) -> Current:
-        """A personal certificate of ours by serial (its DER re-verified against the CA)."""
+        """A personal certificate of ours by serial (its DER re-verified against its CA)."""
         with self.ctx.db.read() as conn:
             row = cert_store.get(conn, serial)
         if row is None or row.der is None or row.profile != Profile.PERSONAL.value:
             raise CertdeskError("renewal.unknown_certificate", serial=serial)
         certificate = x509.load_der_x509_certificate(row.der)
         try:
-            certificate.verify_directly_issued_by(self.ca_certificate)
+            self.issuers.issuer_of(certificate)
         except (ValueError, TypeError, InvalidSignature):
             raise CertdeskError("renewal.unknown_certificate", serial=serial) from None
         return Current(

@@ -26,10 +26,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy.exc import IntegrityError
 
 from certdesk.ca.issuer import Authority, CertificateOrder, LintHook
+from certdesk.ca.keys import KeyType, key_type_of
+from certdesk.ca.profiles import Profile
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
 from certdesk.domain.validity import validity_from
-from certdesk.services.authorities import ISSUING, load_authority
+from certdesk.services.authorities import active_issuers, load_authority, pick_issuer
 from certdesk.services.context import Context
 from certdesk.services.enrolment import Enrolment, Intent, IssuedCertificate
 from certdesk.services.lifecycle import Move, transition
@@ -47,6 +49,7 @@ class _Reserved:
     index: int
     serial: int
     intent: Intent
+    issuer: str
 
     @property
     def hexserial(self) -> str:
@@ -56,7 +59,7 @@ class _Reserved:
         i = self.intent
         return {
             "serial": self.hexserial,
-            "issuer": ISSUING,
+            "issuer": self.issuer,
             "profile": i.profile.value,
             "state": CertState.RESERVED.value,
             "person_id": i.person_id,
@@ -121,17 +124,33 @@ Outcome = IssuedCertificate | CertdeskError
 
 
 class Issuance:
-    """Issues certificates with the issuing CA; keep one per process (loading a key is costly)."""
+    """Issues certificates with the issuing CAs; keep one per process (loading a key is costly).
+
+    Each request's issuer is chosen at reservation (`pick_issuer`: active, same key family,
+    newest generation); each CA's key is loaded the first time it signs.
+    """
 
     def __init__(self, ctx: Context, authority: Authority | None = None) -> None:
         self.ctx = ctx
-        self.authority = authority or load_authority(ctx, ISSUING, hooks=_hooks(ctx))
+        self._authorities: dict[str, Authority] = {}
+        with ctx.db.read() as conn:
+            self.default_issuer = pick_issuer(
+                active_issuers(conn), Profile.PERSONAL, KeyType.parse(ctx.config.token.key_type)
+            )
+        self._authorities[self.default_issuer] = authority or self._load(self.default_issuer)
+
+    def _load(self, name: str) -> Authority:
+        return load_authority(self.ctx, name, hooks=_hooks(self.ctx))
+
+    def authority_of(self, name: str) -> Authority:
+        if name not in self._authorities:
+            self._authorities[name] = self._load(name)
+        return self._authorities[name]
 
     @property
-    def ca_certificate(self) -> x509.Certificate:
-        certificate = self.authority.certificate
-        assert certificate is not None, "the issuing CA has a certificate"
-        return certificate
+    def authority(self) -> Authority:
+        """The issuer a personal certificate of the configured key type goes to today."""
+        return self._authorities[self.default_issuer]
 
     def issue(self, request: Enrolment) -> IssuedCertificate:
         """Reserve (authorising the request in that transaction), sign, record."""
@@ -161,7 +180,7 @@ class Issuance:
                 item.intent.extensions,
             )
             try:
-                signed.append(_Signed(item, self.authority.issue(order)))
+                signed.append(_Signed(item, self.authority_of(item.issuer).issue(order)))
             except Exception as exc:
                 abandon(self.ctx, item.hexserial, f"signing failed: {exc}")
                 results[item.index] = (
@@ -182,13 +201,17 @@ class Issuance:
             claimed: dict[str, _Reserved] = {}
             try:
                 with self.ctx.db.write() as conn:
+                    issuers = active_issuers(conn)
                     for index, request in enumerate(requests):
                         try:
                             intent = request.authorise(conn)
+                            key_type = key_type_of(intent.public_key)
+                            issuer = pick_issuer(issuers, intent.profile, key_type)
                         except CertdeskError as exc:
                             refused[index] = exc
                             continue
-                        item = _Reserved(index, x509.random_serial_number(), intent)
+                        serial = x509.random_serial_number()
+                        item = _Reserved(index, serial, intent, issuer)
                         if intent.claim is not None:
                             twin = claimed.setdefault(intent.claim.key, item)
                             if twin is not item:
@@ -233,7 +256,8 @@ class Issuance:
                 s.reserved.intent.profile,
                 s.reserved.intent.person_id,
                 s.reserved.intent.token_serial,
-                self.ca_certificate,
+                s.reserved.issuer,
+                _issuer_certificate(self.authority_of(s.reserved.issuer)),
             )
 
     def _refused_at_record(self, s: _Signed, exc: Exception) -> CertdeskError:
@@ -275,6 +299,11 @@ def abandon_stale_reservations(ctx: Context, older_than: dt.timedelta) -> list[s
     with ctx.db.read() as conn:
         stale = cert_store.in_state_since(conn, CertState.RESERVED, "reserved_at", cutoff)
     return [s for s in stale if abandon(ctx, s, "stale reservation (interrupted issuance)")]
+
+
+def _issuer_certificate(authority: Authority) -> x509.Certificate:
+    assert authority.certificate is not None, "an issuing CA has a certificate"
+    return authority.certificate
 
 
 def _hooks(ctx: Context) -> tuple[LintHook, ...]:

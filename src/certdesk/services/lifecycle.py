@@ -26,6 +26,7 @@ _CHANGED = {
     "certificate": "cert.state_changed",
     "token": "token.state_changed",
     "person": "person.state_changed",
+    "authority": "authority.state_changed",
 }
 
 

@@ -17,7 +17,7 @@ from certdesk.services import audit_log, content, enrolment_codes, expiry, regis
 from certdesk.services import certificates as certs
 from certdesk.services import tokens as custody
 from certdesk.services.access import Access, Principal
-from certdesk.services.authorities import ISSUING, ROOT
+from certdesk.services.authorities import ISSUING
 from certdesk.services.ca_overview import AuthoritySummary, ca_overview
 from certdesk.services.context import Context
 from certdesk.services.crl_publish import PublishedCRL, publish_crl
@@ -220,10 +220,7 @@ class OfficerDesk:
         return ca_overview(self._as(who, CA_VIEW))
 
     def publish_crl(self, who: Principal, issuer: str = ISSUING) -> PublishedCRL:
-        ctx = self._as(who, CRL_PUBLISH)
-        if issuer not in (ROOT, ISSUING):
-            raise CertdeskError("input.invalid", detail=f"no CA named {issuer!r}")
-        return publish_crl(ctx, issuer)
+        return publish_crl(self._as(who, CRL_PUBLISH, issuer), issuer)
 
     # -- audit -----------------------------------------------------------------------------------
 

@@ -10,13 +10,14 @@ pending returns that one, never a second; `pickup` fetches it when the first ans
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 from cryptography import x509
 
 from certdesk.ca.csr import load_csr
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
-from certdesk.services.authorities import ROOT, require_authority
+from certdesk.services.authorities import Issuers
 from certdesk.services.context import Context
 from certdesk.services.enrolment import Issue
 from certdesk.services.enrolment.renewal import RenewalEnrolment
@@ -46,17 +47,19 @@ class Renewals:
         self.issuance = issuance or Issuance(ctx)
         self.issue = issue or self.issuance.issue
         self.nonces = nonces or Nonces(ctx)
-        self.ca_certificate = self.issuance.ca_certificate
-        self.holders = HolderAuth(ctx, self.ca_certificate)
+        self.issuers = Issuers.load(ctx)
+        self.holders = HolderAuth(ctx, self.issuers)
 
     def new_nonce(self) -> str:
         return self.nonces.new()
 
     def trust_chain(self) -> list[x509.Certificate]:
         """The issuing CA and the root, as EST `cacerts` hands them out."""
-        with self.ctx.db.read() as conn:
-            root = require_authority(conn, ROOT).certificate
-        return [self.ca_certificate, root]
+        return [self.issuers.newest().certificate, self.issuers.root().certificate]
+
+    def issuer_certificate(self, renewed: Renewed) -> x509.Certificate:
+        """The CA certificate that completes `renewed`'s chain."""
+        return self.issuers.named(renewed.issuer).certificate
 
     def renew(self, token: str) -> Renewed:
         current, request, payload = self.holders.authenticate(token, "renew")
@@ -82,7 +85,7 @@ class Renewals:
         )
         if renewed.state is CertState.PENDING_INSTALL:
             activate(self.ctx, renewed.serial, f"holder:{current.person_id}")
-        return Renewed(renewed.serial, renewed.certificate, CertState.ACTIVE, current.serial, True)
+        return dataclasses.replace(renewed, state=CertState.ACTIVE, created=True)
 
     def _renew(self, request: RenewalEnrolment) -> Renewed:
         """Issue the renewal (pending install) or return the one already in flight."""
@@ -93,7 +96,8 @@ class Renewals:
             if exc.code != "renewal.in_progress":
                 raise
             return await_pending(self.ctx, replaces)
-        return Renewed(issued.serial, issued.certificate, CertState.PENDING_INSTALL, replaces, True)
+        state = CertState.PENDING_INSTALL
+        return Renewed(issued.serial, issued.certificate, state, replaces, True, issued.issuer)
 
     def pickup(self, token: str) -> Renewed:
         """The certificate a renewal issued for this one (pending or already confirmed)."""
@@ -106,7 +110,8 @@ class Renewals:
             code = "renewal.in_progress" if in_flight else "renewal.nothing_pending"
             raise CertdeskError(code, serial=current.serial)
         certificate = x509.load_der_x509_certificate(row.der)
-        return Renewed(row.serial, certificate, CertState(row.state), current.serial, False)
+        state = CertState(row.state)
+        return Renewed(row.serial, certificate, state, current.serial, False, row.issuer)
 
     def confirm(self, token: str) -> Confirmed:
         """Signed with the new key: it is installed. New active, old superseded (and in the CRL)."""

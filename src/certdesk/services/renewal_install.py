@@ -29,6 +29,7 @@ class Renewed:
     state: CertState
     replaces: str
     created: bool  # False: an earlier renewal's certificate was returned
+    issuer: str  # the authority that signed it (its certificate completes the chain)
 
     @property
     def pem(self) -> bytes:
@@ -94,7 +95,8 @@ def await_pending(ctx: Context, serial: str) -> Renewed:
             break  # its signing failed and was abandoned: the holder may try again
         if row.state == CertState.PENDING_INSTALL.value:
             certificate = x509.load_der_x509_certificate(row.der)
-            return Renewed(row.serial, certificate, CertState.PENDING_INSTALL, serial, False)
+            state = CertState.PENDING_INSTALL
+            return Renewed(row.serial, certificate, state, serial, False, row.issuer)
         time.sleep(0.02)  # another worker is between reserving and recording
     raise CertdeskError("renewal.in_progress", serial=serial)
 

@@ -9,13 +9,14 @@ from typing import Literal
 
 from sqlalchemy import Column, Connection, Table, and_, bindparam, update
 
-from certdesk.store.tables import certificates, people, tokens
+from certdesk.store.tables import authorities, certificates, people, tokens
 
-Kind = Literal["certificate", "token", "person"]
+Kind = Literal["certificate", "token", "person", "authority"]
 _TABLES: dict[str, tuple[Table, Column[str]]] = {
     "certificate": (certificates, certificates.c.serial),
     "token": (tokens, tokens.c.serial),
     "person": (people, people.c.person_id),
+    "authority": (authorities, authorities.c.name),
 }
 
 

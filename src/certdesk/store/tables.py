@@ -129,7 +129,11 @@ tokens = Table(
 authorities = Table(
     "authorities",
     metadata,
-    Column("name", String(32), primary_key=True),  # "root" | "issuing"
+    Column("name", String(32), primary_key=True),  # "root", "issuing", later "issuing-2"…
+    Column("role", String(16), nullable=False),  # "root" | "issuing"
+    Column("generation", Integer, nullable=False, server_default="1"),
+    Column("state", String(16), nullable=False, server_default="active"),  # AuthorityState
+    Column("key_id", String(64), nullable=False, index=True),  # subjectKeyIdentifier, hex
     Column("subject", Text, nullable=False),
     Column("key_type", String(16), nullable=False),
     Column("key_ref", Text, nullable=False),  # file path or PKCS#11 URI (without PIN)

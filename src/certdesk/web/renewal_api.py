@@ -41,8 +41,9 @@ async def _jws(request: Request) -> str:
         raise CertdeskError("jws.malformed", detail="not a compact JWS") from None
 
 
-def _renewed(renewed: Renewed, response: Response, chain: bytes) -> dict[str, Any]:
+def _renewed(r: Renewals, renewed: Renewed, response: Response) -> dict[str, Any]:
     response.status_code = 201 if renewed.created else 200
+    chain = r.issuer_certificate(renewed).public_bytes(Encoding.PEM)
     return {
         "serial": renewed.serial,
         "state": renewed.state.value,
@@ -51,10 +52,6 @@ def _renewed(renewed: Renewed, response: Response, chain: bytes) -> dict[str, An
         "certificate": renewed.pem.decode(),
         "chain": chain.decode(),
     }
-
-
-def _chain(r: Renewals) -> bytes:
-    return r.ca_certificate.public_bytes(Encoding.PEM)
 
 
 def nonce(request: Request, response: Response) -> dict[str, str]:
@@ -82,14 +79,14 @@ async def profile(request: Request) -> dict[str, Any]:
 async def renew(request: Request, response: Response) -> dict[str, Any]:
     """Issue the renewal as pending install (or return the one already pending)."""
     r = renewals(request)
-    return _renewed(await _signed(request, r.renew), response, _chain(r))
+    return _renewed(r, await _signed(request, r.renew), response)
 
 
 @router.post("/renewal/pickup")
 async def pickup(request: Request, response: Response) -> dict[str, Any]:
     """Fetch a renewal whose first answer was lost (signed by the current key)."""
     r = renewals(request)
-    return _renewed(await _signed(request, r.pickup), response, _chain(r))
+    return _renewed(r, await _signed(request, r.pickup), response)
 
 
 @router.post("/renewal/confirm")

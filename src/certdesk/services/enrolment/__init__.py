@@ -75,6 +75,7 @@ class IssuedCertificate:
     profile: Profile
     person_id: str | None
     token_serial: str | None
+    issuer: str  # the authority's id
     issuer_certificate: x509.Certificate
 
     @property
