@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.renewal import RenewalDecision
@@ -69,7 +69,7 @@ class HolderProfile:
         }
 
 
-def holder_profile(ctx: Context, conn: Any, current: Current) -> HolderProfile:
+def holder_profile(ctx: Context, conn: Connection, current: Current) -> HolderProfile:
     """Read inside the caller's transaction (which spends the request's nonce)."""
     now = ctx.clock.now()
     row = cert_store.get(conn, current.serial)
@@ -109,7 +109,7 @@ def holder_profile(ctx: Context, conn: Any, current: Current) -> HolderProfile:
     )
 
 
-def record_pin_changed(ctx: Context, conn: Any, current: Current) -> str:
+def record_pin_changed(ctx: Context, conn: Connection, current: Current) -> str:
     """The holder changed the token's initial PIN (inside the caller's transaction)."""
     if current.token_serial is None:
         raise CertdeskError("token.no_token_recorded", serial=current.serial)
