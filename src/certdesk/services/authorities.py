@@ -115,13 +115,14 @@ class IssuerChoice:
     generation: int
 
 
+# Built once: asked in every reservation transaction.
+_ACTIVE_ISSUERS = select(
+    authorities.c.name, authorities.c.key_type, authorities.c.generation
+).where(authorities.c.role == ISSUING, authorities.c.state == AuthorityState.ACTIVE.value)
+
+
 def active_issuers(conn: Connection) -> list[IssuerChoice]:
-    rows = conn.execute(
-        select(authorities.c.name, authorities.c.key_type, authorities.c.generation).where(
-            authorities.c.role == ISSUING, authorities.c.state == AuthorityState.ACTIVE.value
-        )
-    )
-    return [IssuerChoice(r.name, r.key_type, r.generation) for r in rows]
+    return [IssuerChoice(*row) for row in conn.execute(_ACTIVE_ISSUERS)]
 
 
 def pick_issuer(choices: Sequence[IssuerChoice], profile: Profile, key_type: KeyType) -> str:

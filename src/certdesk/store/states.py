@@ -4,10 +4,11 @@ Called only by `services/lifecycle.py`, which checks the move is allowed and aud
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from sqlalchemy import Column, Connection, Table, and_, bindparam, update
+from sqlalchemy import Column, Connection, Table, Update, and_, bindparam, update
 
 from certdesk.store.tables import authorities, certificates, people, tokens
 
@@ -25,12 +26,17 @@ def move_rows(
 ) -> int:
     """Move rows (each `{"key": …, <other columns>}`, all with the same columns) from `before`
     to `after`; returns how many moved."""
+    statement = _statement(kind, before, after, tuple(sorted(set(rows[0]) - {"key"})))
+    params = [{f"b_{k}": v for k, v in row.items()} for row in rows]
+    return int(conn.execute(statement, params).rowcount)
+
+
+@functools.cache
+def _statement(kind: Kind, before: str, after: str, columns: tuple[str, ...]) -> Update:
+    """Built once per shape: issuing runs this in every record transaction."""
     table, key = _TABLES[kind]
-    columns = sorted(set(rows[0]) - {"key"})
-    statement = (
+    return (
         update(table)
         .where(and_(key == bindparam("b_key"), table.c.state == before))
         .values(state=after, **{c: bindparam(f"b_{c}") for c in columns})
     )
-    params = [{f"b_{k}": v for k, v in row.items()} for row in rows]
-    return int(conn.execute(statement, params).rowcount)
