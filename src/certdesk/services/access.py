@@ -25,12 +25,13 @@ from cryptography.exceptions import InvalidSignature
 from sqlalchemy import bindparam, select
 
 from certdesk.domain.errors import CertdeskError
+from certdesk.domain.registry import Person
 from certdesk.domain.states import CertState, PersonState
 from certdesk.services.authorities import ISSUING, require_authority
 from certdesk.services.context import Context
-from certdesk.services.registry import Person, person_from_row, person_query
 from certdesk.services.server_secrets import shared_secret
 from certdesk.store import audit
+from certdesk.store.registry import person_from_row, person_query
 from certdesk.store.tables import (
     certificates,
     people,
