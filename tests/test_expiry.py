@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certdesk.domain.clock import FixedClock
 from certdesk.domain.states import CertState
 from certdesk.services.context import Context
+from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.expiry import ExpiryDashboard, expiry_dashboard
 from certdesk.services.issuance import Issuance
 from certdesk.services.policy import renewal_policy
@@ -28,7 +29,8 @@ def group_of(board: ExpiryDashboard, person_id: str) -> str:
 
 @pytest.fixture
 def not_after(issuance: Issuance) -> dt.datetime:
-    issued = issuance.enroll_key("p-001", ec.generate_private_key(ec.SECP256R1()).public_key())
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    issued = issuance.issue(OfficerEnrolment(issuance.ctx, "p-001", key))
     return issued.certificate.not_valid_after_utc
 
 
