@@ -11,7 +11,7 @@ from certdesk.domain.states import CertState
 from certdesk.services.context import Context
 from certdesk.services.revocation import normalise_serial
 from certdesk.store import certificates as cert_store
-from certdesk.store.certificates import AnyRow
+from certdesk.store.db import AnyRow
 
 
 @dataclass(frozen=True)

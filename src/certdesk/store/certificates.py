@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Row,
     ScalarSelect,
     and_,
     func,
@@ -23,10 +22,10 @@ from sqlalchemy import (
 
 from certdesk.domain.lifecycle import IN_FLIGHT
 from certdesk.domain.states import CertState
+from certdesk.store.db import AnyRow
 from certdesk.store.tables import certificates
 
 PERSONAL = "personal"
-AnyRow = Row[*tuple[Any, ...]]
 _ACTIVE_PERSONAL = select(certificates.c.serial).where(
     and_(
         certificates.c.profile == PERSONAL,

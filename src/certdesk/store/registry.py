@@ -27,7 +27,8 @@ from sqlalchemy import (
 
 from certdesk.domain.registry import Person, Position, Unit
 from certdesk.domain.states import CertState, PersonState
-from certdesk.store.certificates import PERSONAL, AnyRow
+from certdesk.store.certificates import PERSONAL
+from certdesk.store.db import AnyRow
 from certdesk.store.tables import (
     certificates,
     people,

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from certdesk.domain.registry import Token
 from certdesk.domain.states import TokenState
-from certdesk.store.certificates import AnyRow
+from certdesk.store.db import AnyRow
 from certdesk.store.tables import tokens
 
 
