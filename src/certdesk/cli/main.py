@@ -19,7 +19,7 @@ from certdesk.domain.errors import CertdeskError
 if TYPE_CHECKING:  # the server side is imported when an office command runs, not for `renew`
     from types import ModuleType
 
-    from certdesk.services import registry
+    from certdesk.domain.registry import Person
     from certdesk.services.context import Context
 
 app = typer.Typer(
@@ -178,7 +178,7 @@ def person_add(
     say(f"Person {person.person_id} added.", f"已添加人员 {person.person_id}。")
 
 
-def _person_row(p: registry.Person) -> list[str | None]:
+def _person_row(p: Person) -> list[str | None]:
     return [p.person_id, p.name, p.unit_code, p.position_code, p.email, p.state.value]
 
 

@@ -26,12 +26,13 @@ from sqlalchemy import bindparam, select
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.lifecycle import Status, certificate_status
+from certdesk.domain.registry import Person
 from certdesk.domain.states import CertState, PersonState
 from certdesk.services.authorities import Issuers
 from certdesk.services.context import Context
-from certdesk.services.registry import Person, person_from_row, person_query
 from certdesk.services.server_secrets import shared_secret
 from certdesk.store import audit
+from certdesk.store.registry import person_from_row, person_query
 from certdesk.store.tables import (
     certificates,
     people,

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from certdesk.services.context import Context
-from certdesk.store.audit import AuditRecord, ChainProblem, verify
-from certdesk.store.tables import audit_log
+from certdesk.store.audit import AuditRecord, ChainProblem, newest_first, verify
 
 MAX_PAGE = 500
-MAX_SEQ = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -47,17 +43,8 @@ def list_records(
 ) -> AuditPage:
     """A page of records older than sequence number `before`, optionally of one action/actor."""
     limit = max(1, min(limit, MAX_PAGE))
-    if before is not None and before > MAX_SEQ:
-        before = None  # every record is older than that (and PostgreSQL's INTEGER ends there)
-    query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit + 1)
-    if before is not None:
-        query = query.where(audit_log.c.seq < before)
-    if action:
-        query = query.where(audit_log.c.action == action)
-    if actor:
-        query = query.where(audit_log.c.actor == actor)
     with ctx.db.read() as conn:
-        rows = conn.execute(query).all()
-    records = [AuditRecord(**row._asdict()) for row in rows[:limit]]
-    more = len(rows) > limit
+        found = newest_first(conn, before, limit + 1, action, actor)  # one more: is there more?
+    records = found[:limit]
+    more = len(found) > limit
     return AuditPage(records, records[-1].seq if more and records else None)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from certdesk.services.authorities import list_authorities
 from certdesk.services.context import Context
-from certdesk.store.tables import crls
+from certdesk.store import crls as crl_store
 
 
 @dataclass(frozen=True)
@@ -31,12 +29,7 @@ def ca_overview(ctx: Context) -> list[AuthoritySummary]:
     with ctx.db.read() as conn:
         for info in list_authorities(conn):
             name = info.name
-            last = conn.execute(
-                select(crls.c.this_update, crls.c.next_update)
-                .where(crls.c.issuer == name)
-                .order_by(crls.c.number.desc())
-                .limit(1)
-            ).first()
+            last = crl_store.latest(conn, name)
             cert = info.certificate
             out.append(
                 AuthoritySummary(

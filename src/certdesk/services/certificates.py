@@ -6,13 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select
-
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
 from certdesk.services.context import Context
 from certdesk.services.revocation import normalise_serial
-from certdesk.store.tables import certificates
+from certdesk.store import certificates as cert_store
+from certdesk.store.db import AnyRow
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class CertificateRecord:
         return out
 
 
-def _record(row: Row[Any]) -> CertificateRecord:
+def _record(row: AnyRow) -> CertificateRecord:
     r = row._mapping
     return CertificateRecord(
         r["serial"],
@@ -64,33 +63,21 @@ def list_certificates(
     search: str | None = None,
 ) -> list[CertificateRecord]:
     """Newest first; `search` matches a serial prefix, a person id or part of the subject."""
-    query = select(certificates).order_by(certificates.c.reserved_at.desc()).limit(limit)
-    if person_id:
-        query = query.where(certificates.c.person_id == person_id)
+    wanted = None
     if state:
         try:
             wanted = CertState(state)
         except ValueError:
             raise CertdeskError("input.invalid", detail=f"unknown state {state!r}") from None
-        query = query.where(certificates.c.state == wanted.value)
-    if search and search.strip():
-        needle = search.strip()
-        serial = needle.lower().removeprefix("0x").replace(":", "").lstrip("0")
-        query = query.where(
-            or_(
-                certificates.c.person_id == needle,
-                func.lower(certificates.c.subject).contains(needle.lower(), autoescape=True),
-                *([certificates.c.serial.startswith(serial, autoescape=True)] if serial else []),
-            )
-        )
     with ctx.db.read() as conn:
-        return [_record(r) for r in conn.execute(query)]
+        rows = cert_store.search(conn, person_id, wanted, search, limit)
+    return [_record(row) for row in rows]
 
 
 def get_certificate(ctx: Context, serial: str) -> CertificateRecord:
     hexserial = normalise_serial(serial)
     with ctx.db.read() as conn:
-        row = conn.execute(select(certificates).where(certificates.c.serial == hexserial)).first()
+        row = cert_store.get(conn, hexserial)
     if row is None:
         raise CertdeskError("cert.not_found", serial=hexserial)
     return _record(row)

@@ -6,12 +6,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select
-
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.context import Context
 from certdesk.store import audit
-from certdesk.store.tables import announcements, forms
+from certdesk.store import content as content_store
+from certdesk.store.db import AnyRow
 
 MAX_FORM_BYTES = 2 * 1024 * 1024
 FORM_TYPES = {
@@ -43,18 +42,22 @@ class Form:
     uploaded_at: dt.datetime
 
 
+def _announcement(row: AnyRow) -> Announcement:
+    return Announcement(row.id, row.title, row.body, row.author, row.published_at)
+
+
+def _form(row: AnyRow) -> Form:
+    return Form(row.name, row.title, row.media_type, len(row.data), row.uploaded_at)
+
+
 def publish_announcement(ctx: Context, title: str, body: str) -> int:
     if not title.strip() or not body.strip():
         raise CertdeskError("input.invalid", detail="title and text are required")
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        new_id = conn.execute(
-            insert(announcements)
-            .values(
-                title=title.strip()[:255], body=body.strip(), author=ctx.actor, published_at=now
-            )
-            .returning(announcements.c.id)
-        ).scalar_one()
+        new_id = content_store.insert_announcement(
+            conn, title.strip()[:255], body.strip(), ctx.actor, now
+        )
         audit.append(
             conn,
             at=now,
@@ -64,15 +67,12 @@ def publish_announcement(ctx: Context, title: str, body: str) -> int:
             object_id=str(new_id),
             after={"title": title.strip()[:255]},
         )
-    return int(new_id)
+    return new_id
 
 
 def list_announcements(ctx: Context, limit: int = 20) -> list[Announcement]:
     with ctx.db.read() as conn:
-        rows = conn.execute(
-            select(announcements).order_by(announcements.c.published_at.desc()).limit(limit)
-        ).all()
-    return [Announcement(r.id, r.title, r.body, r.author, r.published_at) for r in rows]
+        return [_announcement(row) for row in content_store.recent_announcements(conn, limit)]
 
 
 def check_form(name: str, data: bytes) -> str:
@@ -106,8 +106,7 @@ def check_form(name: str, data: bytes) -> str:
 
 def get_announcement(ctx: Context, announcement_id: int) -> Announcement:
     with ctx.db.read() as conn:
-        r = conn.execute(select(announcements).where(announcements.c.id == announcement_id)).one()
-    return Announcement(r.id, r.title, r.body, r.author, r.published_at)
+        return _announcement(content_store.get_announcement(conn, announcement_id))
 
 
 def upload_form(ctx: Context, name: str, title: str, data: bytes) -> Form:
@@ -115,16 +114,8 @@ def upload_form(ctx: Context, name: str, title: str, data: bytes) -> Form:
     media_type = check_form(name, data)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        conn.execute(delete(forms).where(forms.c.name == name))
-        conn.execute(
-            insert(forms).values(
-                name=name,
-                title=title.strip()[:255] or name,
-                media_type=media_type,
-                data=data,
-                uploaded_by=ctx.actor,
-                uploaded_at=now,
-            )
+        content_store.replace_form(
+            conn, name, title.strip()[:255] or name, media_type, data, ctx.actor, now
         )
         audit.append(
             conn,
@@ -140,23 +131,14 @@ def upload_form(ctx: Context, name: str, title: str, data: bytes) -> Form:
 
 def list_forms(ctx: Context) -> list[Form]:
     with ctx.db.read() as conn:
-        rows = conn.execute(
-            select(
-                forms.c.name,
-                forms.c.title,
-                forms.c.media_type,
-                forms.c.data,
-                forms.c.uploaded_at,
-            ).order_by(forms.c.name)
-        ).all()
-    return [Form(r.name, r.title, r.media_type, len(r.data), r.uploaded_at) for r in rows]
+        return [_form(row) for row in content_store.all_forms(conn)]
 
 
 def get_form(ctx: Context, name: str) -> tuple[Form, bytes]:
     if not _NAME.match(name):  # no such name can be stored (and PostgreSQL refuses NUL)
         raise CertdeskError("form.not_found", name=name)
     with ctx.db.read() as conn:
-        row = conn.execute(select(forms).where(forms.c.name == name)).first()
+        row = content_store.get_form(conn, name)
     if row is None:
         raise CertdeskError("form.not_found", name=name)
-    return Form(row.name, row.title, row.media_type, len(row.data), row.uploaded_at), row.data
+    return _form(row), row.data

@@ -9,8 +9,6 @@ import os
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-
 from certdesk.services import registry
 from certdesk.services.authorities import (
     ISSUING,
@@ -24,8 +22,8 @@ from certdesk.services.crl_publish import publish_crl
 from certdesk.services.files import atomic_write
 from certdesk.services.issuance import Issuance
 from certdesk.services.server_tls import ensure_tls_certificate
+from certdesk.store import registry as registry_store
 from certdesk.store.migrate import upgrade
-from certdesk.store.tables import people, roles, units
 
 ROLES: dict[str, tuple[str, list[str]]] = {
     "holder": ("Certificate holder", ["portal.home", "budget.view"]),
@@ -95,11 +93,9 @@ def bootstrap(ctx: Context) -> BootstrapReport:
     ensure_passphrase_file(ctx)
     with ctx.db.read() as conn:
         has_root = get_authority(conn, ROOT) is not None
-        has_roles = conn.execute(select(roles.c.code).limit(1)).first() is not None
-        has_unit = conn.execute(select(units.c.code).where(units.c.code == DEMO_UNIT[0])).first()
-        has_person = conn.execute(
-            select(people.c.person_id).where(people.c.person_id == DEMO_PERSON[0])
-        ).first()
+        has_roles = bool(registry_store.role_codes(conn))
+        has_unit = registry_store.get_unit(conn, DEMO_UNIT[0]) is not None
+        has_person = registry_store.get_person(conn, DEMO_PERSON[0]) is not None
     if not has_root:
         init_hierarchy(ctx)
         report.note("CA hierarchy")
@@ -139,11 +135,9 @@ def ensure_demo_staff(ctx: Context, report: BootstrapReport) -> None:
     issuance: Issuance | None = None
     for person_id, name, position in DEMO_STAFF:
         with ctx.db.read() as conn:
-            known = conn.execute(
-                select(people.c.person_id).where(people.c.person_id == person_id)
-            ).first()
-            has_cert = known is not None and active_personal_serial(conn, person_id)
-        if known is None:
+            known = registry_store.get_person(conn, person_id) is not None
+            has_cert = known and active_personal_serial(conn, person_id)
+        if not known:
             email = f"{person_id}@demo.example"
             registry.add_person(ctx, person_id, name, DEMO_UNIT[0], email, position_code=position)
         target = folder / f"{person_id}.p12"

@@ -8,14 +8,14 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import PersonState
 from certdesk.services.context import Context
 from certdesk.services.registry import get_person
 from certdesk.store import audit
-from certdesk.store.tables import enrolment_codes
+from certdesk.store import enrolment_codes as code_store
 
 # How long an enrolment code may be valid, in hours (API schema and service alike).
 CODE_HOURS_MIN = 1
@@ -42,15 +42,7 @@ def create_code(ctx: Context, person_id: str, hours: int | None = None) -> tuple
         person = get_person(conn, person_id)
         if person.state is not PersonState.ACTIVE:
             raise CertdeskError("person.departed", person_id=person_id)
-        conn.execute(
-            insert(enrolment_codes).values(
-                code_hash=_hash(code),
-                person_id=person_id,
-                created_by=ctx.actor,
-                created_at=now,
-                expires_at=expires,
-            )
-        )
+        code_store.insert_code(conn, _hash(code), person_id, ctx.actor, now, expires)
         audit.append(
             conn,
             at=now,
@@ -66,9 +58,7 @@ def create_code(ctx: Context, person_id: str, hours: int | None = None) -> tuple
 def check_code(conn: Connection, ctx: Context, person_id: str, code: str) -> str:
     """The code's hash if `code` is `person_id`'s, unused and unexpired (row locked)."""
     now = ctx.clock.now()
-    row = conn.execute(
-        select(enrolment_codes).where(enrolment_codes.c.code_hash == _hash(code)).with_for_update()
-    ).first()
+    row = code_store.get_locked(conn, _hash(code))
     if row is None or not hmac.compare_digest(row.person_id, person_id):
         raise CertdeskError("enrolcode.invalid")
     if row.used_at is not None:
@@ -81,9 +71,7 @@ def check_code(conn: Connection, ctx: Context, person_id: str, code: str) -> str
 def spend_code(conn: Connection, ctx: Context, person_id: str, code_hash: str) -> None:
     """Mark a checked code used, audited, in the caller's transaction."""
     now = ctx.clock.now()
-    conn.execute(
-        update(enrolment_codes).where(enrolment_codes.c.code_hash == code_hash).values(used_at=now)
-    )
+    code_store.mark_used(conn, code_hash, now)
     audit.append(
         conn,
         at=now,

@@ -11,14 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, select
-
 from certdesk.domain.renewal import RenewalRefusal
-from certdesk.domain.states import CertState, PersonState
+from certdesk.domain.states import CertState
 from certdesk.services.context import Context
 from certdesk.services.policy import renewal_policy
 from certdesk.services.registry import get_unit
-from certdesk.store.tables import certificates, people
+from certdesk.store import registry as registry_store
 
 HORIZON_DAYS = 60
 
@@ -52,22 +50,9 @@ def expiry_dashboard(
     now = ctx.clock.now()
     policy = renewal_policy(ctx.config)
     horizon = dt.timedelta(days=horizon_days)
-    query = (
-        select(people.c.person_id, people.c.name, certificates.c.serial, certificates.c.not_after)
-        .outerjoin(
-            certificates,
-            and_(
-                certificates.c.person_id == people.c.person_id,
-                certificates.c.state == CertState.ACTIVE.value,
-                certificates.c.profile == "personal",
-            ),
-        )
-        .where(people.c.unit_code == unit_code, people.c.state == PersonState.ACTIVE.value)
-        .order_by(certificates.c.not_after, people.c.person_id)
-    )
     with ctx.db.read() as conn:
         unit = get_unit(conn, unit_code)
-        rows = conn.execute(query).all()
+        rows = registry_store.active_members(conn, unit_code)
     groups: dict[str, list[ExpiryEntry]] = {
         "expired": [],
         "in_window": [],

@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.renewal import RenewalDecision
@@ -16,10 +16,11 @@ from certdesk.services.context import Context
 from certdesk.services.enrolment.renewal import refuse_unless_allowed
 from certdesk.services.holder_auth import Current
 from certdesk.services.policy import renewal_policy
-from certdesk.services.registry import get_person
+from certdesk.services.registry import get_person, get_unit
 from certdesk.store import audit
 from certdesk.store import certificates as cert_store
-from certdesk.store.tables import positions, tokens, units
+from certdesk.store import registry as registry_store
+from certdesk.store import tokens as token_store
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,13 @@ def holder_profile(ctx: Context, conn: Connection, current: Current) -> HolderPr
     row = cert_store.get(conn, current.serial)
     assert row is not None, "authenticated certificates exist"
     person = get_person(conn, current.person_id)
-    unit = conn.execute(select(units).where(units.c.code == person.unit_code)).one()
-    position = conn.execute(
-        select(positions.c.name).where(positions.c.code == person.position_code)
-    ).scalar()
-    pin_changed = conn.execute(
-        select(tokens.c.pin_changed).where(tokens.c.serial == current.token_serial)
-    ).scalar()
+    unit = get_unit(conn, person.unit_code)
+    position = (
+        None
+        if person.position_code is None
+        else registry_store.get_position(conn, person.position_code)
+    )
+    token = None if current.token_serial is None else token_store.get(conn, current.token_serial)
     in_flight = cert_store.in_flight_renewal(conn, current.serial)
     refusal: CertdeskError | None = None
     try:
@@ -93,7 +94,7 @@ def holder_profile(ctx: Context, conn: Connection, current: Current) -> HolderPr
         person.person_id,
         person.name,
         person.unit_name,
-        position or "",
+        "" if position is None else position.name,
         person.email,
         person.phone,
         ", ".join(x for x in (unit.contact_name, unit.contact_phone, unit.contact_email) if x),
@@ -105,7 +106,7 @@ def holder_profile(ctx: Context, conn: Connection, current: Current) -> HolderPr
         decision,
         refusal,
         None if in_flight is None else in_flight.serial,
-        pin_changed,
+        None if token is None else token.pin_changed,
     )
 
 
@@ -114,11 +115,7 @@ def record_pin_changed(ctx: Context, conn: Connection, current: Current) -> str:
     if current.token_serial is None:
         raise CertdeskError("token.no_token_recorded", serial=current.serial)
     now = ctx.clock.now()
-    conn.execute(
-        update(tokens)
-        .where(tokens.c.serial == current.token_serial)
-        .values(pin_changed=True, updated_at=now)
-    )
+    token_store.mark_pin_changed(conn, current.token_serial, now)
     audit.append(
         conn,
         at=now,

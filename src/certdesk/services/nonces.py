@@ -14,12 +14,12 @@ import hmac
 import secrets
 import struct
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.context import Context
 from certdesk.services.server_secrets import shared_secret
-from certdesk.store.tables import used_nonces
+from certdesk.store import nonces as nonce_store
 
 _SECRET_NAME = "nonce-hmac"
 _MAC_BYTES = 16
@@ -46,10 +46,8 @@ class Nonces:
         issued_at = self._issued_at(nonce)
         if now - issued_at > self.ttl or issued_at - now > dt.timedelta(minutes=1):
             raise CertdeskError("nonce.expired", seconds=self.ctx.config.renewal.nonce_seconds)
-        used = conn.execute(select(used_nonces.c.nonce).where(used_nonces.c.nonce == nonce))
-        if used.first() is not None:
+        if not nonce_store.record_use(conn, nonce, now):
             raise CertdeskError("nonce.used")
-        conn.execute(insert(used_nonces).values(nonce=nonce, used_at=now))
 
     def _issued_at(self, nonce: str) -> dt.datetime:
         try:
@@ -69,7 +67,7 @@ class Nonces:
         """Forget used nonces that would be refused as expired anyway."""
         cutoff = self.ctx.clock.now() - self.ttl - dt.timedelta(minutes=1)
         with self.ctx.db.write() as conn:
-            return conn.execute(delete(used_nonces).where(used_nonces.c.used_at < cutoff)).rowcount
+            return nonce_store.forget_used_before(conn, cutoff)
 
 
 def _b64(data: bytes) -> str:

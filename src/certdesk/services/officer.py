@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from certdesk.domain.errors import CertdeskError
+from certdesk.domain.registry import Person, Position, Token, Unit
 from certdesk.services import audit_log, content, enrolment_codes, expiry, registry, revocation
 from certdesk.services import certificates as certs
 from certdesk.services import tokens as custody
@@ -40,9 +41,9 @@ UNIT_EXPIRY = "unit.expiry.view"
 class PersonFile:
     """One person as the office sees them: record, certificates and tokens kept."""
 
-    person: registry.Person
+    person: Person
     certificates: list[certs.CertificateRecord]
-    tokens: list[custody.Token]
+    tokens: list[Token]
 
 
 class OfficerDesk:
@@ -62,7 +63,7 @@ class OfficerDesk:
 
     # -- units -----------------------------------------------------------------------------------
 
-    def units(self, who: Principal) -> list[registry.Unit]:
+    def units(self, who: Principal) -> list[Unit]:
         return registry.list_units(self._as(who, UNITS))
 
     def add_unit(
@@ -73,7 +74,7 @@ class OfficerDesk:
         contact_name: str = "",
         contact_email: str = "",
         contact_phone: str = "",
-    ) -> registry.Unit:
+    ) -> Unit:
         ctx = self._as(who, UNITS, code, name, contact_name, contact_email, contact_phone)
         return registry.add_unit(
             ctx, code.strip(), name.strip(), contact_name, contact_email, contact_phone
@@ -81,16 +82,16 @@ class OfficerDesk:
 
     # -- people ----------------------------------------------------------------------------------
 
-    def positions(self, who: Principal) -> list[registry.Position]:
+    def positions(self, who: Principal) -> list[Position]:
         return registry.list_positions(self._as(who, PEOPLE))
 
-    def unit_choices(self, who: Principal) -> list[registry.Unit]:
+    def unit_choices(self, who: Principal) -> list[Unit]:
         """The units a person can be registered in (part of managing people)."""
         return registry.list_units(self._as(who, PEOPLE))
 
     def people(
         self, who: Principal, search: str | None = None, unit_code: str | None = None
-    ) -> list[registry.Person]:
+    ) -> list[Person]:
         ctx = self._as(who, PEOPLE, search, unit_code)
         return registry.list_people(ctx, unit_code or None, search)
 
@@ -111,7 +112,7 @@ class OfficerDesk:
         email: str,
         phone: str = "",
         position_code: str | None = None,
-    ) -> registry.Person:
+    ) -> Person:
         ctx = self._as(who, PEOPLE, person_id, name, unit_code, email, phone, position_code)
         return registry.add_person(
             ctx,
@@ -130,11 +131,11 @@ class OfficerDesk:
         name: str | None = None,
         email: str | None = None,
         phone: str | None = None,
-    ) -> registry.Person:
+    ) -> Person:
         ctx = self._as(who, PEOPLE, person_id, name, email, phone)
         return registry.update_person(ctx, person_id, name=name, email=email, phone=phone)
 
-    def set_position(self, who: Principal, person_id: str, position_code: str) -> registry.Person:
+    def set_position(self, who: Principal, person_id: str, position_code: str) -> Person:
         ctx = self._as(who, PEOPLE, person_id, position_code)
         return registry.set_position(ctx, person_id, position_code)
 
@@ -143,18 +144,18 @@ class OfficerDesk:
 
     # -- tokens ----------------------------------------------------------------------------------
 
-    def tokens(self, who: Principal) -> list[custody.Token]:
+    def tokens(self, who: Principal) -> list[Token]:
         return custody.list_tokens(self._as(who, TOKENS))
 
-    def register_token(self, who: Principal, serial: str, model: str = "") -> custody.Token:
+    def register_token(self, who: Principal, serial: str, model: str = "") -> Token:
         ctx = self._as(who, TOKENS, serial, model)
         return custody.register_token(ctx, serial.strip(), model.strip())
 
-    def assign_token(self, who: Principal, serial: str, person_id: str) -> custody.Token:
+    def assign_token(self, who: Principal, serial: str, person_id: str) -> Token:
         ctx = self._as(who, TOKENS, serial, person_id)
         return custody.assign_token(ctx, serial, person_id.strip())
 
-    def return_token(self, who: Principal, serial: str) -> custody.Token:
+    def return_token(self, who: Principal, serial: str) -> Token:
         return custody.return_token(self._as(who, TOKENS, serial), serial)
 
     def report_lost(self, who: Principal, serial: str) -> custody.LostToken:
@@ -240,7 +241,7 @@ class OfficerDesk:
 
     # -- the unit officer: their own unit only ---------------------------------------------------
 
-    def unit_people(self, who: Principal, unit_code: str | None = None) -> list[registry.Person]:
+    def unit_people(self, who: Principal, unit_code: str | None = None) -> list[Person]:
         unit = unit_code or who.person.unit_code
         return registry.list_people(self._as(who, UNIT_PEOPLE, unit=unit), unit)
 

@@ -3,53 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
-from sqlalchemy import Connection, Row, Select, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection
 
 from certdesk.domain.errors import CertdeskError
-from certdesk.domain.states import CertState, PersonState, RevocationReason
+from certdesk.domain.registry import Person, Position, Unit
+from certdesk.domain.states import PersonState, RevocationReason
 from certdesk.services.context import Context
 from certdesk.services.lifecycle import Move, transition
 from certdesk.services.revocation import revoke_in
 from certdesk.store import audit
-from certdesk.store.tables import (
-    certificates,
-    people,
-    position_roles,
-    positions,
-    role_permissions,
-    roles,
-    tokens,
-    units,
-)
-
-
-@dataclass(frozen=True)
-class Unit:
-    code: str
-    name: str
-    contact_name: str
-    contact_email: str
-    contact_phone: str
-
-
-@dataclass(frozen=True)
-class Person:
-    person_id: str
-    name: str
-    unit_code: str
-    unit_name: str
-    position_code: str | None
-    email: str
-    phone: str
-    state: PersonState
-
-
-@dataclass(frozen=True)
-class Position:
-    code: str
-    name: str
+from certdesk.store import certificates as cert_store
+from certdesk.store import registry as registry_store
+from certdesk.store import tokens as token_store
 
 
 @dataclass(frozen=True)
@@ -68,10 +34,10 @@ def _require_text(**values: str) -> None:
 
 
 def get_unit(conn: Connection, code: str) -> Unit:
-    row = conn.execute(select(units).where(units.c.code == code)).first()
-    if row is None:
+    unit = registry_store.get_unit(conn, code)
+    if unit is None:
         raise CertdeskError("unit.not_found", code=code)
-    return Unit(row.code, row.name, row.contact_name, row.contact_email, row.contact_phone)
+    return unit
 
 
 def add_unit(
@@ -86,9 +52,9 @@ def add_unit(
     unit = Unit(code, name, contact_name, contact_email, contact_phone)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        if conn.execute(select(units.c.code).where(units.c.code == code)).first():
+        if registry_store.get_unit(conn, code) is not None:
             raise CertdeskError("unit.duplicate", code=code)
-        conn.execute(insert(units).values(**asdict(unit), created_at=now))
+        registry_store.insert_unit(conn, unit, now)
         audit.append(
             conn,
             at=now,
@@ -103,8 +69,7 @@ def add_unit(
 
 def list_units(ctx: Context) -> list[Unit]:
     with ctx.db.read() as conn:
-        rows = conn.execute(select(units).order_by(units.c.code)).all()
-    return [Unit(r.code, r.name, r.contact_name, r.contact_email, r.contact_phone) for r in rows]
+        return registry_store.all_units(conn)
 
 
 def define_role(ctx: Context, code: str, name: str, permissions: list[str]) -> None:
@@ -112,14 +77,7 @@ def define_role(ctx: Context, code: str, name: str, permissions: list[str]) -> N
     _require_text(code=code, name=name)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        exists = conn.execute(select(roles.c.code).where(roles.c.code == code)).first()
-        if exists:
-            conn.execute(update(roles).where(roles.c.code == code).values(name=name))
-            conn.execute(role_permissions.delete().where(role_permissions.c.role_code == code))
-        else:
-            conn.execute(insert(roles).values(code=code, name=name))
-        for perm in sorted(set(permissions)):
-            conn.execute(insert(role_permissions).values(role_code=code, permission=perm))
+        registry_store.replace_role(conn, code, name, permissions)
         audit.append(
             conn,
             at=now,
@@ -136,18 +94,10 @@ def define_position(ctx: Context, code: str, name: str, role_codes: list[str]) -
     _require_text(code=code, name=name)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        known = set(conn.execute(select(roles.c.code)).scalars())
-        missing = sorted(set(role_codes) - known)
+        missing = sorted(set(role_codes) - registry_store.role_codes(conn))
         if missing:
             raise CertdeskError("input.invalid", detail=f"unknown roles {missing}")
-        exists = conn.execute(select(positions.c.code).where(positions.c.code == code)).first()
-        if exists:
-            conn.execute(update(positions).where(positions.c.code == code).values(name=name))
-            conn.execute(position_roles.delete().where(position_roles.c.position_code == code))
-        else:
-            conn.execute(insert(positions).values(code=code, name=name))
-        for role in sorted(set(role_codes)):
-            conn.execute(insert(position_roles).values(position_code=code, role_code=role))
+        registry_store.replace_position(conn, code, name, role_codes)
         audit.append(
             conn,
             at=now,
@@ -159,35 +109,16 @@ def define_position(ctx: Context, code: str, name: str, role_codes: list[str]) -
         )
 
 
-def person_query() -> Select[Any]:
-    """People joined with their unit's name; use cases add columns or conditions to it."""
-    return select(people, units.c.name.label("unit_name")).join(
-        units, units.c.code == people.c.unit_code
-    )
-
-
-def person_from_row(row: Row[Any]) -> Person:
-    r = row._mapping
-    return Person(
-        r["person_id"],
-        r["name"],
-        r["unit_code"],
-        r["unit_name"],
-        r["position_code"],
-        r["email"],
-        r["phone"],
-        PersonState(r["state"]),
-    )
-
-
-_PERSON_BY_ID = person_query().where(people.c.person_id == bindparam("pid"))
-
-
 def get_person(conn: Connection, person_id: str) -> Person:
-    row = conn.execute(_PERSON_BY_ID, {"pid": person_id}).first()
-    if row is None:
+    person = registry_store.get_person(conn, person_id)
+    if person is None:
         raise CertdeskError("person.not_found", person_id=person_id)
-    return person_from_row(row)
+    return person
+
+
+def _require_position(conn: Connection, code: str) -> None:
+    if registry_store.get_position(conn, code) is None:
+        raise CertdeskError("position.not_found", code=code)
 
 
 def find_person(ctx: Context, person_id: str) -> Person:
@@ -210,14 +141,9 @@ def add_person(
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         get_unit(conn, unit_code)
-        if (
-            position_code is not None
-            and not conn.execute(
-                select(positions.c.code).where(positions.c.code == position_code)
-            ).first()
-        ):
-            raise CertdeskError("position.not_found", code=position_code)
-        if conn.execute(select(people.c.person_id).where(people.c.person_id == person_id)).first():
+        if position_code is not None:
+            _require_position(conn, position_code)
+        if registry_store.get_person(conn, person_id) is not None:
             raise CertdeskError("person.duplicate", person_id=person_id)
         values = {
             "person_id": person_id,
@@ -228,7 +154,7 @@ def add_person(
             "position_code": position_code,
             "state": PersonState.ACTIVE.value,
         }
-        conn.execute(insert(people).values(**values, created_at=now, updated_at=now))
+        registry_store.insert_person(conn, values, now)
         audit.append(
             conn,
             at=now,
@@ -245,21 +171,8 @@ def list_people(
     ctx: Context, unit_code: str | None = None, search: str | None = None
 ) -> list[Person]:
     """People, optionally of one unit and/or matching `search` (id, name or e-mail, any case)."""
-    query = person_query().order_by(people.c.person_id)
-    if unit_code:
-        query = query.where(people.c.unit_code == unit_code)
-    if search and search.strip():
-        needle = search.strip().lower()
-        query = query.where(
-            or_(
-                *(
-                    func.lower(col).contains(needle, autoescape=True)
-                    for col in (people.c.person_id, people.c.name, people.c.email)
-                )
-            )
-        )
     with ctx.db.read() as conn:
-        return [person_from_row(r) for r in conn.execute(query)]
+        return registry_store.search_people(conn, unit_code, search)
 
 
 def set_position(ctx: Context, person_id: str, position_code: str) -> Person:
@@ -267,15 +180,8 @@ def set_position(ctx: Context, person_id: str, position_code: str) -> Person:
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         before = get_person(conn, person_id)
-        if not conn.execute(
-            select(positions.c.code).where(positions.c.code == position_code)
-        ).first():
-            raise CertdeskError("position.not_found", code=position_code)
-        conn.execute(
-            update(people)
-            .where(people.c.person_id == person_id)
-            .values(position_code=position_code, updated_at=now)
-        )
+        _require_position(conn, position_code)
+        registry_store.update_person(conn, person_id, {"position_code": position_code}, now)
         audit.append(
             conn,
             at=now,
@@ -291,8 +197,7 @@ def set_position(ctx: Context, person_id: str, position_code: str) -> Person:
 
 def list_positions(ctx: Context) -> list[Position]:
     with ctx.db.read() as conn:
-        rows = conn.execute(select(positions.c.code, positions.c.name).order_by(positions.c.code))
-        return [Position(r.code, r.name) for r in rows]
+        return registry_store.all_positions(conn)
 
 
 def update_person(
@@ -319,9 +224,7 @@ def update_person(
     with ctx.db.write() as conn:
         before = get_person(conn, person_id)
         old = {key: getattr(before, key) for key in changes}
-        conn.execute(
-            update(people).where(people.c.person_id == person_id).values(**changes, updated_at=now)
-        )
+        registry_store.update_person(conn, person_id, changes, now)
         audit.append(
             conn,
             at=now,
@@ -335,12 +238,6 @@ def update_person(
         return get_person(conn, person_id)
 
 
-_REVOCABLE_OF_PERSON = select(certificates.c.serial).where(
-    certificates.c.person_id == bindparam("pid"),
-    certificates.c.state.in_([CertState.ACTIVE.value, CertState.PENDING_INSTALL.value]),
-)
-
-
 def mark_departed(ctx: Context, person_id: str) -> Departure:
     """The person left (rule 10): account closed and their certificates revoked in one
     transaction (affiliationChanged); the tokens they keep are listed for return."""
@@ -349,10 +246,8 @@ def mark_departed(ctx: Context, person_id: str) -> Departure:
         before = get_person(conn, person_id)
         if before.state is PersonState.DEPARTED:
             raise CertdeskError("person.already_departed", person_id=person_id)
-        kept = sorted(
-            conn.execute(select(tokens.c.serial).where(tokens.c.keeper_id == person_id)).scalars()
-        )
-        serials = sorted(conn.execute(_REVOCABLE_OF_PERSON, {"pid": person_id}).scalars())
+        kept = token_store.kept_by(conn, person_id)
+        serials = cert_store.in_use_of_person(conn, person_id)
         move = Move(
             person_id,
             PersonState.ACTIVE,

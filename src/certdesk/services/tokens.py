@@ -4,32 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, or_, select
+from sqlalchemy import Connection
 
 from certdesk.domain.errors import CertdeskError
-from certdesk.domain.states import CertState, RevocationReason, TokenState
+from certdesk.domain.registry import Token
+from certdesk.domain.states import RevocationReason, TokenState
 from certdesk.services.context import Context
 from certdesk.services.lifecycle import Move, transition
 from certdesk.services.registry import get_person
 from certdesk.services.revocation import revoke_in
 from certdesk.store import audit
-from certdesk.store.tables import certificates, tokens
-
-
-@dataclass(frozen=True)
-class Token:
-    serial: str
-    model: str
-    state: TokenState
-    keeper_id: str | None
-    pin_changed: bool
+from certdesk.store import certificates as cert_store
+from certdesk.store import tokens as token_store
 
 
 def _token(conn: Connection, serial: str) -> Token:
-    row = conn.execute(select(tokens).where(tokens.c.serial == serial)).first()
-    if row is None:
+    token = token_store.get(conn, serial)
+    if token is None:
         raise CertdeskError("token.not_found", serial=serial)
-    return Token(row.serial, row.model, TokenState(row.state), row.keeper_id, row.pin_changed)
+    return token
 
 
 def register_token(ctx: Context, serial: str, model: str = "") -> Token:
@@ -38,10 +31,10 @@ def register_token(ctx: Context, serial: str, model: str = "") -> Token:
         raise CertdeskError("input.invalid", detail="token serial must not be empty")
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        if conn.execute(select(tokens.c.serial).where(tokens.c.serial == serial)).first():
+        if token_store.get(conn, serial) is not None:
             raise CertdeskError("token.duplicate", serial=serial)
         values = {"serial": serial, "model": model, "state": TokenState.IN_STOCK.value}
-        conn.execute(insert(tokens).values(**values, pin_changed=False, updated_at=now))
+        token_store.insert_token(conn, values, now)
         audit.append(
             conn,
             at=now,
@@ -57,13 +50,8 @@ def register_token(ctx: Context, serial: str, model: str = "") -> Token:
 def ensure_registered(ctx: Context, serial: str, model: str = "") -> Token:
     """The token's registry record, put into stock first if the office has not seen it yet."""
     with ctx.db.read() as conn:
-        known = conn.execute(select(tokens.c.serial).where(tokens.c.serial == serial)).first()
-    return _read(ctx, serial) if known else register_token(ctx, serial, model)
-
-
-def _read(ctx: Context, serial: str) -> Token:
-    with ctx.db.read() as conn:
-        return _token(conn, serial)
+        known = token_store.get(conn, serial)
+    return known if known is not None else register_token(ctx, serial, model)
 
 
 def check_assignable(conn: Connection, serial: str, person_id: str) -> Token:
@@ -121,12 +109,8 @@ def return_token(ctx: Context, serial: str) -> Token:
 
 
 def list_tokens(ctx: Context, keeper_id: str | None = None) -> list[Token]:
-    query = select(tokens).order_by(tokens.c.serial)
-    if keeper_id is not None:
-        query = query.where(tokens.c.keeper_id == keeper_id)
     with ctx.db.read() as conn:
-        rows = conn.execute(query).all()
-    return [Token(r.serial, r.model, TokenState(r.state), r.keeper_id, r.pin_changed) for r in rows]
+        return token_store.all_tokens(conn, keeper_id)
 
 
 @dataclass(frozen=True)
@@ -143,24 +127,7 @@ def report_lost(ctx: Context, serial: str) -> LostToken:
         token = _token(conn, serial)
         if token.state is TokenState.LOST:
             raise CertdeskError("token.already_lost", serial=serial)
-        on_token = certificates.c.token_serial == serial
-        if token.keeper_id is not None:
-            on_token = or_(
-                on_token,
-                (certificates.c.person_id == token.keeper_id)
-                & certificates.c.token_serial.is_(None),
-            )
-        serials = sorted(
-            conn.execute(
-                select(certificates.c.serial).where(
-                    on_token,
-                    certificates.c.profile == "personal",
-                    certificates.c.state.in_(
-                        [CertState.ACTIVE.value, CertState.PENDING_INSTALL.value]
-                    ),
-                )
-            ).scalars()
-        )
+        serials = cert_store.in_use_on_token(conn, serial, token.keeper_id)
         _move(conn, ctx, "token.lost", token, TokenState.LOST, token.keeper_id, revoke=serials)
         for cert_serial in serials:
             revoke_in(conn, ctx, cert_serial, RevocationReason.KEY_COMPROMISE)

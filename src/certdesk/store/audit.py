@@ -152,6 +152,29 @@ def iter_records(conn: Connection, batch: int = 5000) -> Iterator[AuditRecord]:
         last = rows[-1].seq
 
 
+# The last sequence number PostgreSQL's INTEGER holds: every record is older than a later one.
+_MAX_SEQ = 2**31 - 1
+
+
+def newest_first(
+    conn: Connection,
+    before: int | None,
+    limit: int,
+    action: str | None = None,
+    actor: str | None = None,
+) -> list[AuditRecord]:
+    """At most `limit` records older than sequence number `before` (None: the newest), newest
+    first, optionally of one action and/or actor."""
+    query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
+    if before is not None and before <= _MAX_SEQ:
+        query = query.where(audit_log.c.seq < before)
+    if action:
+        query = query.where(audit_log.c.action == action)
+    if actor:
+        query = query.where(audit_log.c.actor == actor)
+    return [AuditRecord(**row._asdict()) for row in conn.execute(query)]
+
+
 def verify(conn: Connection) -> tuple[int, list[ChainProblem]]:
     """Walk the whole chain; returns (records checked, problems found, first first)."""
     problems: list[ChainProblem] = []

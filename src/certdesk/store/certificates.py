@@ -12,19 +12,20 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Row,
     ScalarSelect,
     and_,
+    func,
     insert,
+    or_,
     select,
 )
 
 from certdesk.domain.lifecycle import IN_FLIGHT
 from certdesk.domain.states import CertState
+from certdesk.store.db import AnyRow
 from certdesk.store.tables import certificates
 
 PERSONAL = "personal"
-AnyRow = Row[*tuple[Any, ...]]
 _ACTIVE_PERSONAL = select(certificates.c.serial).where(
     and_(
         certificates.c.profile == PERSONAL,
@@ -64,6 +65,8 @@ _ROW = select(
     certificates.c.issued_at,
     certificates.c.revoked_at,
     certificates.c.revocation_reason,
+    certificates.c.subject,
+    certificates.c.fingerprint,
 )
 
 
@@ -124,3 +127,55 @@ def in_state_since(
     if replaces is not None:
         condition = and_(condition, certificates.c.replaces == replaces)
     return [str(s) for s in conn.execute(select(certificates.c.serial).where(condition)).scalars()]
+
+
+def search(
+    conn: Connection,
+    person_id: str | None = None,
+    state: CertState | None = None,
+    text: str | None = None,
+    limit: int = 1000,
+) -> list[AnyRow]:
+    """Newest first; `text` matches a serial prefix (as typed: any case, colons, 0x, leading
+    zeros), a person id or part of the subject (any case)."""
+    query = _ROW.order_by(certificates.c.reserved_at.desc()).limit(limit)
+    if person_id:
+        query = query.where(certificates.c.person_id == person_id)
+    if state is not None:
+        query = query.where(certificates.c.state == state.value)
+    if text and text.strip():
+        needle = text.strip()
+        serial = needle.lower().removeprefix("0x").replace(":", "").lstrip("0")
+        query = query.where(
+            or_(
+                certificates.c.person_id == needle,
+                func.lower(certificates.c.subject).contains(needle.lower(), autoescape=True),
+                *([certificates.c.serial.startswith(serial, autoescape=True)] if serial else []),
+            )
+        )
+    return list(conn.execute(query))
+
+
+# Certificates still in use: a departure or a lost token revokes these.
+_IN_USE = certificates.c.state.in_([CertState.ACTIVE.value, CertState.PENDING_INSTALL.value])
+
+
+def in_use_of_person(conn: Connection, person_id: str) -> list[str]:
+    """Serials of `person_id`'s certificates in use (active or waiting to be installed), sorted."""
+    query = select(certificates.c.serial).where(certificates.c.person_id == person_id, _IN_USE)
+    return sorted(conn.execute(query).scalars())
+
+
+def in_use_on_token(conn: Connection, token_serial: str, keeper_id: str | None) -> list[str]:
+    """Serials of the personal certificates in use on the token, sorted; with `keeper_id`, also
+    the keeper's that are recorded on no token (their key may be on this one)."""
+    on_token = certificates.c.token_serial == token_serial
+    if keeper_id is not None:
+        on_token = or_(
+            on_token,
+            (certificates.c.person_id == keeper_id) & certificates.c.token_serial.is_(None),
+        )
+    query = select(certificates.c.serial).where(
+        on_token, certificates.c.profile == PERSONAL, _IN_USE
+    )
+    return sorted(conn.execute(query).scalars())

@@ -13,11 +13,13 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Row, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
+# A row of any query, read by its column names.
+AnyRow = Row[*tuple[Any, ...]]
 
 
 class Database:

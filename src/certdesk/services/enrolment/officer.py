@@ -19,9 +19,9 @@ from certdesk.services.enrolment.personal import (
     registered_identity,
     require_active,
 )
-from certdesk.services.registry import person_from_row, person_query
 from certdesk.services.tokens import check_assignable
 from certdesk.store.certificates import active_personal_serial_of
+from certdesk.store.registry import person_from_row, person_query
 from certdesk.store.tables import people
 
 # One round trip: the person, their unit's name and their active certificate.

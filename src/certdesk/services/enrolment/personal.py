@@ -8,9 +8,9 @@ from certdesk.ca.profiles import Extensions, Profile, SubjectAltNames, make_name
 from certdesk.config import Config
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.identity import PersonIdentity
+from certdesk.domain.registry import Person
 from certdesk.domain.states import CertState, PersonState
 from certdesk.services.enrolment import Claim, Intent
-from certdesk.services.registry import Person
 
 
 def require_active(person: Person) -> None:
