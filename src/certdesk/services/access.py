@@ -22,7 +22,6 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from sqlalchemy import bindparam, select
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.lifecycle import Status, certificate_status
@@ -31,16 +30,8 @@ from certdesk.domain.states import CertState, PersonState
 from certdesk.services.authorities import Issuers
 from certdesk.services.context import Context
 from certdesk.services.server_secrets import shared_secret
-from certdesk.store import audit
-from certdesk.store.registry import person_from_row, person_query
-from certdesk.store.tables import (
-    certificates,
-    people,
-    position_roles,
-    positions,
-    role_permissions,
-    units,
-)
+from certdesk.store import audit, logins
+from certdesk.store.registry import person_from_row
 
 
 class LoginProblem(enum.StrEnum):
@@ -88,30 +79,6 @@ class Principal:
 # Officer permissions that see every unit; the `unit.*` ones see the officer's own unit only.
 GLOBAL_PREFIXES = ("ra.", "ca.", "audit.")
 
-# One query for the certificate's row, its holder, their unit (contact) and position.
-_IDENTIFY = (
-    person_query()
-    .add_columns(
-        certificates.c.state.label("cert_state"),
-        certificates.c.fingerprint.label("cert_fingerprint"),
-        certificates.c.revocation_reason.label("cert_revocation_reason"),
-        certificates.c.revoked_at.label("cert_revoked_at"),
-        positions.c.name.label("position_name"),
-        units.c.contact_name,
-        units.c.contact_phone,
-        units.c.contact_email,
-    )
-    .join(certificates, certificates.c.person_id == people.c.person_id)
-    .outerjoin(positions, positions.c.code == people.c.position_code)
-    .where(certificates.c.serial == bindparam("serial"))
-)
-_SUCCESSOR = select(certificates.c.serial).where(certificates.c.replaces == bindparam("serial"))
-_GRANTS = (
-    select(position_roles.c.role_code, role_permissions.c.permission)
-    .outerjoin(role_permissions, role_permissions.c.role_code == position_roles.c.role_code)
-    .where(position_roles.c.position_code == bindparam("position"))
-)
-
 
 @dataclass(frozen=True)
 class _Presented:
@@ -149,7 +116,7 @@ class Access:
         cert, serial = presented.cert, presented.serial
         now = self.ctx.clock.now()
         with self.ctx.db.read() as conn:
-            row = conn.execute(_IDENTIFY, {"serial": serial}).first()
+            row = logins.login_view(conn, serial)
             if row is None or row.cert_fingerprint != presented.fingerprint:
                 return LoginRefusal(LoginProblem.NOT_OURS, serial)
             status = certificate_status(
@@ -163,7 +130,7 @@ class Access:
                 "name": person.name,
             }
             if status is Status.SUPERSEDED:
-                by = conn.execute(_SUCCESSOR, {"serial": serial}).scalar()
+                by = logins.successor(conn, serial)
                 return LoginRefusal(LoginProblem.SUPERSEDED, serial, {**help_, "by": by or "?"})
             if status is Status.REVOKED:
                 return LoginRefusal(
@@ -192,7 +159,7 @@ class Access:
                 return LoginRefusal(LoginProblem.NOT_OURS, serial)
             if person.state is not PersonState.ACTIVE:
                 return LoginRefusal(LoginProblem.DEPARTED, serial, help_)
-            grants = conn.execute(_GRANTS, {"position": person.position_code}).all()
+            grants = logins.grants(conn, person.position_code)
         return Principal(
             person,
             serial,

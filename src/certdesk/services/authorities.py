@@ -19,7 +19,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection
 
 from certdesk.ca.issuer import Authority, CertificateOrder, LintHook
 from certdesk.ca.keys import (
@@ -31,13 +31,14 @@ from certdesk.ca.keys import (
 from certdesk.ca.profiles import Profile, PublicationUrls, make_name
 from certdesk.ca.signer import FileSigner, Signer
 from certdesk.domain.errors import CertdeskError
-from certdesk.domain.states import AuthorityState
+from certdesk.domain.states import AuthorityState, CertState
 from certdesk.domain.validity import CLOCK_SKEW, add_years
 from certdesk.services.context import Context
 from certdesk.services.files import atomic_write
 from certdesk.services.lifecycle import Move, transition
 from certdesk.store import audit
-from certdesk.store.tables import authorities, certificates
+from certdesk.store import authorities as authority_store
+from certdesk.store import certificates as cert_store
 
 ROOT, ISSUING = "root", "issuing"
 
@@ -93,14 +94,13 @@ def passphrase(ctx: Context) -> bytes:
 
 
 def get_authority(conn: Connection, name: str) -> AuthorityInfo | None:
-    row = conn.execute(select(authorities).where(authorities.c.name == name)).first()
+    row = authority_store.get(conn, name)
     return None if row is None else _info(row)
 
 
 def list_authorities(conn: Connection) -> list[AuthorityInfo]:
     """Every CA, roots first, then by generation; refused before `certdesk ca init`."""
-    query = select(authorities).order_by(authorities.c.role.desc(), authorities.c.generation)
-    found = [_info(row) for row in conn.execute(query)]
+    found = [_info(row) for row in authority_store.every(conn)]
     if not found:
         raise CertdeskError("ca.not_initialised")
     return found
@@ -115,14 +115,8 @@ class IssuerChoice:
     generation: int
 
 
-# Built once: asked in every reservation transaction.
-_ACTIVE_ISSUERS = select(
-    authorities.c.name, authorities.c.key_type, authorities.c.generation
-).where(authorities.c.role == ISSUING, authorities.c.state == AuthorityState.ACTIVE.value)
-
-
 def active_issuers(conn: Connection) -> list[IssuerChoice]:
-    return [IssuerChoice(*row) for row in conn.execute(_ACTIVE_ISSUERS)]
+    return [IssuerChoice(*row) for row in authority_store.active_issuers(conn)]
 
 
 def pick_issuer(choices: Sequence[IssuerChoice], profile: Profile, key_type: KeyType) -> str:
@@ -338,35 +332,37 @@ def _record_authority(
 ) -> None:
     """The authority's row and its certificate's row (signed by the root: issuer `root`)."""
     der = cert.public_bytes(Encoding.DER)
-    conn.execute(
-        insert(authorities).values(
-            name=name,
-            role=role,
-            generation=generation,
-            state=AuthorityState.ACTIVE.value,
-            key_id=key_id_of(cert),
-            subject=cert.subject.rfc4514_string(),
-            key_type=key_type.value,
-            key_ref=key_ref,
-            certificate_der=der,
-            crl_number=0,
-            created_at=now,
-        )
+    authority_store.insert_authority(
+        conn,
+        {
+            "name": name,
+            "role": role,
+            "generation": generation,
+            "state": AuthorityState.ACTIVE.value,
+            "key_id": key_id_of(cert),
+            "subject": cert.subject.rfc4514_string(),
+            "key_type": key_type.value,
+            "key_ref": key_ref,
+            "certificate_der": der,
+            "crl_number": 0,
+            "created_at": now,
+        },
     )
-    conn.execute(
-        insert(certificates).values(
-            serial=format(cert.serial_number, "x"),
-            issuer=ROOT,
-            profile=profile.value,
-            state="active",
-            subject=cert.subject.rfc4514_string(),
-            not_before=cert.not_valid_before_utc,
-            not_after=cert.not_valid_after_utc,
-            fingerprint=hashlib.sha256(der).hexdigest(),
-            der=der,
-            reserved_at=now,
-            issued_at=now,
-        )
+    cert_store.insert_signed(
+        conn,
+        {
+            "serial": format(cert.serial_number, "x"),
+            "issuer": ROOT,
+            "profile": profile.value,
+            "state": CertState.ACTIVE.value,
+            "subject": cert.subject.rfc4514_string(),
+            "not_before": cert.not_valid_before_utc,
+            "not_after": cert.not_valid_after_utc,
+            "fingerprint": hashlib.sha256(der).hexdigest(),
+            "der": der,
+            "reserved_at": now,
+            "issued_at": now,
+        },
     )
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import insert, update
 
 from certdesk.ca.crl import build_crl
 from certdesk.domain.errors import CertdeskError
@@ -29,8 +28,9 @@ from certdesk.services.authorities import (
 from certdesk.services.context import Context
 from certdesk.services.files import atomic_write
 from certdesk.store import audit
+from certdesk.store import authorities as authority_store
+from certdesk.store import crls as crl_store
 from certdesk.store.crl_entries import count_on_crl, iter_revoked
-from certdesk.store.tables import authorities, crls
 
 
 @dataclass(frozen=True)
@@ -58,18 +58,8 @@ def publish_crl(ctx: Context, issuer: str = ISSUING) -> PublishedCRL:
         info = require_authority(conn, issuer)
         number = info.crl_number + 1
         entries = count_on_crl(conn, issuer, now)
-        conn.execute(
-            update(authorities).where(authorities.c.name == issuer).values(crl_number=number)
-        )
-        conn.execute(
-            insert(crls).values(
-                issuer=issuer,
-                number=number,
-                this_update=now,
-                next_update=next_update,
-                entries=entries,
-            )
-        )
+        authority_store.set_crl_number(conn, issuer, number)
+        crl_store.record(conn, issuer, number, now, next_update, entries)
         audit.append(
             conn,
             at=now,

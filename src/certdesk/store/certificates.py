@@ -46,6 +46,11 @@ def active_personal_serial(conn: Connection, person_id: str) -> str | None:
     return None if row is None else str(row.serial)
 
 
+def insert_signed(conn: Connection, values: Mapping[str, object]) -> None:
+    """A certificate signed outside the issuing path (a CA's own, made with its key)."""
+    conn.execute(insert(certificates).values(**values))
+
+
 def reserve(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
     """Insert reservations (the serial primary key refuses any reuse)."""
     conn.execute(insert(certificates), list(rows))

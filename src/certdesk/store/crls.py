@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+import datetime as dt
+
+from sqlalchemy import Connection, insert, select
 
 from certdesk.store.db import AnyRow
 from certdesk.store.tables import crls
@@ -16,3 +18,23 @@ def latest(conn: Connection, issuer: str) -> AnyRow | None:
         .order_by(crls.c.number.desc())
         .limit(1)
     ).first()
+
+
+def record(
+    conn: Connection,
+    issuer: str,
+    number: int,
+    this_update: dt.datetime,
+    next_update: dt.datetime,
+    entries: int,
+) -> None:
+    """A published CRL: its number, dates and how many certificates it lists."""
+    conn.execute(
+        insert(crls).values(
+            issuer=issuer,
+            number=number,
+            this_update=this_update,
+            next_update=next_update,
+            entries=entries,
+        )
+    )

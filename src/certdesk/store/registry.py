@@ -27,7 +27,7 @@ from sqlalchemy import (
 
 from certdesk.domain.registry import Person, Position, Unit
 from certdesk.domain.states import CertState, PersonState
-from certdesk.store.certificates import PERSONAL
+from certdesk.store.certificates import PERSONAL, active_personal_serial_of
 from certdesk.store.db import AnyRow
 from certdesk.store.tables import (
     certificates,
@@ -142,6 +142,20 @@ def person_from_row(row: Row[Any]) -> Person:
 
 
 _PERSON_BY_ID = person_query().where(people.c.person_id == bindparam("pid"))
+
+
+# One round trip for enrolment: the person, their unit's name and their active certificate.
+_WITH_ACTIVE_SERIAL = (
+    person_query()
+    .add_columns(active_personal_serial_of(people.c.person_id).label("active_serial"))
+    .where(people.c.person_id == bindparam("pid"))
+)
+
+
+def person_with_active_serial(conn: Connection, person_id: str) -> tuple[Person, str | None] | None:
+    """The person and the serial of their active personal certificate (None if they have none)."""
+    row = conn.execute(_WITH_ACTIVE_SERIAL, {"pid": person_id}).first()
+    return None if row is None else (person_from_row(row), row.active_serial)
 
 
 def get_person(conn: Connection, person_id: str) -> Person | None:

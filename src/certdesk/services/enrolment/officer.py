@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam
+from sqlalchemy import Connection
 
 from certdesk.ca.csr import load_csr
 from certdesk.ca.keys import PublicKey, as_public_key
@@ -20,30 +20,21 @@ from certdesk.services.enrolment.personal import (
     require_active,
 )
 from certdesk.services.tokens import check_assignable
-from certdesk.store.certificates import active_personal_serial_of
-from certdesk.store.registry import person_from_row, person_query
-from certdesk.store.tables import people
-
-# One round trip: the person, their unit's name and their active certificate.
-_ENROLMENT_VIEW = (
-    person_query()
-    .add_columns(active_personal_serial_of(people.c.person_id).label("active_serial"))
-    .where(people.c.person_id == bindparam("pid"))
-)
+from certdesk.store import registry as registry_store
 
 
 def check_enrolment(
     conn: Connection, ctx: Context, person_id: str, token_serial: str | None = None
 ) -> PersonIdentity:
     """The officer's rules; also run on their own before a key is made on a token."""
-    row = conn.execute(_ENROLMENT_VIEW, {"pid": person_id}).first()
-    if row is None:
+    found = registry_store.person_with_active_serial(conn, person_id)
+    if found is None:
         raise CertdeskError("person.not_found", person_id=person_id)
-    person = person_from_row(row)
+    person, active_serial = found
     require_active(person)
-    if row.active_serial is not None:
+    if active_serial is not None:
         raise CertdeskError(
-            "person.has_active_certificate", person_id=person_id, serial=row.active_serial
+            "person.has_active_certificate", person_id=person_id, serial=active_serial
         )
     if token_serial is not None:
         check_assignable(conn, token_serial, person_id)

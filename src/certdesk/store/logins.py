@@ -1,0 +1,58 @@
+"""What the portal reads at every request, in as few round trips as possible: the presented
+certificate's row with its holder, unit contact and position, and the position's grants."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, bindparam, select
+
+from certdesk.store.db import AnyRow
+from certdesk.store.registry import person_query
+from certdesk.store.tables import (
+    certificates,
+    people,
+    position_roles,
+    positions,
+    role_permissions,
+    units,
+)
+
+# One prepared query for the certificate's row, its holder, their unit (contact) and position.
+_IDENTIFY = (
+    person_query()
+    .add_columns(
+        certificates.c.state.label("cert_state"),
+        certificates.c.fingerprint.label("cert_fingerprint"),
+        certificates.c.revocation_reason.label("cert_revocation_reason"),
+        certificates.c.revoked_at.label("cert_revoked_at"),
+        positions.c.name.label("position_name"),
+        units.c.contact_name,
+        units.c.contact_phone,
+        units.c.contact_email,
+    )
+    .join(certificates, certificates.c.person_id == people.c.person_id)
+    .outerjoin(positions, positions.c.code == people.c.position_code)
+    .where(certificates.c.serial == bindparam("serial"))
+)
+_SUCCESSOR = select(certificates.c.serial).where(certificates.c.replaces == bindparam("serial"))
+_GRANTS = (
+    select(position_roles.c.role_code, role_permissions.c.permission)
+    .outerjoin(role_permissions, role_permissions.c.role_code == position_roles.c.role_code)
+    .where(position_roles.c.position_code == bindparam("position"))
+)
+
+
+def login_view(conn: Connection, serial: str) -> AnyRow | None:
+    """The certificate `serial` with its holder (a person row plus `cert_*`, `position_name`
+    and the unit's contact columns), or None if it is no person's."""
+    return conn.execute(_IDENTIFY, {"serial": serial}).first()
+
+
+def successor(conn: Connection, serial: str) -> str | None:
+    """The certificate that renewed `serial`."""
+    found = conn.execute(_SUCCESSOR, {"serial": serial}).scalar()
+    return None if found is None else str(found)
+
+
+def grants(conn: Connection, position_code: str | None) -> list[tuple[str, str | None]]:
+    """(role, permission) pairs the position gives; a role without permissions gives None."""
+    return [(r, p) for r, p in conn.execute(_GRANTS, {"position": position_code})]
