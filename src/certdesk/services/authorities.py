@@ -399,13 +399,12 @@ def add_issuing_generation(ctx: Context) -> AuthorityInfo:
             for i in before
         ]
         transition(conn, now, ctx.actor, "authority.retiring", moves)
-        audit.append(
+        ctx.record(
             conn,
-            at=now,
-            actor=ctx.actor,
-            action="authority.add",
-            object_type="authority",
-            object_id=name,
+            now,
+            "authority.add",
+            "authority",
+            name,
             after={"subject": cert.subject.rfc4514_string(), "generation": generation},
         )
     export_certificates(ctx)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.context import Context
-from certdesk.store import audit
 from certdesk.store import content as content_store
 from certdesk.store.db import AnyRow
 
@@ -58,13 +57,12 @@ def publish_announcement(ctx: Context, title: str, body: str) -> int:
         new_id = content_store.insert_announcement(
             conn, title.strip()[:255], body.strip(), ctx.actor, now
         )
-        audit.append(
+        ctx.record(
             conn,
-            at=now,
-            actor=ctx.actor,
-            action="announcement.publish",
-            object_type="announcement",
-            object_id=str(new_id),
+            now,
+            "announcement.publish",
+            "announcement",
+            str(new_id),
             after={"title": title.strip()[:255]},
         )
     return new_id
@@ -117,13 +115,12 @@ def upload_form(ctx: Context, name: str, title: str, data: bytes) -> Form:
         content_store.replace_form(
             conn, name, title.strip()[:255] or name, media_type, data, ctx.actor, now
         )
-        audit.append(
+        ctx.record(
             conn,
-            at=now,
-            actor=ctx.actor,
-            action="form.upload",
-            object_type="form",
-            object_id=name,
+            now,
+            "form.upload",
+            "form",
+            name,
             after={"title": title, "bytes": len(data)},
         )
     return Form(name, title, media_type, len(data), now)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
 
 from certdesk.config import Config
 from certdesk.domain.clock import Clock, SystemClock
+from certdesk.store import audit
 from certdesk.store.db import Database
 
 
@@ -27,3 +32,26 @@ class Context:
 
     def acting_as(self, actor: str) -> Context:
         return Context(self.config, self.db, self.clock, actor)
+
+    def record(
+        self,
+        conn: Connection,
+        at: dt.datetime,
+        action: str,
+        object_type: str,
+        object_id: str,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        """The audit record of a change made by whoever this context acts as, in `conn`'s
+        transaction (one state change, one record)."""
+        audit.append(
+            conn,
+            at=at,
+            actor=self.actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            before=before,
+            after=after,
+        )

@@ -27,7 +27,6 @@ from certdesk.services.authorities import (
 )
 from certdesk.services.context import Context
 from certdesk.services.files import atomic_write
-from certdesk.store import audit
 from certdesk.store import authorities as authority_store
 from certdesk.store import crls as crl_store
 from certdesk.store.crl_entries import count_on_crl, iter_revoked
@@ -60,13 +59,12 @@ def publish_crl(ctx: Context, issuer: str = ISSUING) -> PublishedCRL:
         entries = count_on_crl(conn, issuer, now)
         authority_store.set_crl_number(conn, issuer, number)
         crl_store.record(conn, issuer, number, now, next_update, entries)
-        audit.append(
+        ctx.record(
             conn,
-            at=now,
-            actor=ctx.actor,
-            action="crl.publish",
-            object_type="crl",
-            object_id=f"{issuer}/{number}",
+            now,
+            "crl.publish",
+            "crl",
+            f"{issuer}/{number}",
             after={"number": number, "entries": entries, "next_update": next_update.isoformat()},
         )
     with ctx.db.read() as conn:

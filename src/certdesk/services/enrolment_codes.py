@@ -43,13 +43,12 @@ def create_code(ctx: Context, person_id: str, hours: int | None = None) -> tuple
         if person.state is not PersonState.ACTIVE:
             raise CertdeskError("person.departed", person_id=person_id)
         code_store.insert_code(conn, _hash(code), person_id, ctx.actor, now, expires)
-        audit.append(
+        ctx.record(
             conn,
-            at=now,
-            actor=ctx.actor,
-            action="enrolment_code.create",
-            object_type="person",
-            object_id=person_id,
+            now,
+            "enrolment_code.create",
+            "person",
+            person_id,
             after={"expires_at": expires.isoformat()},
         )
     return code, expires

@@ -12,7 +12,6 @@ from certdesk.domain.states import PersonState, RevocationReason
 from certdesk.services.context import Context
 from certdesk.services.lifecycle import Move, transition
 from certdesk.services.revocation import revoke_in
-from certdesk.store import audit
 from certdesk.store import certificates as cert_store
 from certdesk.store import registry as registry_store
 from certdesk.store import tokens as token_store
@@ -55,13 +54,12 @@ def add_unit(
         if registry_store.get_unit(conn, code) is not None:
             raise CertdeskError("unit.duplicate", code=code)
         registry_store.insert_unit(conn, unit, now)
-        audit.append(
+        ctx.record(
             conn,
-            at=now,
-            actor=ctx.actor,
-            action="unit.add",
-            object_type="unit",
-            object_id=code,
+            now,
+            "unit.add",
+            "unit",
+            code,
             after=asdict(unit),
         )
     return unit
@@ -78,13 +76,12 @@ def define_role(ctx: Context, code: str, name: str, permissions: list[str]) -> N
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         registry_store.replace_role(conn, code, name, permissions)
-        audit.append(
+        ctx.record(
             conn,
-            at=now,
-            actor=ctx.actor,
-            action="role.define",
-            object_type="role",
-            object_id=code,
+            now,
+            "role.define",
+            "role",
+            code,
             after={"name": name, "permissions": sorted(set(permissions))},
         )
 
@@ -98,13 +95,12 @@ def define_position(ctx: Context, code: str, name: str, role_codes: list[str]) -
         if missing:
             raise CertdeskError("input.invalid", detail=f"unknown roles {missing}")
         registry_store.replace_position(conn, code, name, role_codes)
-        audit.append(
+        ctx.record(
             conn,
-            at=now,
-            actor=ctx.actor,
-            action="position.define",
-            object_type="position",
-            object_id=code,
+            now,
+            "position.define",
+            "position",
+            code,
             after={"name": name, "roles": sorted(set(role_codes))},
         )
 
@@ -155,13 +151,12 @@ def add_person(
             "state": PersonState.ACTIVE.value,
         }
         registry_store.insert_person(conn, values, now)
-        audit.append(
+        ctx.record(
             conn,
-            at=now,
-            actor=ctx.actor,
-            action="person.add",
-            object_type="person",
-            object_id=person_id,
+            now,
+            "person.add",
+            "person",
+            person_id,
             after=values,
         )
         return get_person(conn, person_id)
@@ -182,13 +177,12 @@ def set_position(ctx: Context, person_id: str, position_code: str) -> Person:
         before = get_person(conn, person_id)
         _require_position(conn, position_code)
         registry_store.update_person(conn, person_id, {"position_code": position_code}, now)
-        audit.append(
+        ctx.record(
             conn,
-            at=now,
-            actor=ctx.actor,
-            action="person.reposition",
-            object_type="person",
-            object_id=person_id,
+            now,
+            "person.reposition",
+            "person",
+            person_id,
             before={"position": before.position_code},
             after={"position": position_code},
         )
@@ -225,13 +219,12 @@ def update_person(
         before = get_person(conn, person_id)
         old = {key: getattr(before, key) for key in changes}
         registry_store.update_person(conn, person_id, changes, now)
-        audit.append(
+        ctx.record(
             conn,
-            at=now,
-            actor=ctx.actor,
-            action="person.update",
-            object_type="person",
-            object_id=person_id,
+            now,
+            "person.update",
+            "person",
+            person_id,
             before=old,
             after=changes,
         )

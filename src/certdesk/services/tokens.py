@@ -13,7 +13,6 @@ from certdesk.services.context import Context
 from certdesk.services.lifecycle import Move, transition
 from certdesk.services.registry import get_person
 from certdesk.services.revocation import revoke_in
-from certdesk.store import audit
 from certdesk.store import certificates as cert_store
 from certdesk.store import tokens as token_store
 
@@ -35,13 +34,12 @@ def register_token(ctx: Context, serial: str, model: str = "") -> Token:
             raise CertdeskError("token.duplicate", serial=serial)
         values = {"serial": serial, "model": model, "state": TokenState.IN_STOCK.value}
         token_store.insert_token(conn, values, now)
-        audit.append(
+        ctx.record(
             conn,
-            at=now,
-            actor=ctx.actor,
-            action="token.register",
-            object_type="token",
-            object_id=serial,
+            now,
+            "token.register",
+            "token",
+            serial,
             after=values,
         )
         return _token(conn, serial)
