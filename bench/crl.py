@@ -26,7 +26,7 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).parent))
 from certdesk.domain.states import RevocationReason
-from certdesk.services.authorities import init_hierarchy
+from certdesk.services.ca_hierarchy import init_hierarchy
 from certdesk.store.tables import certificates
 from issue import PEERS, database, log, make_context
 

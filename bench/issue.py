@@ -34,7 +34,8 @@ from sqlalchemy import create_engine, insert, text
 from certdesk.ca.csr import load_csr
 from certdesk.ca.keys import as_public_key
 from certdesk.config import Config
-from certdesk.services.authorities import ISSUING, init_hierarchy, load_signer, require_authority
+from certdesk.services.authorities import ISSUING, load_signer, require_authority
+from certdesk.services.ca_hierarchy import init_hierarchy
 from certdesk.services.context import Context
 from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.group_commit import GroupCommitter

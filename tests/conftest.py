@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from certdesk.config import Config
 from certdesk.domain.clock import FixedClock
 from certdesk.services import registry
-from certdesk.services.authorities import init_hierarchy
+from certdesk.services.ca_hierarchy import init_hierarchy
 from certdesk.services.context import Context
 from certdesk.services.issuance import Issuance
 from certdesk.store.db import Database

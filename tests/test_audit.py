@@ -13,7 +13,7 @@ from sqlalchemy import select, text, update
 from certdesk.domain.errors import CertdeskError
 from certdesk.services import registry
 from certdesk.services.audit_log import AuditReport, verify_chain
-from certdesk.services.authorities import init_hierarchy
+from certdesk.services.ca_hierarchy import init_hierarchy
 from certdesk.services.context import Context
 from certdesk.store.audit import GENESIS, record_hash
 from certdesk.store.tables import audit_log

@@ -45,7 +45,8 @@ from certdesk.domain.clock import SystemClock
 from certdesk.domain.states import CertState
 from certdesk.services import registry
 from certdesk.services.audit_log import verify_chain
-from certdesk.services.authorities import ISSUING, init_hierarchy, load_authority
+from certdesk.services.authorities import ISSUING, load_authority
+from certdesk.services.ca_hierarchy import init_hierarchy
 from certdesk.services.context import Context
 from certdesk.services.issuance import abandon_stale_reservations
 from certdesk.store.db import Database

@@ -76,7 +76,7 @@ def test_enrol_from_csr_identity_from_registry(issuance: Issuance, tmp_path: Pat
 
 
 def test_rsa_ca_and_rsa_holder(tmp_path: Path, db_url: str, clock: object) -> None:
-    from certdesk.services.authorities import init_hierarchy
+    from certdesk.services.ca_hierarchy import init_hierarchy
     from certdesk.store.db import Database
     from certdesk.store.migrate import upgrade
     from conftest import make_config
@@ -224,7 +224,7 @@ def test_reservation_closed_while_signing_is_never_recorded(issuance: Issuance) 
 
 def test_ca_init_after_a_crash_between_key_files_and_database(ctx: Context) -> None:
     """Key files written, database row not: a second init keeps the old files aside."""
-    from certdesk.services.authorities import init_hierarchy
+    from certdesk.services.ca_hierarchy import init_hierarchy
 
     ca_dir = ctx.config.data_dir / "ca"
     ca_dir.mkdir(parents=True)

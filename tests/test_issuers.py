@@ -17,7 +17,8 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import AuthorityState
 from certdesk.services import registry
 from certdesk.services.access import Access, Principal
-from certdesk.services.authorities import add_issuing_generation, list_authorities, pki_dir
+from certdesk.services.authorities import list_authorities, pki_dir
+from certdesk.services.ca_hierarchy import add_issuing_generation
 from certdesk.services.certificates import get_certificate
 from certdesk.services.crl_publish import publish_crl
 from certdesk.services.enrolment.officer import OfficerEnrolment

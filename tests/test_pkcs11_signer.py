@@ -20,7 +20,8 @@ from certdesk.ca.signer import FileSigner, Signer
 from certdesk.domain.clock import FixedClock
 from certdesk.domain.errors import CertdeskError
 from certdesk.services import registry
-from certdesk.services.authorities import init_hierarchy, pki_dir
+from certdesk.services.authorities import pki_dir
+from certdesk.services.ca_hierarchy import init_hierarchy
 from certdesk.services.context import Context
 from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance

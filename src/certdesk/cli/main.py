@@ -96,7 +96,7 @@ def init_demo() -> None:
 @ca_app.command("init")
 def ca_init() -> None:
     """Create the root and issuing CA from the [ca] configuration."""
-    from certdesk.services.authorities import init_hierarchy
+    from certdesk.services.ca_hierarchy import init_hierarchy
 
     with console.status("Creating CA keys and certificates… / 正在生成 CA 密钥和证书…"):
         root, issuing = init_hierarchy(context())

@@ -10,13 +10,8 @@ import secrets
 from dataclasses import dataclass, field
 
 from certdesk.services import registry
-from certdesk.services.authorities import (
-    ISSUING,
-    ROOT,
-    export_certificates,
-    get_authority,
-    init_hierarchy,
-)
+from certdesk.services.authorities import ISSUING, ROOT, get_authority
+from certdesk.services.ca_hierarchy import export_certificates, init_hierarchy
 from certdesk.services.context import Context
 from certdesk.services.crl_publish import publish_crl
 from certdesk.services.files import atomic_write
