@@ -38,7 +38,6 @@ from certdesk.services.authorities import (
 from certdesk.services.context import Context
 from certdesk.services.files import atomic_write
 from certdesk.services.lifecycle import Move, transition
-from certdesk.store import audit
 from certdesk.store import authorities as authority_store
 from certdesk.store import certificates as cert_store
 
@@ -99,13 +98,12 @@ def init_hierarchy(ctx: Context) -> tuple[AuthorityInfo, AuthorityInfo]:
             raise CertdeskError("ca.already_initialised", name=ca.root_name)
         for name, cert, ref, profile in rows:
             _record_authority(conn, name, name, 1, cert, ref, key_type, profile, now)
-        audit.append(
+        ctx.record(
             conn,
-            at=now,
-            actor=ctx.actor,
-            action="ca.init",
-            object_type="authority",
-            object_id=ROOT,
+            now,
+            "ca.init",
+            "authority",
+            ROOT,
             after={
                 "root": root_cert.subject.rfc4514_string(),
                 "issuing": issuing_cert.subject.rfc4514_string(),

@@ -131,6 +131,8 @@ class Issuance:
     """
 
     def __init__(self, ctx: Context, authority: Authority | None = None) -> None:
+        """The CA that issues today is loaded now, so a wrong passphrase or a missing HSM is
+        said at start, not at the first request; `authority` replaces it (tests, benchmarks)."""
         self.ctx = ctx
         self._authorities: dict[str, Authority] = {}
         with ctx.db.read() as conn:
@@ -149,7 +151,8 @@ class Issuance:
 
     @property
     def authority(self) -> Authority:
-        """The issuer a personal certificate of the configured key type goes to today."""
+        """The CA loaded at start (what a personal certificate of the configured key type went
+        to then)."""
         return self._authorities[self.default_issuer]
 
     def issue(self, request: Enrolment) -> IssuedCertificate:
