@@ -207,7 +207,11 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     },
     ("POST", "/console/tokens"): lambda r: {"data": {"serial": f"TK-NEW-{r}"}},
     ("POST", "/console/tokens/{serial}/assign"): lambda r: {"data": {"person_id": "m-target"}},
-    ("POST", "/console/certificates/{serial}/revoke"): lambda r: {"data": {"reason": "superseded"}},
+    ("POST", "/console/certificates/{serial}/revoke"): lambda r: {
+        "data": {"reason": "superseded", "confirm": "yes"}
+    },
+    ("POST", "/console/tokens/{serial}/lost"): lambda r: {"data": {"confirm": "yes"}},
+    ("POST", "/console/people/{person_id}/depart"): lambda r: {"data": {"confirm": "yes"}},
     ("POST", "/console/codes"): lambda r: {"data": {"person_id": "m-target"}},
     ("POST", "/console/content/announcements"): lambda r: {"data": {"title": "T", "body": "B"}},
     ("POST", "/console/content/forms"): lambda r: {

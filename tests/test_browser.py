@@ -28,7 +28,7 @@ from certdesk.client.signed import sign_request
 from certdesk.domain.clock import FixedClock
 from certdesk.services import registry
 from certdesk.services.context import Context
-from certdesk.services.demo import DEMO_PASSPHRASE
+from certdesk.services.demo import DEMO_PASSPHRASE, POSITIONS
 from certdesk.services.issuance import Issuance
 from certdesk.services.renewal import Renewals
 from certdesk.services.revocation import revoke
@@ -178,7 +178,7 @@ def change_position(officer: Visitor, person_id: str, position: str) -> None:
     form.locator("select[name=position_code]").select_option(position)
     with officer.page.expect_navigation():
         form.locator("button[type=submit]").click()
-    assert officer.text("#position") == position
+    assert officer.text("#position") == POSITIONS[position][0]  # the name, not the code
     assert "takes effect at the person's next request" in officer.text()
 
 

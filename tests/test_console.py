@@ -15,11 +15,13 @@ from certdesk.domain.clock import FixedClock
 from certdesk.services import certificates, content, registry, tokens
 from certdesk.services.content import MAX_FORM_BYTES
 from certdesk.services.context import Context
+from certdesk.services.demo import POSITIONS, ROLES
 from certdesk.services.expiry import expiry_dashboard
 from certdesk.store.tables import enrolment_codes
 from certdesk.web.portal import console
+from certdesk.web.portal.display import REASON_LABELS
 from certdesk.web.portal.i18n import translations
-from certdesk.web.portal.render import SECTIONS
+from certdesk.web.portal.render import HOLDER_PAGES, SECTIONS
 from officers import OTHER_PERSON, STAFF, Office, open_office, sqlite_only
 from portal_client import client_for, issue_for
 
@@ -59,7 +61,9 @@ def test_position_change_shows_new_permissions_at_next_request(office: Office) -
     assert ("person:demo-ra", "person.reposition", "demo-0001") in office.actions_since(seq)
     shown = office.page("ra").get("/console/people/demo-0001?done=position")
     assert "takes effect at the person&#39;s next request" in shown.text
-    assert '<dd id="position">approver</dd>' in shown.text
+    assert '<dd id="position">Finance approver</dd>' in shown.text  # the name, not the code
+    zh = office.page("ra", "zh-CN").get("/console/people")
+    assert "财务审批人" in zh.text and "<td>approver</td>" not in zh.text
 
 
 def test_lost_token_revokes_the_keepers_certificate_at_once(office: Office) -> None:
@@ -70,7 +74,16 @@ def test_lost_token_revokes_the_keepers_certificate_at_once(office: Office) -> N
     assert assigned.status_code == 303
     page = office.page("ra").get("/console/tokens")
     assert "TK-0001" in page.text and "/console/tokens/TK-0001/lost" in page.text
-    assert post(office, "ra", "/console/tokens/TK-0001/lost").status_code == 303
+    seq = office.last_seq()
+    asked = post(office, "ra", "/console/tokens/TK-0001/lost")
+    assert asked.status_code == 200  # the first post only shows what will happen
+    assert 'id="to-revoke"' in asked.text and serial in asked.text
+    assert 'name="confirm" value="yes"' in asked.text
+    assert certificates.get_certificate(ctx, serial).state.value == "active"
+    assert tokens.list_tokens(ctx, keeper_id="demo-0001")[0].state.value == "issued"
+    assert office.actions_since(seq) == []
+    confirmed = post(office, "ra", "/console/tokens/TK-0001/lost", confirm="yes")
+    assert confirmed.status_code == 303
     record = certificates.get_certificate(ctx, serial)
     assert record.state.value == "revoked"
     assert record.revocation_reason == "keyCompromise"
@@ -199,12 +212,17 @@ def test_register_edit_and_depart_a_person(office: Office) -> None:
     )
     assert edited.status_code == 303
     assert registry.find_person(office.ctx, "p-100").email == "lisi@demo.example"
-    assert post(office, "ra", "/console/people/p-100/depart").status_code == 303
+    asked = post(office, "ra", "/console/people/p-100/depart")
+    assert asked.status_code == 200 and "Mark the person departed?" in asked.text
+    (serial,) = re.findall(r'<li class="mono nowrap">([0-9a-f]+)</li>', asked.text)
+    assert certificates.get_certificate(office.ctx, serial).state.value == "active"
+    assert registry.find_person(office.ctx, "p-100").state.value == "active"
+    assert post(office, "ra", "/console/people/p-100/depart", confirm="yes").status_code == 303
     shown = ra.get("/console/people/p-100")
     assert '<dd id="state">departed</dd>' in shown.text
     (cert,) = certificates.list_certificates(office.ctx, person_id="p-100")
     assert (cert.state.value, cert.revocation_reason) == ("revoked", "affiliationChanged")
-    again = post(office, "ra", "/console/people/p-100/depart")
+    again = post(office, "ra", "/console/people/p-100/depart", confirm="yes")
     assert problem_code(again.text) == "person.already_departed"
     assert client_for(office.app, der).get("/").status_code == 401  # revoked before departed
 
@@ -218,7 +236,32 @@ def test_search_show_and_revoke_a_certificate(office: Office) -> None:
     assert 'name="reason"' in shown.text and "keyCompromise" in shown.text
     bad = post(office, "ra", f"/console/certificates/{serial}/revoke", reason="cACompromise")
     assert problem_code(bad.text) == "revocation.bad_reason"
-    done = post(office, "ra", f"/console/certificates/{serial}/revoke", reason="privilegeWithdrawn")
+    asked = post(
+        office, "ra", f"/console/certificates/{serial}/revoke", reason="privilegeWithdrawn"
+    )
+    assert asked.status_code == 200 and 'id="reason">privilegeWithdrawn<' not in asked.text
+    assert "Privilege withdrawn" in asked.text and serial in asked.text
+    assert "Demo Approver" in asked.text and "serialNumber=demo-0002" in asked.text
+    assert certificates.get_certificate(office.ctx, serial).state.value == "active"
+    zh = office.page("ra", "zh-CN").post(
+        f"/console/certificates/{serial}/revoke",
+        data={"csrf_token": office.csrf("ra"), "reason": "privilegeWithdrawn"},
+    )
+    assert "权限撤销" in zh.text and "确认吊销" in zh.text
+    forged = office.page("ra").post(
+        f"/console/certificates/{serial}/revoke",
+        data={"reason": "privilegeWithdrawn", "confirm": "yes"},
+        follow_redirects=False,
+    )
+    assert problem_code(forged.text) == "access.csrf"  # the Confirm button needs CSRF too
+    assert certificates.get_certificate(office.ctx, serial).state.value == "active"
+    done = post(
+        office,
+        "ra",
+        f"/console/certificates/{serial}/revoke",
+        reason="privilegeWithdrawn",
+        confirm="yes",
+    )
     assert done.status_code == 303
     assert (
         certificates.get_certificate(office.ctx, serial).revocation_reason == "privilegeWithdrawn"
@@ -228,7 +271,10 @@ def test_search_show_and_revoke_a_certificate(office: Office) -> None:
     refused = post(
         office, "ra", f"/console/certificates/{issuing.serial}/revoke", reason="unspecified"
     )
-    assert problem_code(refused.text) == "cert.ca_certificate"
+    assert problem_code(refused.text) == "cert.ca_certificate"  # refused at the first step
+    shown = ra.get(f"/console/certificates/{serial}?lang=zh-CN").text
+    assert '<span id="revocation-reason">权限撤销' in shown
+    assert "2.5.4.5=" not in shown and "serialNumber=demo-0002" in shown
 
 
 @sqlite_only
@@ -288,7 +334,9 @@ def test_expiry_dashboard_groups_the_unit_by_the_clock(office: Office) -> None:
 
 def test_console_pages_have_every_string_in_chinese() -> None:
     zh = translations("zh-CN").gettext
-    strings = set(console.DONE.values()) | {label for _, label, _ in SECTIONS}
+    strings = set(console.DONE.values()) | {label for _, label, _ in SECTIONS + HOLDER_PAGES}
+    strings |= set(REASON_LABELS.values()) | {"My certificate", "Office console"}
+    strings |= {name for name, _ in ROLES.values()} | {name for name, _ in POSITIONS.values()}
     for template in TEMPLATES.glob("*.html"):
         strings |= set(re.findall(r'_\("([^"]+)"\)', template.read_text()))
         strings |= set(re.findall(r"_\('([^']+)'\)", template.read_text()))

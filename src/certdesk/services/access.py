@@ -67,6 +67,7 @@ class Principal:
     position_name: str
     roles: frozenset[str]
     permissions: frozenset[str]
+    role_names: tuple[str, ...] = ()  # the roles' display names, from the registry
 
     @property
     def actor(self) -> str:
@@ -167,8 +168,9 @@ class Access:
             cert.not_valid_before_utc,
             cert.not_valid_after_utc,
             row.position_name or "",
-            frozenset(r for r, _ in grants),
-            frozenset(p for _, p in grants if p),
+            frozenset(r for r, _, _ in grants),
+            frozenset(p for _, _, p in grants if p),
+            tuple(sorted({n for _, n, _ in grants})),
         )
 
     def require(self, who: Principal, permission: str, unit_code: str | None = None) -> None:

@@ -85,6 +85,11 @@ class OfficerDesk:
     def positions(self, who: Principal) -> list[Position]:
         return registry.list_positions(self._as(who, PEOPLE))
 
+    def position_names(self, who: Principal) -> dict[str, str]:
+        """Code → display name of every position, for showing names where codes are stored.
+        Names only (no grants), which every logged-in person sees of their own on the home page."""
+        return {p.code: p.name for p in registry.list_positions(self.ctx)}
+
     def unit_choices(self, who: Principal) -> list[Unit]:
         """The units a person can be registered in (part of managing people)."""
         return registry.list_units(self._as(who, PEOPLE))
@@ -139,6 +144,9 @@ class OfficerDesk:
         ctx = self._as(who, PEOPLE, person_id, position_code)
         return registry.set_position(ctx, person_id, position_code)
 
+    def departure_preview(self, who: Principal, person_id: str) -> registry.Departure:
+        return registry.preview_departure(self._as(who, PEOPLE, person_id), person_id)
+
     def depart(self, who: Principal, person_id: str) -> registry.Departure:
         return registry.mark_departed(self._as(who, PEOPLE, person_id), person_id)
 
@@ -157,6 +165,9 @@ class OfficerDesk:
 
     def return_token(self, who: Principal, serial: str) -> Token:
         return custody.return_token(self._as(who, TOKENS, serial), serial)
+
+    def lost_preview(self, who: Principal, serial: str) -> custody.LostToken:
+        return custody.preview_lost(self._as(who, TOKENS, serial), serial)
 
     def report_lost(self, who: Principal, serial: str) -> custody.LostToken:
         return custody.report_lost(self._as(who, TOKENS, serial), serial)
@@ -177,6 +188,12 @@ class OfficerDesk:
 
     def certificate(self, who: Principal, serial: str) -> certs.CertificateRecord:
         return certs.get_certificate(self._as(who, CERTS), serial)
+
+    def revocation_preview(
+        self, who: Principal, serial: str, reason: str
+    ) -> revocation.RevocationPreview:
+        ctx = self._as(who, CERTS, serial, reason)
+        return revocation.preview_revoke(ctx, serial, reason)
 
     def revoke(self, who: Principal, serial: str, reason: str) -> revocation.Revoked:
         return revocation.revoke(self._as(who, CERTS, serial, reason), serial, reason)

@@ -231,6 +231,20 @@ def update_person(
         return get_person(conn, person_id)
 
 
+def preview_departure(ctx: Context, person_id: str) -> Departure:
+    """What `mark_departed` would do (certificates to revoke, tokens to return), or its refusal,
+    without doing it: for the console's confirmation step."""
+    with ctx.db.read() as conn:
+        person = get_person(conn, person_id)
+        if person.state is PersonState.DEPARTED:
+            raise CertdeskError("person.already_departed", person_id=person_id)
+        return Departure(
+            person,
+            cert_store.in_use_of_person(conn, person_id),
+            token_store.kept_by(conn, person_id),
+        )
+
+
 def mark_departed(ctx: Context, person_id: str) -> Departure:
     """The person left (rule 10): account closed and their certificates revoked in one
     transaction (affiliationChanged); the tokens they keep are listed for return."""

@@ -19,6 +19,7 @@ from certdesk.domain.states import CertState, RevocationReason
 from certdesk.services.context import Context
 from certdesk.services.lifecycle import Move, transition
 from certdesk.store import certificates as cert_store
+from certdesk.store import registry as registry_store
 
 _ALLOWED = ", ".join(r.value for r in END_ENTITY_REASONS)
 
@@ -79,17 +80,54 @@ def revoke_in(conn: Connection, ctx: Context, serial: str, reason: RevocationRea
     return Revoked(serial, reason, state)
 
 
-def revoke(ctx: Context, serial: str, reason: RevocationReason | str) -> Revoked:
-    """An officer's request: an end-entity reason only, and never a CA's own certificate (a CA
-    is not revoked by a request to it; the console, the API and the CLI refuse alike)."""
+@dataclass(frozen=True)
+class RevocationPreview:
+    """What `revoke` would do, for the console's confirmation step (nothing is written)."""
+
+    serial: str
+    person_id: str | None
+    holder: str  # the person's name ("" for a certificate of no person)
+    subject: str
+    reason: RevocationReason
+    state: CertState
+
+
+def _request(conn: Connection, serial: str, reason: RevocationReason | str) -> RevocationPreview:
+    """The rules of an officer's request: an end-entity reason only, never a CA's own
+    certificate, and a certificate that can still be revoked."""
     parsed = reason if isinstance(reason, RevocationReason) else parse_reason(reason)
     if parsed not in END_ENTITY_REASONS:
         raise CertdeskError("revocation.bad_reason", reason=str(reason), allowed=_ALLOWED)
+    row = cert_store.get(conn, serial)
+    if row is None:
+        raise CertdeskError("cert.not_found", serial=serial)
+    if Profile(row.profile).is_ca:
+        raise CertdeskError("cert.ca_certificate", serial=serial, profile=row.profile)
+    state = CertState(row.state)
+    if state is CertState.REVOKED:
+        raise CertdeskError(
+            "cert.already_revoked",
+            serial=serial,
+            reason=row.revocation_reason,
+            revoked_at=row.revoked_at.isoformat(),
+        )
+    if state not in REVOCABLE:
+        raise CertdeskError("cert.not_revocable", serial=serial, state=state.value)
+    person = registry_store.get_person(conn, row.person_id) if row.person_id else None
+    holder = person.name if person else ""
+    return RevocationPreview(serial, row.person_id, holder, row.subject, parsed, state)
+
+
+def preview_revoke(ctx: Context, serial: str, reason: RevocationReason | str) -> RevocationPreview:
+    """What `revoke` would do and whether it would refuse, without doing it."""
+    with ctx.db.read() as conn:
+        return _request(conn, normalise_serial(serial), reason)
+
+
+def revoke(ctx: Context, serial: str, reason: RevocationReason | str) -> Revoked:
+    """An officer's request: an end-entity reason only, and never a CA's own certificate (a CA
+    is not revoked by a request to it; the console, the API and the CLI refuse alike)."""
     hexserial = normalise_serial(serial)
     with ctx.db.write() as conn:
-        row = cert_store.get(conn, hexserial)
-        if row is None:
-            raise CertdeskError("cert.not_found", serial=hexserial)
-        if Profile(row.profile).is_ca:
-            raise CertdeskError("cert.ca_certificate", serial=hexserial, profile=row.profile)
-        return revoke_in(conn, ctx, hexserial, parsed)
+        request = _request(conn, hexserial, reason)
+        return revoke_in(conn, ctx, hexserial, request.reason)

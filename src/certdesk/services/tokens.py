@@ -117,6 +117,16 @@ class LostToken:
     revoked: list[str]
 
 
+def preview_lost(ctx: Context, serial: str) -> LostToken:
+    """What `report_lost` would do (the token and the certificates it would revoke), or its
+    refusal, without doing it: for the console's confirmation step."""
+    with ctx.db.read() as conn:
+        token = _token(conn, serial)
+        if token.state is TokenState.LOST:
+            raise CertdeskError("token.already_lost", serial=serial)
+        return LostToken(token, cert_store.in_use_on_token(conn, serial, token.keeper_id))
+
+
 def report_lost(ctx: Context, serial: str) -> LostToken:
     """A token is lost (rule 12): marked lost and, in the same transaction, the certificates on
     it — and its keeper's active certificate unless that one is recorded on another token — are

@@ -13,6 +13,7 @@ from certdesk.store.tables import (
     position_roles,
     positions,
     role_permissions,
+    roles,
     units,
 )
 
@@ -35,7 +36,8 @@ _IDENTIFY = (
 )
 _SUCCESSOR = select(certificates.c.serial).where(certificates.c.replaces == bindparam("serial"))
 _GRANTS = (
-    select(position_roles.c.role_code, role_permissions.c.permission)
+    select(position_roles.c.role_code, roles.c.name, role_permissions.c.permission)
+    .join(roles, roles.c.code == position_roles.c.role_code)
     .outerjoin(role_permissions, role_permissions.c.role_code == position_roles.c.role_code)
     .where(position_roles.c.position_code == bindparam("position"))
 )
@@ -53,6 +55,7 @@ def successor(conn: Connection, serial: str) -> str | None:
     return None if found is None else str(found)
 
 
-def grants(conn: Connection, position_code: str | None) -> list[tuple[str, str | None]]:
-    """(role, permission) pairs the position gives; a role without permissions gives None."""
-    return [(r, p) for r, p in conn.execute(_GRANTS, {"position": position_code})]
+def grants(conn: Connection, position_code: str | None) -> list[tuple[str, str, str | None]]:
+    """(role, role name, permission) the position gives; a role without permissions gives
+    None."""
+    return [(r, n, p) for r, n, p in conn.execute(_GRANTS, {"position": position_code})]

@@ -42,6 +42,9 @@ def get_certificate(serial: str, me: Me, desk: Desk) -> CertificateDetail:
 
 @router.post("/certificates/{serial}/revoke")
 def revoke(serial: str, body: RevokeIn, me: Changing, desk: Desk) -> RevokedOut:
+    """Revoke with an end-entity reason.
+
+    One call: the console asks for a confirmation first, the API does not (a call is one)."""
     done = desk.revoke(me, serial, body.reason)
     return RevokedOut(
         serial=done.serial, reason=done.reason.value, previous_state=done.previous_state.value

@@ -32,6 +32,8 @@ def return_token(serial: str, me: Changing, desk: Desk) -> TokenOut:
 
 @router.post("/tokens/{serial}/lost")
 def report_lost(serial: str, me: Changing, desk: Desk) -> LostOut:
-    """Mark lost and revoke the certificates on it (keyCompromise) in the same transaction."""
+    """Mark lost and revoke the certificates on it (keyCompromise) in the same transaction.
+
+    One call: the console asks for a confirmation first, the API does not (a call is one)."""
     lost = desk.report_lost(me, serial)
     return LostOut(token=TokenOut.model_validate(lost.token), revoked=lost.revoked)

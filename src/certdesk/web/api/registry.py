@@ -72,7 +72,9 @@ def set_position(person_id: str, body: PositionIn, me: Changing, desk: Desk) -> 
 
 @router.post("/people/{person_id}/depart")
 def depart(person_id: str, me: Changing, desk: Desk) -> DepartureOut:
-    """Close the account and revoke the person's certificates in one step."""
+    """Close the account and revoke the person's certificates in one step.
+
+    One call: the console asks for a confirmation first, the API does not (a call is one)."""
     gone = desk.depart(me, person_id)
     return DepartureOut(
         person=PersonOut.model_validate(gone.person),

@@ -33,8 +33,14 @@ def certificate(request: Request, serial: str, me: Me, desk: Desk) -> Response:
     )
 
 
-@router.post("/certificates/{serial}/revoke")
-def revoke(serial: str, me: Changing, desk: Desk, reason: Text) -> Response:
+@router.post("/certificates/{serial}/revoke", response_class=HTMLResponse)
+def revoke(
+    request: Request, serial: str, me: Changing, desk: Desk, reason: Text, confirm: Text = ""
+) -> Response:
+    """Two steps: the first post shows what will happen; only `confirm=yes` revokes."""
+    if confirm != "yes":
+        preview = desk.revocation_preview(me, serial, reason)
+        return page(request, "console/confirm_revoke.html", preview=preview)
     revoked = desk.revoke(me, serial, reason)
     return done(f"/console/certificates/{revoked.serial}", "revoked")
 

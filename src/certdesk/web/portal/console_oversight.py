@@ -19,7 +19,13 @@ def unit(request: Request, me: Me, desk: Desk, unit: str = "") -> Response:
     """The officer's own unit; `?unit=` another one is refused (403, audited)."""
     people = desk.unit_people(me, unit or None)
     board = desk.unit_dashboard(me, unit or None)
-    return page(request, "console/unit.html", people=people, board=board)
+    return page(
+        request,
+        "console/unit.html",
+        people=people,
+        board=board,
+        position_names=desk.position_names(me),
+    )
 
 
 @router.get("/ca", response_class=HTMLResponse)

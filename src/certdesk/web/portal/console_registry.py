@@ -37,7 +37,15 @@ def add_unit(
 def people(request: Request, me: Me, desk: Desk, q: str = "", unit: str = "") -> Response:
     found = desk.people(me, q, unit)
     units = desk.unit_choices(me)
-    return page(request, "console/people.html", people=found, q=q, unit=unit, units=units)
+    return page(
+        request,
+        "console/people.html",
+        people=found,
+        q=q,
+        unit=unit,
+        units=units,
+        position_names=desk.position_names(me),
+    )
 
 
 @router.get("/people/new", response_class=HTMLResponse)
@@ -72,6 +80,7 @@ def person(request: Request, person_id: str, me: Me, desk: Desk) -> Response:
         "console/person.html",
         file=desk.person_file(me, person_id),
         positions=desk.positions(me),
+        position_names=desk.position_names(me),
     )
 
 
@@ -89,7 +98,14 @@ def change_position(person_id: str, me: Changing, desk: Desk, position_code: Tex
     return done(f"/console/people/{person_id}", "position")
 
 
-@router.post("/people/{person_id}/depart")
-def depart(person_id: str, me: Changing, desk: Desk) -> Response:
+@router.post("/people/{person_id}/depart", response_class=HTMLResponse)
+def depart(
+    request: Request, person_id: str, me: Changing, desk: Desk, confirm: Text = ""
+) -> Response:
+    """Two steps: the first post shows the certificates to be revoked and the tokens to
+    collect; only `confirm=yes` marks the person departed."""
+    if confirm != "yes":
+        preview = desk.departure_preview(me, person_id)
+        return page(request, "console/confirm_depart.html", preview=preview)
     desk.depart(me, person_id)
     return done(f"/console/people/{person_id}", "departed")

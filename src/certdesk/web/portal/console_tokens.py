@@ -36,7 +36,11 @@ def give_back(serial: str, me: Changing, desk: Desk) -> Response:
     return done("/console/tokens", "returned")
 
 
-@router.post("/tokens/{serial}/lost")
-def lost(serial: str, me: Changing, desk: Desk) -> Response:
+@router.post("/tokens/{serial}/lost", response_class=HTMLResponse)
+def lost(request: Request, serial: str, me: Changing, desk: Desk, confirm: Text = "") -> Response:
+    """Two steps: the first post shows the certificates to be revoked; `confirm=yes` does it."""
+    if confirm != "yes":
+        preview = desk.lost_preview(me, serial)
+        return page(request, "console/confirm_lost.html", preview=preview)
     desk.report_lost(me, serial)
     return done("/console/tokens", "lost")

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from certdesk.services.access import Principal
+from certdesk.web.portal.display import change_rows, reason_label, short_dn
 from certdesk.web.portal.i18n import COOKIE, chosen_locale, translations
 from certdesk.web.portal.identity import who
 
@@ -21,11 +22,22 @@ ENV = Environment(
     lstrip_blocks=True,
     auto_reload=False,  # templates are part of the package: no stat() of each file per page
 )
+ENV.filters["dn"] = short_dn
+ENV.filters["changes"] = change_rows
+ENV.filters["reason_label"] = reason_label
 
-# (path, label, permission): the console sections a person sees follow their permissions.
-SECTIONS = [
+# The navigation in two groups: the holder's own pages (every one logged in; the finance demo
+# pages by permission) and the office's console, shown only to those with a permission for it.
+HOLDER_PAGES: list[tuple[str, str, str | None]] = [
+    ("/", "Home", None),
+    ("/announcements", "Announcements", None),
+    ("/forms", "Forms", None),
+    ("/support", "Support", None),
     ("/finance/budget", "Budget", "budget.view"),
     ("/finance/payments", "Payments", "payment.approve"),
+]
+# (path, label, permission): the console sections a person sees follow their permissions.
+SECTIONS: list[tuple[str, str, str | None]] = [
     ("/console/people", "People", "ra.people.manage"),
     ("/console/units", "Units", "ra.units.manage"),
     ("/console/tokens", "Tokens", "ra.tokens.manage"),
@@ -43,17 +55,22 @@ def render(request: Request, template: str, status: int = 200, **values: Any) ->
     gettext = translations(locale).gettext
     identity = who(request)
     principal = identity if isinstance(identity, Principal) else None
-    sections = [
-        (path, gettext(label))
-        for path, label, perm in SECTIONS
-        if principal and principal.can(perm)
-    ]
+    groups = []
+    if principal:
+        for title, entries in (("My certificate", HOLDER_PAGES), ("Office console", SECTIONS)):
+            links = [
+                (path, gettext(label))
+                for path, label, perm in entries
+                if perm is None or principal.can(perm)
+            ]
+            if links:
+                groups.append((gettext(title), links))
     csrf = request.app.state.services.access.csrf_token(principal) if principal else ""
     html = ENV.get_template(template).render(
         _=gettext,
         locale=locale,
         me=principal,
-        sections=sections,
+        nav=groups,
         csrf=csrf,
         path=request.url.path,
         **values,
