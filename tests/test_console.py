@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
+import io
 import re
 from pathlib import Path
 
@@ -352,3 +354,72 @@ def test_console_page_in_chinese_on_a_phone(office: Office) -> None:
     assert page.status_code == 200
     assert "USB Key 入库" in page.text and 'name="viewport"' in page.text
     assert "<script" not in page.text and "style=" not in page.text
+
+
+@sqlite_only
+def test_people_and_certificates_are_paged_and_exported_as_csv(office: Office) -> None:
+    ctx = office.ctx
+    for n in range(60):
+        registry.add_person(ctx, f"page-{n:03d}", f"Page {n}", "DEMO", f"p{n}@demo.example")
+    registry.add_person(ctx, "page-zh", "李四", "DEMO", "lisi@demo.example", position_code="clerk")
+    registry.add_person(ctx, "page-f", "=HYPERLINK(1)", "DEMO", "f@demo.example")
+    ra = office.page("ra")
+    ids = re.compile(r'<td class="mono"><a href="/console/people/([^"]+)">')
+    first = ra.get("/console/people?q=page-")
+    assert len(ids.findall(first.text)) == 50
+    nxt = re.search(r'id="next" href="([^"]+)"', first.text)
+    assert nxt is not None and "offset=50" in nxt.group(1) and "q=page-" in nxt.group(1)
+    second = ra.get(nxt.group(1).replace("&amp;", "&"))
+    assert 'id="next"' not in second.text and 'id="previous"' in second.text
+    shown = ids.findall(first.text) + ids.findall(second.text)
+    assert len(shown) == len(set(shown)) == 62  # every one once, in a stable order
+    assert shown == sorted(shown)
+
+    exported = ra.get("/console/people.csv?q=page-")
+    assert exported.status_code == 200
+    assert exported.headers["content-type"] == "text/csv; charset=utf-8"
+    assert exported.headers["content-disposition"] == 'attachment; filename="people.csv"'
+    assert exported.content.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel reads 李四
+    rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert rows[0][:2] == ["person_id", "name"] and len(rows) == 63
+    by_id = {r[0]: r for r in rows[1:]}
+    assert by_id["page-zh"][1] == "李四" and by_id["page-zh"][4] == "Finance clerk"
+    assert by_id["page-f"][1] == "'=HYPERLINK(1)"  # not run as a formula
+    assert 'href="/console/people.csv?q=page-"' in first.text
+
+    serial = office.principal("approver").serial
+    certs = ra.get("/console/certificates.csv?q=demo-0002")
+    assert certs.headers["content-disposition"] == 'attachment; filename="certificates.csv"'
+    (header, row) = list(csv.reader(io.StringIO(certs.content.decode("utf-8-sig"))))
+    assert header[0] == "serial" and row[0] == serial
+    assert "serialNumber=demo-0002" in row[2] and row[4] == "active"
+    assert office.page("holder").get("/console/people.csv").status_code == 403
+
+
+def test_audit_log_filters_and_shows_changes_as_fields(office: Office) -> None:
+    post(office, "ra", f"/console/people/{STAFF['holder']}/position", position_code="approver")
+    auditor = office.page("auditor")
+    page = auditor.get("/console/audit?action=person.reposition&actor=demo-ra").text
+    assert '<option value="person.reposition" selected>' in page
+    assert '<li><span class="mono">position</span>: clerk → approver</li>' in page
+    assert "{&#34;" not in page and '{"' not in page  # no raw JSON
+    assert "crl.publish" not in page.split("<tbody>")[1]  # the filter holds
+    other = auditor.get("/console/audit?actor=demo-audit").text.split("<tbody>")[1]
+    assert "person.reposition" not in other
+
+
+@sqlite_only
+def test_codes_page_lists_codes_given_but_never_the_code(office: Office) -> None:
+    ra = office.page("ra")
+    empty = ra.get("/console/codes").text
+    assert "No codes yet." in empty and "valid for 72 hours" in empty
+    answer = post(office, "ra", "/console/codes", person_id="demo-0001", hours="2")
+    code = re.search(r'id="code">([^<]+)<', answer.text).group(1)  # type: ignore[union-attr]
+    listing = ra.get("/console/codes").text
+    table = listing.split('id="codes"')[1]
+    assert "demo-0001" in table and "Not used yet" in table
+    assert code not in listing and hashlib.sha256(code.encode()).hexdigest() not in listing
+    zh = office.page("ra", "zh-CN").get("/console/codes").text
+    assert "尚未使用" in zh and "72 小时" in zh
+    person = ra.get("/console/people/demo-0001").text
+    assert 'id="issue" class="button" href="/console/codes?person=demo-0001"' in person

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from certdesk.services.context import Context
-from certdesk.store.audit import AuditRecord, ChainProblem, newest_first, verify
+from certdesk.store.audit import AuditRecord, ChainProblem, actions, newest_first, verify
 
 MAX_PAGE = 500
 
@@ -28,6 +28,11 @@ class AuditPage:
     next_before: int | None
 
 
+def known_actions(ctx: Context) -> list[str]:
+    with ctx.db.read() as conn:
+        return actions(conn)
+
+
 def verify_chain(ctx: Context) -> AuditReport:
     with ctx.db.read() as conn:
         count, problems = verify(conn)
@@ -41,8 +46,11 @@ def list_records(
     action: str | None = None,
     actor: str | None = None,
 ) -> AuditPage:
-    """A page of records older than sequence number `before`, optionally of one action/actor."""
+    """A page of records older than sequence number `before`, optionally of one action/actor
+    (a bare person id means `person:<id>`)."""
     limit = max(1, min(limit, MAX_PAGE))
+    if actor and ":" not in actor:
+        actor = f"person:{actor}"
     with ctx.db.read() as conn:
         found = newest_first(conn, before, limit + 1, action, actor)  # one more: is there more?
     records = found[:limit]

@@ -61,6 +61,7 @@ def list_certificates(
     state: str | None = None,
     limit: int = 1000,
     search: str | None = None,
+    offset: int = 0,
 ) -> list[CertificateRecord]:
     """Newest first; `search` matches a serial prefix, a person id or part of the subject."""
     wanted = None
@@ -70,7 +71,7 @@ def list_certificates(
         except ValueError:
             raise CertdeskError("input.invalid", detail=f"unknown state {state!r}") from None
     with ctx.db.read() as conn:
-        rows = cert_store.search(conn, person_id, wanted, search, limit)
+        rows = cert_store.search(conn, person_id, wanted, search, limit, max(0, offset))
     return [_record(row) for row in rows]
 
 

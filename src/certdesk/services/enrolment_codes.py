@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
@@ -20,6 +21,48 @@ from certdesk.store import enrolment_codes as code_store
 # How long an enrolment code may be valid, in hours (API schema and service alike).
 CODE_HOURS_MIN = 1
 CODE_HOURS_MAX = 24 * 30
+
+
+@dataclass(frozen=True)
+class CodeRecord:
+    """A code as the office may see it again: for whom, when, until when, used or not. Never
+    the code (only its hash is kept, and that is not shown either)."""
+
+    person_id: str
+    name: str
+    created_by: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    used_at: dt.datetime | None
+    certificate_serial: str | None
+
+    def status(self, now: dt.datetime) -> str:
+        if self.used_at is not None:
+            return "used"
+        return "expired" if self.expires_at <= now else "unused"
+
+
+def list_codes(ctx: Context, limit: int = 100) -> list[CodeRecord]:
+    """The newest codes, newest first."""
+    with ctx.db.read() as conn:
+        rows = code_store.newest(conn, max(1, min(limit, 1000)))
+    return [
+        CodeRecord(
+            r.person_id,
+            r.name,
+            r.created_by,
+            r.created_at,
+            r.expires_at,
+            r.used_at,
+            r.certificate_serial,
+        )
+        for r in rows
+    ]
+
+
+def default_hours(ctx: Context) -> int:
+    """How long a code is valid when the officer gives no number of hours."""
+    return ctx.config.renewal.enrolment_code_hours
 
 
 def _hash(code: str) -> str:

@@ -35,6 +35,7 @@ CA_VIEW = "ca.view"
 CRL_PUBLISH = "ca.crl.publish"
 UNIT_PEOPLE = "unit.people.view"
 UNIT_EXPIRY = "unit.expiry.view"
+EXPORT_MAX = 10_000  # rows of a CSV export (and of an unpaged listing)
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,17 @@ class OfficerDesk:
         return registry.list_units(self._as(who, PEOPLE))
 
     def people(
-        self, who: Principal, search: str | None = None, unit_code: str | None = None
+        self,
+        who: Principal,
+        search: str | None = None,
+        unit_code: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Person]:
+        """Everyone matching, or `limit` of them (at most EXPORT_MAX) from `offset`."""
         ctx = self._as(who, PEOPLE, search, unit_code)
-        return registry.list_people(ctx, unit_code or None, search)
+        wanted = EXPORT_MAX if limit is None else max(1, min(limit, EXPORT_MAX))
+        return registry.list_people(ctx, unit_code or None, search, wanted, offset)
 
     def person_file(self, who: Principal, person_id: str) -> PersonFile:
         ctx = self._as(who, PEOPLE, person_id)
@@ -180,11 +188,19 @@ class OfficerDesk:
         search: str | None = None,
         state: str | None = None,
         limit: int = 200,
+        offset: int = 0,
     ) -> list[certs.CertificateRecord]:
         ctx = self._as(who, CERTS, search, state)
         return certs.list_certificates(
-            ctx, state=state or None, limit=max(1, min(limit, 1000)), search=search
+            ctx, state=state or None, limit=max(1, min(limit, 1000)), search=search, offset=offset
         )
+
+    def export_certificates(
+        self, who: Principal, search: str | None = None, state: str | None = None
+    ) -> list[certs.CertificateRecord]:
+        """Every certificate matching (at most EXPORT_MAX), for the CSV export."""
+        ctx = self._as(who, CERTS, search, state)
+        return certs.list_certificates(ctx, state=state or None, limit=EXPORT_MAX, search=search)
 
     def certificate(self, who: Principal, serial: str) -> certs.CertificateRecord:
         return certs.get_certificate(self._as(who, CERTS), serial)
@@ -200,9 +216,18 @@ class OfficerDesk:
 
     # -- enrolment codes -------------------------------------------------------------------------
 
-    def may_create_codes(self, who: Principal) -> None:
-        """For the form's page: refused (403, audited) unless `who` may create codes."""
-        self._as(who, CODES)
+    def codes_overview(
+        self, who: Principal
+    ) -> tuple[list[enrolment_codes.CodeRecord], int, dt.datetime]:
+        """For the codes page: the newest codes (never the codes themselves), the default
+        validity in hours and the time they are judged at (refused unless `who` may create
+        codes)."""
+        ctx = self._as(who, CODES)
+        return (
+            enrolment_codes.list_codes(ctx),
+            enrolment_codes.default_hours(ctx),
+            ctx.clock.now(),
+        )
 
     def create_code(
         self, who: Principal, person_id: str, hours: int | None = None
@@ -252,6 +277,10 @@ class OfficerDesk:
     ) -> audit_log.AuditPage:
         ctx = self._as(who, AUDIT_VIEW, action, actor)
         return audit_log.list_records(ctx, before, limit, action or None, actor or None)
+
+    def audit_actions(self, who: Principal) -> list[str]:
+        """The action names in the log, for the audit page's filter."""
+        return audit_log.known_actions(self._as(who, AUDIT_VIEW))
 
     def verify_audit(self, who: Principal) -> audit_log.AuditReport:
         return audit_log.verify_chain(self._as(who, AUDIT_VERIFY))

@@ -163,11 +163,16 @@ def add_person(
 
 
 def list_people(
-    ctx: Context, unit_code: str | None = None, search: str | None = None
+    ctx: Context,
+    unit_code: str | None = None,
+    search: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[Person]:
-    """People, optionally of one unit and/or matching `search` (id, name or e-mail, any case)."""
+    """People, optionally of one unit and/or matching `search` (id, name or e-mail, any case);
+    `limit` of them from `offset` for a page."""
     with ctx.db.read() as conn:
-        return registry_store.search_people(conn, unit_code, search)
+        return registry_store.search_people(conn, unit_code, search, limit, max(0, offset))
 
 
 def set_position(ctx: Context, person_id: str, position_code: str) -> Person:

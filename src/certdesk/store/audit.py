@@ -175,6 +175,11 @@ def newest_first(
     return [AuditRecord(**row._asdict()) for row in conn.execute(query)]
 
 
+def actions(conn: Connection) -> list[str]:
+    """Every action name in the log, sorted (the audit page's filter offers them)."""
+    return sorted(conn.execute(select(audit_log.c.action).distinct()).scalars())
+
+
 def verify(conn: Connection) -> tuple[int, list[ChainProblem]]:
     """Walk the whole chain; returns (records checked, problems found, first first)."""
     problems: list[ChainProblem] = []

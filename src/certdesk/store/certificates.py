@@ -140,10 +140,13 @@ def search(
     state: CertState | None = None,
     text: str | None = None,
     limit: int = 1000,
+    offset: int = 0,
 ) -> list[AnyRow]:
-    """Newest first; `text` matches a serial prefix (as typed: any case, colons, 0x, leading
-    zeros), a person id or part of the subject (any case)."""
-    query = _ROW.order_by(certificates.c.reserved_at.desc()).limit(limit)
+    """Newest first (then by serial: a stable order for pages from `offset`); `text` matches a
+    serial prefix (as typed: any case, colons, 0x, leading zeros), a person id or part of the
+    subject (any case)."""
+    order = (certificates.c.reserved_at.desc(), certificates.c.serial)
+    query = _ROW.order_by(*order).limit(limit).offset(offset)
     if person_id:
         query = query.where(certificates.c.person_id == person_id)
     if state is not None:

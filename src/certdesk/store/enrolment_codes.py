@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import Connection, insert, select, update
 
 from certdesk.store.db import AnyRow
-from certdesk.store.tables import enrolment_codes
+from certdesk.store.tables import enrolment_codes, people
 
 
 def insert_code(
@@ -39,3 +39,23 @@ def mark_used(conn: Connection, code_hash: str, at: dt.datetime) -> None:
     conn.execute(
         update(enrolment_codes).where(enrolment_codes.c.code_hash == code_hash).values(used_at=at)
     )
+
+
+def newest(conn: Connection, limit: int) -> list[AnyRow]:
+    """The newest codes without their hash: `person_id`, `name` (the person's), `created_by`,
+    `created_at`, `expires_at`, `used_at`, `certificate_serial`."""
+    query = (
+        select(
+            enrolment_codes.c.person_id,
+            people.c.name,
+            enrolment_codes.c.created_by,
+            enrolment_codes.c.created_at,
+            enrolment_codes.c.expires_at,
+            enrolment_codes.c.used_at,
+            enrolment_codes.c.certificate_serial,
+        )
+        .join(people, people.c.person_id == enrolment_codes.c.person_id)
+        .order_by(enrolment_codes.c.created_at.desc(), enrolment_codes.c.code_hash)
+        .limit(limit)
+    )
+    return list(conn.execute(query))

@@ -164,11 +164,16 @@ def get_person(conn: Connection, person_id: str) -> Person | None:
 
 
 def search_people(
-    conn: Connection, unit_code: str | None = None, text: str | None = None
+    conn: Connection,
+    unit_code: str | None = None,
+    text: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[Person]:
     """People by id, optionally of one unit and/or with `text` in their id, name or e-mail
-    (any case, on both databases: both sides lowered, LIKE's wildcards escaped)."""
-    query = person_query().order_by(people.c.person_id)
+    (any case, on both databases: both sides lowered, LIKE's wildcards escaped); `limit` from
+    `offset` for a page (the id orders them, so pages are stable)."""
+    query = person_query().order_by(people.c.person_id).limit(limit).offset(offset)
     if unit_code:
         query = query.where(people.c.unit_code == unit_code)
     if text and text.strip():

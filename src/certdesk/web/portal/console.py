@@ -3,7 +3,9 @@ Post/Redirect/Get answer with a fixed confirmation message, and bounded form upl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -55,6 +57,39 @@ def done(url: str, key: str) -> RedirectResponse:
 def page(request: Request, template: str, **values: Any) -> HTMLResponse:
     notice = DONE.get(request.query_params.get("done") or "")
     return render(request, template, notice=notice, **values)
+
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Links to the previous and next page of a listing (offset pages in a stable order), the
+    filters kept; None where there is no such page."""
+
+    offset: int
+    previous: str | None
+    next: str | None
+    export: str | None = None
+
+
+def paged(
+    rows: list[Any], base: str, offset: int, filters: dict[str, str], export: str | None = None
+) -> tuple[list[Any], Pager]:
+    """`rows` fetched as PAGE_SIZE + 1 from `offset` → the page and its links."""
+    kept = {k: v for k, v in filters.items() if v}
+
+    def link(at: int) -> str:
+        query = urlencode({**kept, **({"offset": str(at)} if at else {})})
+        return f"{base}?{query}" if query else base
+
+    more = len(rows) > PAGE_SIZE
+    return rows[:PAGE_SIZE], Pager(
+        offset,
+        link(max(0, offset - PAGE_SIZE)) if offset > 0 else None,
+        link(offset + PAGE_SIZE) if more else None,
+        f"{export}?{urlencode(kept)}" if export and kept else export,
+    )
 
 
 # A form of MAX_FORM_BYTES plus the multipart envelope and the other fields.

@@ -2,25 +2,77 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from certdesk.domain.revocation import END_ENTITY_REASONS
-from certdesk.web.portal.console import Changing, Desk, Me, done, page
+from certdesk.web.portal.console import PAGE_SIZE, Changing, Desk, Me, done, page, paged
+from certdesk.web.portal.display import csv_response, short_dn
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Text = Annotated[str, Form()]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+CERTIFICATES_CSV = "/console/certificates.csv"
 STATES = ("active", "pending_install", "superseded", "revoked", "reserved", "abandoned")
 
 
 @router.get("/certificates", response_class=HTMLResponse)
-def certificates(request: Request, me: Me, desk: Desk, q: str = "", state: str = "") -> Response:
-    found = desk.certificates(me, q, state)
-    return page(
-        request, "console/certificates.html", certificates=found, q=q, state=state, states=STATES
+def certificates(
+    request: Request, me: Me, desk: Desk, q: str = "", state: str = "", offset: Offset = 0
+) -> Response:
+    rows = desk.certificates(me, q, state, PAGE_SIZE + 1, offset)
+    found, pager = paged(
+        rows, "/console/certificates", offset, {"q": q, "state": state}, CERTIFICATES_CSV
     )
+    return page(
+        request,
+        "console/certificates.html",
+        certificates=found,
+        pager=pager,
+        q=q,
+        state=state,
+        states=STATES,
+    )
+
+
+@router.get("/certificates.csv")
+def certificates_csv(me: Me, desk: Desk, q: str = "", state: str = "") -> Response:
+    """Every certificate the filters match, as CSV (UTF-8 with BOM, for Excel)."""
+
+    def when(value: dt.datetime | None) -> str:
+        return f"{value:%Y-%m-%d %H:%M:%S}" if value else ""
+
+    rows = [
+        (
+            c.serial,
+            c.person_id or "",
+            short_dn(c.subject),
+            c.profile,
+            c.state.value,
+            when(c.not_before),
+            when(c.not_after),
+            c.token_serial or "",
+            when(c.revoked_at),
+            c.revocation_reason or "",
+        )
+        for c in desk.export_certificates(me, q, state)
+    ]
+    header = (
+        "serial",
+        "person_id",
+        "subject",
+        "profile",
+        "state",
+        "not_before_utc",
+        "not_after_utc",
+        "token",
+        "revoked_at_utc",
+        "revocation_reason",
+    )
+    return csv_response("certificates.csv", header, rows)
 
 
 @router.get("/certificates/{serial}", response_class=HTMLResponse)
@@ -47,8 +99,10 @@ def revoke(
 
 @router.get("/codes", response_class=HTMLResponse)
 def codes(request: Request, me: Me, desk: Desk, person: str = "") -> Response:
-    desk.may_create_codes(me)
-    return page(request, "console/codes.html", person=person)
+    listed, hours, now = desk.codes_overview(me)
+    return page(
+        request, "console/codes.html", person=person, codes=listed, default_hours=hours, now=now
+    )
 
 
 @router.post("/codes", response_class=HTMLResponse)
@@ -58,12 +112,16 @@ def create_code(
     """The code is shown on this answer only (never stored in clear, never in a URL)."""
     wanted = int(hours) if hours.strip().isdigit() else None
     code, expires = desk.create_code(me, person_id, wanted)
+    listed, default_hours, now = desk.codes_overview(me)
     response = page(
         request,
         "console/codes.html",
         person=person_id,
         code=code,
         expires=expires,
+        codes=listed,
+        default_hours=default_hours,
+        now=now,
     )
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -49,11 +49,28 @@ def audit(
     actor: str = "",
 ) -> Response:
     records = desk.audit_records(me, before, 50, action, actor)
-    return page(request, "console/audit.html", listing=records, action=action, actor=actor)
+    return page(
+        request,
+        "console/audit.html",
+        listing=records,
+        action=action,
+        actor=actor,
+        before=before,
+        actions=desk.audit_actions(me),
+    )
 
 
 @router.post("/audit/verify", response_class=HTMLResponse)
 def verify(request: Request, me: Changing, desk: Desk) -> Response:
     report = desk.verify_audit(me)
     records = desk.audit_records(me, None, 50)
-    return page(request, "console/audit.html", listing=records, report=report, action="", actor="")
+    return page(
+        request,
+        "console/audit.html",
+        listing=records,
+        report=report,
+        action="",
+        actor="",
+        before=None,
+        actions=desk.audit_actions(me),
+    )

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from certdesk.web.portal.console import Changing, Desk, Me, done, page
+from certdesk.web.portal.console import PAGE_SIZE, Changing, Desk, Me, done, page, paged
+from certdesk.web.portal.display import csv_response
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Text = Annotated[str, Form()]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+PEOPLE_CSV = "/console/people.csv"
 
 
 @router.get("/units", response_class=HTMLResponse)
@@ -34,18 +37,43 @@ def add_unit(
 
 
 @router.get("/people", response_class=HTMLResponse)
-def people(request: Request, me: Me, desk: Desk, q: str = "", unit: str = "") -> Response:
-    found = desk.people(me, q, unit)
+def people(
+    request: Request, me: Me, desk: Desk, q: str = "", unit: str = "", offset: Offset = 0
+) -> Response:
+    rows = desk.people(me, q, unit, PAGE_SIZE + 1, offset)
+    found, pager = paged(rows, "/console/people", offset, {"q": q, "unit": unit}, PEOPLE_CSV)
     units = desk.unit_choices(me)
     return page(
         request,
         "console/people.html",
         people=found,
+        pager=pager,
         q=q,
         unit=unit,
         units=units,
         position_names=desk.position_names(me),
     )
+
+
+@router.get("/people.csv")
+def people_csv(me: Me, desk: Desk, q: str = "", unit: str = "") -> Response:
+    """Everyone the filters match, as CSV (UTF-8 with BOM, for Excel)."""
+    names = desk.position_names(me)
+    rows = [
+        (
+            p.person_id,
+            p.name,
+            p.unit_code,
+            p.unit_name,
+            names.get(p.position_code or "", p.position_code or ""),
+            p.email,
+            p.phone,
+            p.state.value,
+        )
+        for p in desk.people(me, q, unit)
+    ]
+    header = ("person_id", "name", "unit", "unit_name", "position", "email", "phone", "state")
+    return csv_response("people.csv", header, rows)
 
 
 @router.get("/people/new", response_class=HTMLResponse)

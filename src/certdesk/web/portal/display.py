@@ -65,9 +65,20 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def _snapshot(value: Any) -> Any:
+    """An audit snapshot as stored (canonical JSON text) → its value."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def change_rows(before: Any, after: Any) -> list[tuple[str, str, str]]:
-    """(field, old, new) of an audit record's snapshots, fields in order; a field that did not
-    change in a record with both snapshots is left out."""
+    """(field, old, new) of an audit record's snapshots (JSON text or values), fields in
+    order; a field that did not change in a record with both snapshots is left out."""
+    before, after = _snapshot(before), _snapshot(after)
     old = before if isinstance(before, dict) else ({} if before is None else {"": before})
     new = after if isinstance(after, dict) else ({} if after is None else {"": after})
     rows = []
