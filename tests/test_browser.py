@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
 from certdesk.client.signed import sign_request
 from certdesk.domain.clock import FixedClock
-from certdesk.services import registry
+from certdesk.services import certificates, registry, tokens
 from certdesk.services.context import Context
 from certdesk.services.demo import DEMO_PASSPHRASE, POSITIONS
 from certdesk.services.issuance import Issuance
@@ -114,6 +114,7 @@ def visit(portal: LivePortal, browser: Browser) -> Iterator[Any]:
         certificate: Path | tuple[Path, Path] | None,
         passphrase: str = DEMO_PASSPHRASE,
         viewport: tuple[int, int] = (1000, 720),
+        javascript: bool = True,
     ) -> Visitor:
         offered: list[Any] = []
         if isinstance(certificate, Path):
@@ -127,6 +128,7 @@ def visit(portal: LivePortal, browser: Browser) -> Iterator[Any]:
             ignore_https_errors=True,  # the notes: Playwright's own proxy checks the server
             viewport={"width": viewport[0], "height": viewport[1]},
             locale="en-US",
+            java_script_enabled=javascript,
         )
         opened.append(context)
         return Visitor(context, context.new_page())
@@ -261,6 +263,81 @@ def test_no_certificate_gets_insert_your_usb_key(visit: Any) -> None:
     assert "Insert your USB key." in browser.text("ol")
     assert go(browser, "/", "zh-CN") == 401
     assert "插入您的 USB Key。" in browser.text("ol")
+
+
+def test_destructive_actions_ask_first_without_javascript(portal: LivePortal, visit: Any) -> None:
+    """Revoke, report lost and depart in a browser with JavaScript off: the button shows what
+    will happen, nothing changes until Confirm (screenshots of the confirmation pages)."""
+    officer = visit(portal.demo_p12("demo-ra"), javascript=False)
+    registry.add_person(portal.ctx, "p-leaving", "Zhou Jiu", "DEMO", "zhou@demo.example",
+                        position_code="clerk")  # fmt: skip
+    issued = portal.issue_pem("p-leaving", portal.home / "certs")[0]
+    tokens.register_token(portal.ctx, "TK-LEAVING")
+    tokens.assign_token(portal.ctx, "TK-LEAVING", "p-leaving")
+    for lang in LANGS:
+        assert go(officer, f"/console/certificates/{issued.serial}", lang) == 200
+        form = officer.page.locator(f"form[action='/console/certificates/{issued.serial}/revoke']")
+        form.locator("select[name=reason]").select_option("keyCompromise")
+        with officer.page.expect_navigation():
+            form.locator("button[type=submit]").click()
+        facts = officer.text("#confirm-facts")
+        assert issued.serial in facts and "Zhou Jiu" in facts
+        assert ("Key compromise" if lang == "en" else "密钥泄露") in facts
+        assert "serialNumber=p-leaving" in facts and "2.5.4.5" not in facts
+        officer.shot("console-confirm-revoke", lang)
+        assert go(officer, "/console/tokens", lang) == 200
+        lost = officer.page.locator("form[action='/console/tokens/TK-LEAVING/lost']")
+        with officer.page.expect_navigation():
+            lost.locator("button[type=submit]").click()
+        assert issued.serial in officer.text("#to-revoke")
+        officer.shot("console-confirm-lost", lang)
+        assert go(officer, "/console/people/p-leaving", lang) == 200
+        with officer.page.expect_navigation():
+            officer.page.click("form[action='/console/people/p-leaving/depart'] button")
+        assert issued.serial in officer.text("#to-revoke")
+        assert "TK-LEAVING" in officer.text("#to-return")
+        officer.shot("console-confirm-depart", lang)
+    assert certificates.get_certificate(portal.ctx, issued.serial).state.value == "active"
+    with officer.page.expect_navigation():
+        officer.page.click("form[action='/console/people/p-leaving/depart'] button.danger")
+    assert registry.find_person(portal.ctx, "p-leaving").state.value == "departed"
+    record = certificates.get_certificate(portal.ctx, issued.serial)
+    assert (record.state.value, record.revocation_reason) == ("revoked", "affiliationChanged")
+
+
+def test_navigation_groups_the_holders_and_the_offices_pages(
+    portal: LivePortal, visit: Any, clerk: tuple[Path, x509.Certificate]
+) -> None:
+    holder = visit(clerk[0], P12_PASSPHRASE)
+    go(holder, "/")
+    groups = holder.page.locator("nav.main .navtitle").all_inner_texts()
+    assert groups == ["My certificate"]
+    officer = visit(portal.demo_p12("demo-ra"))
+    go(officer, "/console/people")
+    assert officer.page.locator("nav.main .navtitle").all_inner_texts() == [
+        "My certificate",
+        "Office console",
+    ]
+    office = officer.page.locator("nav.main .navgroup").nth(1)
+    assert "People" in office.inner_text() and "Home" not in office.inner_text()
+    assert office.locator("a[aria-current=page]").inner_text() == "People"
+    go(officer, "/console/people", "zh-CN")
+    titles = officer.page.locator("nav.main .navtitle").all_inner_texts()
+    assert titles == ["我的证书", "业务管理"]
+
+
+def test_serials_and_dates_do_not_wrap_on_a_phone(portal: LivePortal, visit: Any) -> None:
+    it = visit(portal.demo_p12("demo-it"), viewport=(390, 844))
+    assert go(it, "/console/unit") == 200
+    cells = it.page.locator("table td.mono, table td.date")
+    assert cells.count() > 0
+    for i in range(cells.count()):
+        cell = cells.nth(i)
+        lines = cell.evaluate(  # the distinct tops of the text's line boxes
+            "c => { const r = document.createRange(); r.selectNodeContents(c);"
+            " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }"
+        )
+        assert lines <= 1, (cell.inner_text(), lines)
 
 
 # -- screenshots of the main pages (files only with CERTDESK_SCREENSHOTS=1) -----------------
