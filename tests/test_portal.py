@@ -129,7 +129,7 @@ def test_expired_revoked_departed_explained(demo: Context) -> None:
     revoke(demo, serial, "keyCompromise")
     revoked = client_for(app, der, lang="zh-CN").get("/")
     assert problem_code(revoked.text) == "login.revoked" and "keyCompromise" in revoked.text
-    assert "被吊销" in revoked.text
+    assert "被吊销" in revoked.text and "原因：密钥泄露（keyCompromise）" in revoked.text
 
     registry.add_person(demo, "p-leaver", "Wang Wu", "DEMO", "wang@demo.example")
     other = issue_for(demo, "p-leaver")

@@ -454,7 +454,25 @@ class _Lenient(string.Formatter):
 _FORMATTER = _Lenient()
 
 
+# RFC 5280 reasons in a zh-CN message: the Chinese name, the standard name after it (what the
+# officer and the CLI use). English messages keep the standard name alone.
+REASONS_ZH = {
+    "unspecified": "未指定",
+    "keyCompromise": "密钥泄露",
+    "cACompromise": "CA 密钥泄露",
+    "affiliationChanged": "隶属关系变更",
+    "superseded": "已被取代",
+    "cessationOfOperation": "停止使用",
+    "certificateHold": "证书冻结",
+    "removeFromCRL": "从 CRL 中移除",
+    "privilegeWithdrawn": "权限撤销",
+    "aACompromise": "属性机构密钥泄露",
+}
+
+
 def render(code: str, locale: Locale, params: dict[str, Any]) -> str:
     msg = CATALOG[code]
     template = msg.zh if locale == "zh-CN" else msg.en
+    if locale == "zh-CN" and params.get("reason") in REASONS_ZH:
+        params = {**params, "reason": f"{REASONS_ZH[params['reason']]}（{params['reason']}）"}
     return _FORMATTER.format(template, **params)
