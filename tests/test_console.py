@@ -423,3 +423,12 @@ def test_codes_page_lists_codes_given_but_never_the_code(office: Office) -> None
     assert "尚未使用" in zh and "72 小时" in zh
     person = ra.get("/console/people/demo-0001").text
     assert 'id="issue" class="button" href="/console/codes?person=demo-0001"' in person
+
+
+@sqlite_only
+def test_home_page_names_roles_and_position_not_their_ids(office: Office) -> None:
+    en = office.page("holder").get("/").text
+    assert '<dd id="roles">Certificate holder, Finance clerk</dd>' in en
+    zh = office.page("holder", "zh-CN").get("/").text
+    assert '<dd id="roles">证书持有人、财务经办人</dd>' in zh and "财务经办人" in zh
+    assert "finance_clerk" not in zh and "holder," not in zh
