@@ -524,8 +524,11 @@ def serve(
     """Serve HTTPS (portal, EST, renewal API, CA certificates, CRLs)."""
     from certdesk.services.maintenance import run_maintenance, start_maintenance_thread
     from certdesk.services.server_tls import ensure_tls_certificate
+    from certdesk.web.server import claim_port
     from certdesk.web.server import serve as run_server
 
+    tls = False if plain_http else None
+    listener = claim_port(load_config(_state["config"]), host, port, tls)  # before anything
     ctx = context()
     report = run_maintenance(ctx)  # e.g. issuances a crash interrupted are closed, audited
     if report.abandoned:
@@ -533,7 +536,7 @@ def serve(
         say(f"Closed {n} interrupted issuance(s).", f"已关闭 {n} 个中断的签发。")
     ensure_tls_certificate(ctx)
     start_maintenance_thread(ctx, dt.timedelta(minutes=ctx.config.renewal.maintenance_minutes))
-    run_server(ctx, host, port, tls=False if plain_http else None)
+    run_server(ctx, listener, tls=tls)
 
 
 holder.register(app, token_app)
