@@ -285,7 +285,17 @@ def enroll(
         Path | None, typer.Option(help="No token: write key + certificate to this PKCS#12 file")
     ] = None,
     p12_passphrase: Annotated[
-        str | None, typer.Option(help="Passphrase of the PKCS#12 file (asked for if missing)")
+        str | None,
+        typer.Option(
+            help="Passphrase of the PKCS#12 file, 8 characters or more (asked if missing)"
+        ),
+    ] = None,
+    p12_passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Read the PKCS#12 passphrase from the first line of this file ('-': standard "
+            "input), for scripts: no terminal needed, not shown by ps"
+        ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the certificate (PEM) here")] = None,
     as_json: JsonOpt = False,
@@ -309,7 +319,13 @@ def enroll(
     elif p12 is not None:
         from certdesk.services.enrolment.pkcs12 import enroll_pkcs12
 
-        secret = p12_passphrase or ask_secret("PKCS#12 passphrase / PKCS#12 文件口令", confirm=True)
+        if p12_passphrase is not None:
+            secret = p12_passphrase
+        elif p12_passphrase_file is not None:
+            secret = _first_line(p12_passphrase_file)
+        else:
+            prompt = "PKCS#12 passphrase (8+ characters) / PKCS#12 文件口令（至少 8 位）"
+            secret = ask_secret(prompt, confirm=True)
         issued, data = enroll_pkcs12(issuance.issue, ctx, person_id, secret)
         _write_new(p12, data)
     else:
@@ -343,6 +359,12 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise CertdeskError("input.invalid", detail=f"{path}: {exc.strerror}") from None
+
+
+def _first_line(path: Path) -> str:
+    """A secret given as a file (or '-': standard input): its first line, without the newline."""
+    text = sys.stdin.readline() if str(path) == "-" else _read(path).decode("utf-8", "replace")
+    return text.splitlines()[0] if text.splitlines() else ""
 
 
 def _write_new(path: Path, data: bytes) -> None:
