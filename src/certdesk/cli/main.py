@@ -83,14 +83,32 @@ def context() -> Context:
 @app.command("init")
 def init_demo() -> None:
     """Create the demo CA, unit, roles and person under ./var (does nothing the second time)."""
-    from certdesk.services.demo import bootstrap
+    from certdesk.services.demo import bootstrap, demo_guide
 
+    ctx = context()
     with console.status("Setting up the demo… / 正在初始化演示环境…"):
-        report = bootstrap(context())
+        report = bootstrap(ctx)
     if report.created:
         say("Created: " + ", ".join(report.created), "已创建：" + "，".join(report.created))
     else:
         say("Everything was already set up.", "演示环境已存在，无需更改。")
+    guide = demo_guide(ctx)
+    say(
+        f"Portal: {guide.url}/ once `certdesk serve` runs (status page {guide.url}/status). "
+        f"Root CA to trust: {guide.root_pem}",
+        f"门户：运行 `certdesk serve` 后访问 {guide.url}/（状态页 {guide.url}/status）。"
+        f"需信任的根证书：{guide.root_pem}",
+    )
+    say(
+        f"Demo people — import a PKCS#12 file into the browser, passphrase {guide.passphrase}:",
+        f"演示人员——将 PKCS#12 文件导入浏览器，口令 {guide.passphrase}：",
+    )
+    for person in guide.people:
+        line = f"  {person.person_id:<11} {person.position:<24} "
+        say(
+            line + (str(person.p12) if person.p12 else "(no file: enrol onto a token)"),
+            line + (str(person.p12) if person.p12 else "（无文件：写入 USB Key）"),
+        )
 
 
 @ca_app.command("init")
