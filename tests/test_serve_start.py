@@ -58,8 +58,12 @@ def test_a_taken_port_is_refused_before_anything_is_done(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = _env(tmp_path, CERTDESK_SERVER_PORT=str(port), CERTDESK_LANG=lang)
-        result = _certdesk(tmp_path, env, "serve")
+        if lang == "en":  # the port from the configuration
+            env = _env(tmp_path, CERTDESK_SERVER_PORT=str(port), CERTDESK_LANG=lang)
+            result = _certdesk(tmp_path, env, "serve")
+        else:  # the port from the command line
+            env = _env(tmp_path, CERTDESK_LANG=lang)
+            result = _certdesk(tmp_path, env, "serve", "--port", str(port))
     assert result.returncode == 3, result.stderr
     assert "[server.port_in_use]" in result.stderr
     assert words in result.stderr and str(port) in result.stderr

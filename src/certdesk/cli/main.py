@@ -13,7 +13,7 @@ import typer
 
 from certdesk.cli import holder
 from certdesk.cli.output import ask_secret, console, emit_json, fail, say, table
-from certdesk.config import load_config
+from certdesk.config import Config, load_config
 from certdesk.domain.errors import CertdeskError
 
 if TYPE_CHECKING:  # the server side is imported when an office command runs, not for `renew`
@@ -70,11 +70,12 @@ def _registry() -> ModuleType:
     return registry
 
 
-def context() -> Context:
+def context(config: Config | None = None) -> Context:
     """Configuration, database (migrated to the newest schema) and the acting officer."""
     from certdesk.services.context import Context
 
-    return Context.open(load_config(_state["config"]), actor=f"cli:{getpass.getuser()}")
+    config = config or load_config(_state["config"])
+    return Context.open(config, actor=f"cli:{getpass.getuser()}")
 
 
 # -- demo and CA ------------------------------------------------------------------------------
@@ -567,16 +568,20 @@ def serve(
     from certdesk.web.server import claim_port
     from certdesk.web.server import serve as run_server
 
-    tls = False if plain_http else None
-    listener = claim_port(load_config(_state["config"]), host, port, tls)  # before anything
-    ctx = context()
+    # --host/--port/--plain-http are the configuration for this run, so the URLs the server
+    # writes into certificates (derived from server.port unless urls.base is set) follow them
+    given = {"host": host, "port": port, "tls": False if plain_http else None}
+    config = load_config(_state["config"])
+    config = config.replace(server={k: v for k, v in given.items() if v is not None})
+    listener = claim_port(config)  # before anything else: a taken port changes nothing
+    ctx = context(config)
     report = run_maintenance(ctx)  # e.g. issuances a crash interrupted are closed, audited
     if report.abandoned:
         n = len(report.abandoned)
         say(f"Closed {n} interrupted issuance(s).", f"已关闭 {n} 个中断的签发。")
     ensure_tls_certificate(ctx)
     start_maintenance_thread(ctx, dt.timedelta(minutes=ctx.config.renewal.maintenance_minutes))
-    run_server(ctx, listener, tls=tls)
+    run_server(ctx, listener)
 
 
 holder.register(app, token_app)

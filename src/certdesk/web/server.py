@@ -31,15 +31,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def claim_port(
-    config: Config, host: str | None = None, port: int | None = None, tls: bool | None = None
-) -> socket.socket:
+def claim_port(config: Config) -> socket.socket:
     """Bind the listening socket first, before `serve` touches the database or any file: a port
     already taken is refused with `server.port_in_use` (not uvicorn's raw `[Errno 98]` after the
     start-up work), and the socket is handed to uvicorn, so nothing can take it in between."""
-    host = host or config.server.host
-    port = port or config.server.port
-    if not (config.server.tls if tls is None else tls) and not is_loopback(host):
+    host, port = config.server.host, config.server.port
+    if not config.server.tls and not is_loopback(host):
         raise CertdeskError(
             "config.invalid",
             detail=f"plain HTTP (server.tls = false, --plain-http) listens on loopback "
@@ -60,9 +57,9 @@ def claim_port(
     return sock
 
 
-def serve(ctx: Context, listener: socket.socket, tls: bool | None = None) -> None:
+def serve(ctx: Context, listener: socket.socket) -> None:
     """Run the application on the socket `claim_port` bound."""
-    if not (ctx.config.server.tls if tls is None else tls):
+    if not ctx.config.server.tls:
         config = uvicorn.Config(create_app(ctx), proxy_headers=False, log_level="info")
     else:
         key_path, cert_path = tls_paths(ctx)
