@@ -37,11 +37,10 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/status"): PUBLIC,
     ("GET", "/pki/{name}"): PUBLIC,
-    **{
-        (method, path): PUBLIC
-        for method in ("GET", "HEAD")
-        for path in ("/openapi.json", "/api/docs", "/docs/oauth2-redirect", "/redoc")
-    },
+    ("GET", "/openapi.json"): PUBLIC,
+    ("HEAD", "/openapi.json"): PUBLIC,
+    ("GET", "/api/docs"): PUBLIC,  # web/api_docs.py: the page and Swagger UI's files
+    ("GET", "/api/docs/{name}"): PUBLIC,
     ("GET", "/.well-known/est/cacerts"): PUBLIC,
     ("GET", "/.well-known/est/csrattrs"): PUBLIC,
     ("POST", "/.well-known/est/simpleenroll"): OWN_AUTH,

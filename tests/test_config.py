@@ -234,6 +234,24 @@ def test_url_fills_base() -> None:
     assert cfg.url("ca_issuers") == "https://127.0.0.1:8443/pki/issuing.crt"
 
 
+def test_base_follows_the_port_unless_set() -> None:
+    """Setting only the port must not leave certificates pointing at 8443."""
+    moved = load_config(None, {"CERTDESK_SERVER_PORT": "9443"})
+    assert moved.base_url == "https://127.0.0.1:9443"
+    assert moved.url("crl") == "https://127.0.0.1:9443/pki/issuing.crl"
+    named = load_config(
+        None,
+        {"CERTDESK_SERVER_HOSTNAMES": "portal.example, 10.0.0.5", "CERTDESK_SERVER_PORT": "443"},
+    )
+    assert named.url("ca_issuers") == "https://portal.example/pki/issuing.crt"
+    v6 = Config().replace(server={"hostnames": "::1", "port": 8444})
+    assert v6.base_url == "https://[::1]:8444"
+    explicit = load_config(
+        None, {"CERTDESK_SERVER_PORT": "9443", "CERTDESK_URLS_BASE": "https://pki.example/"}
+    )
+    assert explicit.url("crl") == "https://pki.example/pki/issuing.crl"
+
+
 def test_url_fills_configured_base_without_double_slash(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, SAMPLE), {})  # base ends with "/"
     assert cfg.url("crl") == "https://pki.example.org/pki/issuing.crl"

@@ -59,7 +59,7 @@ def test_a_new_generation_issues_and_the_old_one_stays_trusted(
     pki = pki_dir(ctx)
     checked = openssl_verify(pki, leaf, ctx.clock.now(), "-untrusted", pki / "issuing-2.pem")
     assert checked.returncode == 0, checked.stderr
-    expected_crl = f"{ctx.config.urls.base.rstrip('/')}/pki/issuing-2.crl"
+    expected_crl = f"{ctx.config.base_url}/pki/issuing-2.crl"
     points = new.certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints)
     assert points.value[0].full_name[0].value == expected_crl  # type: ignore[index]
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 
 from cryptography import x509
 
 from certdesk.domain.clock import FixedClock
 from certdesk.services.context import Context
 from certdesk.services.server_tls import ensure_tls_certificate, tls_paths
+from certdesk.store import audit
+from certdesk.store.audit import AuditRecord
 
 
 def _names(ctx: Context) -> set[str]:
@@ -39,3 +42,36 @@ def test_issued_when_missing_kept_while_fresh_reissued_for_names_and_end(
     clock.advance(dt.timedelta(days=340))  # within the last 30 days of the year
     assert ensure_tls_certificate(renamed)
     assert not ensure_tls_certificate(renamed)
+
+
+def _repairs(ctx: Context) -> list[AuditRecord]:
+    with ctx.db.read() as conn:
+        return audit.newest_first(conn, None, 10, action="server_tls.repaired")
+
+
+def test_not_valid_now_is_repaired_at_start_and_audited(ca_ctx: Context, clock: FixedClock) -> None:
+    """A server once started with its clock 340 days ahead (the README's libfaketime demo) left a
+    certificate whose notBefore is in the future; the next start at the real date repairs it."""
+    today = clock.now()
+    clock.advance(dt.timedelta(days=340))
+    assert ensure_tls_certificate(ca_ctx)
+    future = x509.load_pem_x509_certificates(tls_paths(ca_ctx)[1].read_bytes())[0]
+    assert future.not_valid_before_utc > today
+    assert not _repairs(ca_ctx)
+
+    back = dataclasses.replace(ca_ctx, clock=FixedClock(today))
+    assert ensure_tls_certificate(back)
+    repaired = x509.load_pem_x509_certificates(tls_paths(back)[1].read_bytes())[0]
+    assert repaired.not_valid_before_utc <= today < repaired.not_valid_after_utc
+    (record,) = _repairs(back)
+    assert json.loads(record.before or "{}")["reason"] == "not_yet_valid"
+    assert json.loads(record.before or "{}")["serial"] == f"{future.serial_number:x}"
+    assert record.object_id == f"{repaired.serial_number:x}"
+    assert not ensure_tls_certificate(back)  # valid now: kept, nothing more recorded
+    assert len(_repairs(back)) == 1
+
+    later = dataclasses.replace(
+        ca_ctx, clock=FixedClock(repaired.not_valid_after_utc + dt.timedelta(days=1))
+    )
+    assert ensure_tls_certificate(later)
+    assert json.loads(_repairs(later)[0].before or "{}")["reason"] == "expired"

@@ -57,7 +57,7 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class UrlsConfig:
-    base: str = "https://127.0.0.1:8443"
+    base: str = ""  # empty: https://<first of server.hostnames>:<server.port> (Config.base_url)
     crl: str = "{base}/pki/issuing.crl"
     ocsp: str = "{base}/ocsp"
     ca_issuers: str = "{base}/pki/issuing.crt"
@@ -131,10 +131,25 @@ class Config:
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.data_dir / 'certdesk.db'}"
 
+    @property
+    def base_url(self) -> str:
+        """The public base URL: `urls.base` when set (e.g. nginx in front, another name),
+        otherwise where `certdesk serve` answers: the first of `server.hostnames` (the name on
+        its TLS certificate; `server.host` when none) and `server.port`. So changing the port
+        alone changes the URLs written into certificates too."""
+        if self.urls.base:
+            return self.urls.base.rstrip("/")
+        names = [h.strip() for h in self.server.hostnames.split(",") if h.strip()]
+        host = names[0] if names else self.server.host
+        if ":" in host:  # an IPv6 address
+            host = f"[{host}]"
+        port = "" if self.server.port == 443 else f":{self.server.port}"
+        return f"https://{host}{port}"
+
     def url(self, name: str) -> str:
         """A public URL from [urls] with `{base}` filled in."""
         template: str = getattr(self.urls, name)
-        return template.format(base=self.urls.base.rstrip("/"))
+        return template.format(base=self.base_url)
 
     def replace(self, **sections: Mapping[str, Any]) -> Config:
         """A copy with some keys changed, e.g. `cfg.replace(ca={"key_type": "rsa-2048"})`."""

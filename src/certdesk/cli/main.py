@@ -13,7 +13,7 @@ import typer
 
 from certdesk.cli import holder
 from certdesk.cli.output import ask_secret, console, emit_json, fail, say, table
-from certdesk.config import load_config
+from certdesk.config import Config, load_config
 from certdesk.domain.errors import CertdeskError
 
 if TYPE_CHECKING:  # the server side is imported when an office command runs, not for `renew`
@@ -70,11 +70,12 @@ def _registry() -> ModuleType:
     return registry
 
 
-def context() -> Context:
+def context(config: Config | None = None) -> Context:
     """Configuration, database (migrated to the newest schema) and the acting officer."""
     from certdesk.services.context import Context
 
-    return Context.open(load_config(_state["config"]), actor=f"cli:{getpass.getuser()}")
+    config = config or load_config(_state["config"])
+    return Context.open(config, actor=f"cli:{getpass.getuser()}")
 
 
 # -- demo and CA ------------------------------------------------------------------------------
@@ -83,14 +84,32 @@ def context() -> Context:
 @app.command("init")
 def init_demo() -> None:
     """Create the demo CA, unit, roles and person under ./var (does nothing the second time)."""
-    from certdesk.services.demo import bootstrap
+    from certdesk.services.demo import bootstrap, demo_guide
 
+    ctx = context()
     with console.status("Setting up the demo… / 正在初始化演示环境…"):
-        report = bootstrap(context())
+        report = bootstrap(ctx)
     if report.created:
         say("Created: " + ", ".join(report.created), "已创建：" + "，".join(report.created))
     else:
         say("Everything was already set up.", "演示环境已存在，无需更改。")
+    guide = demo_guide(ctx)
+    say(
+        f"Portal: {guide.url}/ once `certdesk serve` runs (status page {guide.url}/status). "
+        f"Root CA to trust: {guide.root_pem}",
+        f"门户：运行 `certdesk serve` 后访问 {guide.url}/（状态页 {guide.url}/status）。"
+        f"需信任的根证书：{guide.root_pem}",
+    )
+    say(
+        f"Demo people — import a PKCS#12 file into the browser, passphrase {guide.passphrase}:",
+        f"演示人员——将 PKCS#12 文件导入浏览器，口令 {guide.passphrase}：",
+    )
+    for person in guide.people:
+        line = f"  {person.person_id:<11} {person.position:<24} "
+        say(
+            line + (str(person.p12) if person.p12 else "(no file: enrol onto a token)"),
+            line + (str(person.p12) if person.p12 else "（无文件：写入 USB Key）"),
+        )
 
 
 @ca_app.command("init")
@@ -285,7 +304,17 @@ def enroll(
         Path | None, typer.Option(help="No token: write key + certificate to this PKCS#12 file")
     ] = None,
     p12_passphrase: Annotated[
-        str | None, typer.Option(help="Passphrase of the PKCS#12 file (asked for if missing)")
+        str | None,
+        typer.Option(
+            help="Passphrase of the PKCS#12 file, 8 characters or more (asked if missing)"
+        ),
+    ] = None,
+    p12_passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Read the PKCS#12 passphrase from the first line of this file ('-': standard "
+            "input), for scripts: no terminal needed, not shown by ps"
+        ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the certificate (PEM) here")] = None,
     as_json: JsonOpt = False,
@@ -309,7 +338,13 @@ def enroll(
     elif p12 is not None:
         from certdesk.services.enrolment.pkcs12 import enroll_pkcs12
 
-        secret = p12_passphrase or ask_secret("PKCS#12 passphrase / PKCS#12 文件口令", confirm=True)
+        if p12_passphrase is not None:
+            secret = p12_passphrase
+        elif p12_passphrase_file is not None:
+            secret = _first_line(p12_passphrase_file)
+        else:
+            prompt = "PKCS#12 passphrase (8+ characters) / PKCS#12 文件口令（至少 8 位）"
+            secret = ask_secret(prompt, confirm=True)
         issued, data = enroll_pkcs12(issuance.issue, ctx, person_id, secret)
         _write_new(p12, data)
     else:
@@ -343,6 +378,12 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise CertdeskError("input.invalid", detail=f"{path}: {exc.strerror}") from None
+
+
+def _first_line(path: Path) -> str:
+    """A secret given as a file (or '-': standard input): its first line, without the newline."""
+    text = sys.stdin.readline() if str(path) == "-" else _read(path).decode("utf-8", "replace")
+    return text.splitlines()[0] if text.splitlines() else ""
 
 
 def _write_new(path: Path, data: bytes) -> None:
@@ -524,16 +565,23 @@ def serve(
     """Serve HTTPS (portal, EST, renewal API, CA certificates, CRLs)."""
     from certdesk.services.maintenance import run_maintenance, start_maintenance_thread
     from certdesk.services.server_tls import ensure_tls_certificate
+    from certdesk.web.server import claim_port
     from certdesk.web.server import serve as run_server
 
-    ctx = context()
+    # --host/--port/--plain-http are the configuration for this run, so the URLs the server
+    # writes into certificates (derived from server.port unless urls.base is set) follow them
+    given = {"host": host, "port": port, "tls": False if plain_http else None}
+    config = load_config(_state["config"])
+    config = config.replace(server={k: v for k, v in given.items() if v is not None})
+    listener = claim_port(config)  # before anything else: a taken port changes nothing
+    ctx = context(config)
     report = run_maintenance(ctx)  # e.g. issuances a crash interrupted are closed, audited
     if report.abandoned:
         n = len(report.abandoned)
         say(f"Closed {n} interrupted issuance(s).", f"已关闭 {n} 个中断的签发。")
     ensure_tls_certificate(ctx)
     start_maintenance_thread(ctx, dt.timedelta(minutes=ctx.config.renewal.maintenance_minutes))
-    run_server(ctx, host, port, tls=False if plain_http else None)
+    run_server(ctx, listener)
 
 
 holder.register(app, token_app)

@@ -441,6 +441,17 @@ CATALOG: dict[str, Message] = {
     "form.not_found": Message(404, "No form named {name!r}.", "没有名为 {name!r} 的表格。"),
     # config
     "config.invalid": Message(400, "Configuration error: {detail}", "配置错误：{detail}"),
+    # serve
+    "server.port_in_use": Message(
+        409,
+        "Port {port} on {host} is already in use (another `certdesk serve`, or another program); nothing was started or changed. Stop it, or choose another port: server.port in certdesk.toml, CERTDESK_SERVER_PORT or `serve --port`.",
+        "{host} 上的端口 {port} 已被占用（另一个 `certdesk serve` 或其他程序），未启动或更改任何内容。请先停止它，或换一个端口：certdesk.toml 中的 server.port、CERTDESK_SERVER_PORT 或 `serve --port`。",
+    ),
+    "server.cannot_listen": Message(
+        400,
+        "Cannot listen on {host} port {port}: {detail}; nothing was started or changed.",
+        "无法在 {host} 的端口 {port} 上监听：{detail}；未启动或更改任何内容。",
+    ),
 }
 
 

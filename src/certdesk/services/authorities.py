@@ -190,7 +190,7 @@ def publication_urls(ctx: Context, issuer: str) -> PublicationUrls:
         return PublicationUrls(
             ctx.config.url("crl"), ctx.config.url("ocsp"), ctx.config.url("ca_issuers")
         )
-    base = ctx.config.urls.base.rstrip("/")
+    base = ctx.config.base_url
     return PublicationUrls(
         f"{base}/pki/{issuer}.crl", ctx.config.url("ocsp"), f"{base}/pki/{issuer}.crt"
     )

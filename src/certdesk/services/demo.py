@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from certdesk.services import registry
 from certdesk.services.authorities import ISSUING, ROOT, get_authority
@@ -67,6 +68,41 @@ class BootstrapReport:
 
     def note(self, what: str) -> None:
         self.created.append(what)
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    person_id: str
+    name: str
+    position: str  # the position's name, e.g. "Registration officer"
+    p12: Path | None  # the PKCS#12 file to import into a browser; None: enrol onto a token
+
+
+@dataclass(frozen=True)
+class DemoGuide:
+    """What `certdesk init` tells at the end: where the portal answers and how to log in."""
+
+    url: str
+    root_pem: Path
+    passphrase: str
+    people: list[DemoPerson]
+
+
+def demo_guide(ctx: Context) -> DemoGuide:
+    folder = ctx.config.data_dir / "demo"
+    holder_id, holder_name, _unit, _email, holder_position = DEMO_PERSON
+    people = [DemoPerson(holder_id, holder_name, POSITIONS[holder_position][0], None)]
+    for person_id, name, position in DEMO_STAFF:
+        p12 = folder / f"{person_id}.p12"
+        people.append(
+            DemoPerson(person_id, name, POSITIONS[position][0], p12 if p12.exists() else None)
+        )
+    return DemoGuide(
+        url=ctx.config.base_url,
+        root_pem=ctx.config.data_dir / "pki" / "root.pem",
+        passphrase=DEMO_PASSPHRASE,
+        people=people,
+    )
 
 
 def ensure_passphrase_file(ctx: Context) -> None:

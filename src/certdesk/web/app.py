@@ -20,7 +20,7 @@ from certdesk.services.enrolment import Issue
 from certdesk.services.group_commit import GroupCommitter
 from certdesk.services.issuance import Issuance
 from certdesk.services.renewal import Renewals
-from certdesk.web import api, est, renewal_api
+from certdesk.web import api, api_docs, est, renewal_api
 from certdesk.web.portal import (
     console_certs,
     console_content,
@@ -90,13 +90,16 @@ def wants_html(request: Request) -> bool:
 
 
 def create_app(ctx: Context) -> FastAPI:
-    app = FastAPI(title="certdesk", version=__version__, docs_url="/api/docs")
+    # The API docs are served by web/api_docs.py from files in the package (no CDN, no inline
+    # script), within the portal's Content-Security-Policy; FastAPI's own pages are off.
+    app = FastAPI(title="certdesk", version=__version__, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
     app.state.services = Services(ctx)
     app.include_router(renewal_api.router)
     app.include_router(est.router)
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(api_docs.router)
     for console in (
         console_registry,
         console_tokens,

@@ -7,10 +7,13 @@ would otherwise change `request.client`, the address `server.trusted_proxies` is
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import socket
 
 import uvicorn
 
+from certdesk.config import Config
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.authorities import pki_dir
 from certdesk.services.context import Context
@@ -28,30 +31,46 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(
-    ctx: Context, host: str | None = None, port: int | None = None, tls: bool | None = None
-) -> None:
-    host = host or ctx.config.server.host
-    port = port or ctx.config.server.port
-    if not (ctx.config.server.tls if tls is None else tls):
-        if not is_loopback(host):
-            raise CertdeskError(
-                "config.invalid",
-                detail=f"plain HTTP (server.tls = false, --plain-http) listens on loopback "
-                f"only, not on {host}; a reverse proxy on this machine terminates TLS",
-            )
-        uvicorn.run(create_app(ctx), host=host, port=port, proxy_headers=False, log_level="info")
-        return
-    key_path, cert_path = tls_paths(ctx)
-    uvicorn.run(
-        create_app(ctx),
-        host=host,
-        port=port,
-        http=ClientCertProtocol,
-        ssl_certfile=str(cert_path),
-        ssl_context_factory=context_factory(
-            str(cert_path), str(key_path), str(pki_dir(ctx) / "chain.pem")
-        ),
-        proxy_headers=False,
-        log_level="info",
-    )
+def claim_port(config: Config) -> socket.socket:
+    """Bind the listening socket first, before `serve` touches the database or any file: a port
+    already taken is refused with `server.port_in_use` (not uvicorn's raw `[Errno 98]` after the
+    start-up work), and the socket is handed to uvicorn, so nothing can take it in between."""
+    host, port = config.server.host, config.server.port
+    if not config.server.tls and not is_loopback(host):
+        raise CertdeskError(
+            "config.invalid",
+            detail=f"plain HTTP (server.tls = false, --plain-http) listens on loopback "
+            f"only, not on {host}; a reverse proxy on this machine terminates TLS",
+        )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise CertdeskError("server.port_in_use", host=host, port=port) from None
+        raise CertdeskError(
+            "server.cannot_listen", host=host, port=port, detail=exc.strerror or str(exc)
+        ) from None
+    return sock
+
+
+def serve(ctx: Context, listener: socket.socket) -> None:
+    """Run the application on the socket `claim_port` bound."""
+    if not ctx.config.server.tls:
+        config = uvicorn.Config(create_app(ctx), proxy_headers=False, log_level="info")
+    else:
+        key_path, cert_path = tls_paths(ctx)
+        config = uvicorn.Config(
+            create_app(ctx),
+            http=ClientCertProtocol,
+            ssl_certfile=str(cert_path),
+            ssl_context_factory=context_factory(
+                str(cert_path), str(key_path), str(pki_dir(ctx) / "chain.pem")
+            ),
+            proxy_headers=False,
+            log_level="info",
+        )
+    uvicorn.Server(config).run(sockets=[listener])
