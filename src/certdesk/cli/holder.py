@@ -19,6 +19,7 @@ from certdesk.client.renewal import TokenRenewal
 from certdesk.client.server import Server, fetch_root_unverified, fingerprint
 from certdesk.client.settings import ClientSettings, load_settings, module_from_env, token_module
 from certdesk.domain.errors import CertdeskError
+from certdesk.domain.fingerprints import colon_hex
 from certdesk.domain.renewal import RenewalPolicy
 from certdesk.domain.states import CertState
 from certdesk.token.device import Device, find_token, open_session
@@ -30,10 +31,6 @@ LabelOpt = Annotated[
     str | None, typer.Option("--label", help="Token label (default: the only token present)")
 ]
 PinOpt = Annotated[str | None, typer.Option(help="Token PIN (asked for if missing)")]
-
-
-def _colon_hex(hexdigest: str) -> str:
-    return ":".join(hexdigest[i : i + 2] for i in range(0, len(hexdigest), 2)).upper()
 
 
 def connect(
@@ -49,14 +46,16 @@ def connect(
     root = fetch_root_unverified(url)
     got = fingerprint(root)
     say(
-        f"Root CA: {root.subject.rfc4514_string()}\nSHA-256 fingerprint: {_colon_hex(got)}",
-        f"根证书：{root.subject.rfc4514_string()}\nSHA-256 指纹：{_colon_hex(got)}",
+        f"Root CA: {root.subject.rfc4514_string()}\nSHA-256 fingerprint: {colon_hex(got)}",
+        f"根证书：{root.subject.rfc4514_string()}\nSHA-256 指纹：{colon_hex(got)}",
     )
     if expect is not None:
         wanted = expect.replace(":", "").lower()
         if wanted != got:
             raise CertdeskError("client.fingerprint_mismatch", got=got, expected=wanted)
-    elif not yes and not ask_yes("Trust this root CA? / 是否信任此根证书？", "--yes"):
+    elif not yes and not ask_yes(
+        "Trust this root CA? / 是否信任此根证书？", "--yes", "certdesk connect"
+    ):
         raise CertdeskError("client.untrusted")
     old = load_settings(required=False)
     settings = ClientSettings(
@@ -228,7 +227,9 @@ def _show_profile(yes: bool) -> Any:
         if (
             allowed
             and not yes
-            and not ask_yes("Renew now with this data? / 使用以上信息更新证书？", "--yes")
+            and not ask_yes(
+                "Renew now with this data? / 使用以上信息更新证书？", "--yes", "certdesk renew"
+            )
         ):
             raise CertdeskError("client.untrusted")
 

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from certdesk.cli import holder
-from certdesk.cli.output import ask_secret, console, emit_json, fail, say, table
+from certdesk.cli.output import (
+    ask_secret,
+    confirm,
+    console,
+    emit_json,
+    fail,
+    fields,
+    say,
+    table,
+)
 from certdesk.config import load_config
 from certdesk.domain.errors import CertdeskError
 
@@ -55,6 +64,10 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="certdesk.toml (default: ./certdesk.toml)")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+YesOpt = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (scripts).")]
+SerialArg = Annotated[
+    str, typer.Argument(help="Serial in hex (colons and 0x allowed), or a unique prefix of 6+")
+]
 
 _state: dict[str, Path | None] = {"config": None}
 
@@ -108,7 +121,7 @@ def ca_init() -> None:
 
 @ca_app.command("show")
 def ca_show(as_json: JsonOpt = False) -> None:
-    """Show the CAs (root and issuing generations), their keys, states and CRL numbers."""
+    """Show the CAs (root and issuing generations): keys, states, CRL numbers, fingerprints."""
     from certdesk.services.authorities import list_authorities
 
     ctx = context()
@@ -124,15 +137,34 @@ def ca_show(as_json: JsonOpt = False) -> None:
             "key_type": i.key_type,
             "key": i.key_ref,
             "serial": format(i.certificate.serial_number, "x"),
+            "not_before": i.certificate.not_valid_before_utc.isoformat(),
             "not_after": i.certificate.not_valid_after_utc.isoformat(),
+            "sha256_fingerprint": i.fingerprint,
             "crl_number": i.crl_number,
         }
         for i in infos
     ]
     if as_json:
         emit_json(rows)
-    else:
-        table("CA", list(rows[0]), [list(r.values()) for r in rows])
+        return
+    for n, row in enumerate(rows):
+        if n:
+            console.print()
+        fields(
+            f"CA {row['name']} ({row['role']}, generation {row['generation']}, {row['state']})",
+            [
+                ("subject", row["subject"]),
+                ("SHA-256 fingerprint", row["sha256_fingerprint"]),
+                ("serial", row["serial"]),
+                ("valid", f"{_minute(row['not_before'])} – {_minute(row['not_after'])} UTC"),
+                ("key", f"{row['key_type']}, {row['key']}"),
+                ("CRL number", row["crl_number"]),
+            ],
+        )
+
+
+def _minute(iso: object) -> str:
+    return str(iso)[:16].replace("T", " ")
 
 
 # -- registry ---------------------------------------------------------------------------------
@@ -388,7 +420,7 @@ def _cert_table(certs: list) -> None:  # type: ignore[type-arg]
                 c.state.value,
                 c.person_id,
                 c.token_serial,
-                c.not_after.isoformat() if c.not_after else "",
+                f"{c.not_after:%Y-%m-%d %H:%M}" if c.not_after else "",
             ]
             for c in certs
         ],
@@ -401,6 +433,7 @@ def cert_list(
     state: Annotated[str | None, typer.Option(help="active, revoked, …")] = None,
     as_json: JsonOpt = False,
 ) -> None:
+    """Certificates, newest first (serials in full; `not after` in UTC)."""
     from certdesk.services.certificates import list_certificates
 
     certs = list_certificates(context(), person, state)
@@ -412,16 +445,17 @@ def cert_list(
 
 @cert_app.command("show")
 def cert_show(
-    serial: str,
+    serial: SerialArg,
     pem: Annotated[bool, typer.Option("--pem", help="Print the certificate as PEM")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
+    """One certificate by its serial (or a unique prefix of 6+ hex digits)."""
     from certdesk.services.certificates import get_certificate
 
-    record = get_certificate(context(), serial)
+    record = get_certificate(context(), serial, prefix=True)
     if pem:
         if record.der:
             sys.stdout.write(
@@ -431,20 +465,38 @@ def cert_show(
     if as_json:
         emit_json(record.as_dict())
     else:
-        table("Certificate / 证书", ["field", "value"], list(record.as_dict().items()))
+        fields("Certificate / 证书", list(record.as_dict().items()))
 
 
 @cert_app.command("revoke")
 def cert_revoke(
-    serial: str,
+    serial: SerialArg,
     reason: Annotated[
         str, typer.Option(help="RFC 5280 reason, e.g. keyCompromise")
     ] = "unspecified",
+    yes: YesOpt = False,
 ) -> None:
-    """Revoke a certificate; it appears in the next CRL."""
-    from certdesk.services.revocation import revoke
+    """Revoke a certificate (asks first; --yes in scripts); it appears in the next CRL."""
+    from certdesk.services.revocation import preview, revoke
 
-    done = revoke(context(), serial, reason)
+    ctx = context()
+    asked = preview(ctx, serial, reason)
+    fields(
+        "To be revoked / 将吊销",
+        [
+            ("serial / 序列号", asked.serial),
+            ("holder / 持有人", f"{asked.person_id or '-'} ({asked.subject})"),
+            ("state / 状态", asked.state.value),
+            ("reason / 原因", asked.reason.value),
+        ],
+        to_stderr=True,
+    )
+    confirm(
+        "Revoke this certificate? It cannot be undone. / 确认吊销此证书？吊销后不可恢复。",
+        yes,
+        action="certdesk cert revoke",
+    )
+    done = revoke(ctx, asked.serial, asked.reason)
     say(
         f"Certificate {done.serial} revoked ({done.reason.value}).",
         f"证书 {done.serial} 已吊销（{done.reason.value}）。",

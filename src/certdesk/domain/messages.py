@@ -82,6 +82,16 @@ CATALOG: dict[str, Message] = {
     "cert.not_found": Message(
         404, "Unknown certificate serial {serial}.", "序列号为 {serial} 的证书不存在。"
     ),
+    "cert.serial_too_short": Message(
+        400,
+        "No certificate has serial {serial}, and a serial prefix needs at least {minimum} hex digits ({digits} given).",
+        "没有序列号为 {serial} 的证书；按序列号前缀查找至少需要 {minimum} 位十六进制数字（当前 {digits} 位）。",
+    ),
+    "cert.ambiguous_serial": Message(
+        400,
+        "Serial prefix {serial} matches several certificates: {candidates}. Give more digits.",
+        "序列号前缀 {serial} 对应多张证书：{candidates}。请输入更多位数。",
+    ),
     "cert.already_revoked": Message(
         409,
         "Certificate {serial} is already revoked ({reason}, {revoked_at}).",
@@ -439,6 +449,17 @@ CATALOG: dict[str, Message] = {
         "不接受文件 {name!r}：{detail}。可接受的类型：{allowed}。未保存任何内容。",
     ),
     "form.not_found": Message(404, "No form named {name!r}.", "没有名为 {name!r} 的表格。"),
+    # the command line
+    "cli.confirmation_needed": Message(
+        400,
+        "{action}: this needs a confirmation and there is no terminal to ask. Nothing was changed; add {option} to confirm in a script.",
+        "{action}：此操作需要确认，但当前没有可交互的终端。未作任何更改；在脚本中请加 {option} 确认。",
+    ),
+    "cli.cancelled": Message(
+        400,
+        "Cancelled; nothing was changed.",
+        "已取消，未作任何更改。",
+    ),
     # config
     "config.invalid": Message(400, "Configuration error: {detail}", "配置错误：{detail}"),
 }

@@ -18,7 +18,11 @@ from certdesk.domain.revocation import END_ENTITY_REASONS
 from certdesk.domain.states import CertState, RevocationReason
 from certdesk.services.context import Context
 from certdesk.services.lifecycle import Move, transition
+from certdesk.services.serials import normalise_serial, resolve_serial
 from certdesk.store import certificates as cert_store
+from certdesk.store.db import AnyRow
+
+__all__ = ["Revocation", "Revoked", "normalise_serial", "parse_reason", "preview", "revoke"]
 
 _ALLOWED = ", ".join(r.value for r in END_ENTITY_REASONS)
 
@@ -39,15 +43,57 @@ def parse_reason(value: str) -> RevocationReason:
     raise CertdeskError("revocation.bad_reason", reason=value, allowed=_ALLOWED)
 
 
-def normalise_serial(serial: str) -> str:
-    """Serials are accepted as hex with or without colons/0x; stored lowercase without zeros."""
-    cleaned = serial.strip().lower().removeprefix("0x").replace(":", "")
-    try:
-        return format(int(cleaned, 16), "x")
-    except ValueError:
+@dataclass(frozen=True)
+class Revocation:
+    """What a revocation request would revoke, checked but not done (for a confirmation)."""
+
+    serial: str
+    reason: RevocationReason
+    state: CertState
+    person_id: str | None
+    subject: str
+
+
+def _refuse_unrevocable(conn: Connection, hexserial: str, reason: RevocationReason) -> AnyRow:
+    """The rules of an officer's request: an end-entity reason, not a CA, a revocable state."""
+    if reason not in END_ENTITY_REASONS:
+        raise CertdeskError("revocation.bad_reason", reason=reason.value, allowed=_ALLOWED)
+    row = cert_store.get(conn, hexserial)
+    if row is None:
+        raise CertdeskError("cert.not_found", serial=hexserial)
+    if Profile(row.profile).is_ca:
+        raise CertdeskError("cert.ca_certificate", serial=hexserial, profile=row.profile)
+    state = CertState(row.state)
+    if state is CertState.REVOKED:
         raise CertdeskError(
-            "input.invalid", detail=f"serial {serial!r} is not hexadecimal"
-        ) from None
+            "cert.already_revoked",
+            serial=hexserial,
+            reason=row.revocation_reason,
+            revoked_at=row.revoked_at.isoformat(),
+        )
+    if state not in REVOCABLE:
+        raise CertdeskError("cert.not_revocable", serial=hexserial, state=state.value)
+    return row
+
+
+def preview(ctx: Context, serial: str, reason: RevocationReason | str) -> Revocation:
+    """Check a request without changing anything, so the CLI can show it before asking.
+
+    `serial` may be a unique prefix (`services/serials.py`); the answer names the full serial,
+    which is what `revoke` is then given.
+    """
+    parsed = _parsed(reason)
+    with ctx.db.read() as conn:
+        hexserial = resolve_serial(conn, serial)
+        row = _refuse_unrevocable(conn, hexserial, parsed)
+    return Revocation(hexserial, parsed, CertState(row.state), row.person_id, row.subject)
+
+
+def _parsed(reason: RevocationReason | str) -> RevocationReason:
+    parsed = reason if isinstance(reason, RevocationReason) else parse_reason(reason)
+    if parsed not in END_ENTITY_REASONS:
+        raise CertdeskError("revocation.bad_reason", reason=str(reason), allowed=_ALLOWED)
+    return parsed
 
 
 def revoke_in(conn: Connection, ctx: Context, serial: str, reason: RevocationReason) -> Revoked:
@@ -82,9 +128,7 @@ def revoke_in(conn: Connection, ctx: Context, serial: str, reason: RevocationRea
 def revoke(ctx: Context, serial: str, reason: RevocationReason | str) -> Revoked:
     """An officer's request: an end-entity reason only, and never a CA's own certificate (a CA
     is not revoked by a request to it; the console, the API and the CLI refuse alike)."""
-    parsed = reason if isinstance(reason, RevocationReason) else parse_reason(reason)
-    if parsed not in END_ENTITY_REASONS:
-        raise CertdeskError("revocation.bad_reason", reason=str(reason), allowed=_ALLOWED)
+    parsed = _parsed(reason)
     hexserial = normalise_serial(serial)
     with ctx.db.write() as conn:
         row = cert_store.get(conn, hexserial)
