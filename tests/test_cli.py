@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -661,3 +662,100 @@ def test_revoke_asks_first_and_scripts_say_yes(issued_desk: tuple[Desk, str]) ->
     # refusals come before the question: nothing to confirm when nothing can be done
     again = desk.run("cert", "revoke", serial)
     assert_refused(again, 3, "cert.already_revoked", serial)
+
+
+# -- version, help, positions -------------------------------------------------------------------
+
+
+def test_version(desk: Desk) -> None:
+    from certdesk import __version__
+
+    (desk.home / "certdesk.toml").write_text("[polcy]\n", encoding="utf-8")  # not even read
+    shown = desk.ok("--version")
+    assert shown.stdout == f"certdesk {__version__}\n"
+    assert desk.ok("--help").stdout.count("--version") == 1
+
+
+def _commands() -> list[tuple[str, ...]]:
+    """Every command path of the real `certdesk` (the Click tree Typer builds)."""
+    import typer
+
+    from certdesk.cli.main import app
+
+    found: list[tuple[str, ...]] = []
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        found.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+def test_every_command_has_help_and_flags_show_as_flags(desk: Desk) -> None:
+    import typer
+
+    from certdesk.cli.main import app
+
+    commands = _commands()
+    assert ("position", "list") in commands and ("unit", "list") in commands
+    root = typer.main.get_command(app)
+    for path in commands:
+        command: Any = root
+        for name in path:
+            command = command.commands[name]
+        assert (command.help or "").strip(), f"certdesk {' '.join(path)} has no help text"
+        shown = desk.ok(*path, "--help", COLUMNS="100").stdout
+        assert "<bool>" not in shown, shown
+        if path and not hasattr(command, "commands"):
+            assert (command.help or "").split(".")[0][:30] in flat(shown), shown
+    listing = desk.ok("cert", "list", "--help", COLUMNS="100").stdout
+    assert re.search(r"│ --json\s+Machine-readable output", listing), listing
+    assert re.search(r"│ --person\s+<str>\s+Only this person", listing), listing
+
+
+def test_position_list_and_unknown_position_names_the_known_ones(desk: Desk) -> None:
+    assert desk.json("position", "list") == []
+    desk.ok("init")
+    positions = desk.json("position", "list")
+    assert isinstance(positions, list)
+    codes = [p["code"] for p in positions]
+    assert "clerk" in codes and "ra" in codes
+    assert "Finance clerk" in desk.ok("position", "list").stdout
+    refused = desk.run(
+        "person",
+        "add",
+        "p-9",
+        "--name",
+        "X",
+        "--unit",
+        "DEMO",
+        "--email",
+        "x@demo.example",
+        "--position",
+        "boss",
+    )
+    assert_refused(
+        refused,
+        4,
+        "position.not_found",
+        "Unknown position 'boss'",
+        ", ".join(codes),
+        "certdesk position list",
+    )
+    zh = desk.run(
+        "person",
+        "add",
+        "p-9",
+        "--name",
+        "X",
+        "--unit",
+        "DEMO",
+        "--email",
+        "x@demo.example",
+        "--position",
+        "boss",
+        lang="zh_CN.UTF-8",
+    )
+    assert_refused(zh, 4, "position.not_found", "已有岗位", "clerk")

@@ -33,6 +33,15 @@ LabelOpt = Annotated[
 PinOpt = Annotated[str | None, typer.Option(help="Token PIN (asked for if missing)")]
 
 
+CONNECT_HELP = (
+    "Pin the server's root CA after showing its name and fingerprint (the trust prompt).\n\n"
+    "The server's URL, the pinned root (root.pem) and the token's module (client.json) are "
+    "kept in $CERTDESK_CLIENT_HOME, default ~/.config/certdesk. Connecting again replaces "
+    "them: give a second server or checkout its own CERTDESK_CLIENT_HOME. "
+    "See docs/holder-tool.md."
+)
+
+
 def connect(
     url: Annotated[str, typer.Argument(help="The certdesk server, e.g. https://127.0.0.1:8443")],
     yes: Annotated[bool, typer.Option("--yes", help="Trust the root CA without asking")] = False,
@@ -274,7 +283,7 @@ def renew(
 
 
 def register(app: typer.Typer, token_app: typer.Typer) -> None:
-    app.command("connect")(connect)
+    app.command("connect", help=CONNECT_HELP)(connect)
     app.command("renew")(renew)
     token_app.command("list")(token_list)
     token_app.command("change-pin")(token_change_pin)

@@ -7,9 +7,10 @@ import datetime as dt
 import getpass
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 from certdesk.cli import holder
 from certdesk.cli.output import (
@@ -31,6 +32,20 @@ if TYPE_CHECKING:  # the server side is imported when an office command runs, no
     from certdesk.domain.registry import Person
     from certdesk.services.context import Context
 
+
+def _flags_take_no_value() -> None:
+    """Typer's rich help prints a boolean flag as `--json <bool>`, as if it took a value; show
+    flags bare (`--json`), as Click's own help does."""
+    shown_type = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown_type(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
+
 app = typer.Typer(
     help="certdesk — personal certificates on USB tokens.",
     no_args_is_help=True,
@@ -40,6 +55,9 @@ app = typer.Typer(
 ca_app = typer.Typer(help="The certificate authority.", no_args_is_help=True)
 unit_app = typer.Typer(help="Units (agencies) and their technical contacts.", no_args_is_help=True)
 person_app = typer.Typer(help="People who hold certificates.", no_args_is_help=True)
+position_app = typer.Typer(
+    help="Positions: what a person's position lets them do in the portal.", no_args_is_help=True
+)
 token_app = typer.Typer(
     help="USB tokens: what is on yours (holder), stock and custody (office).",
     no_args_is_help=True,
@@ -52,6 +70,7 @@ for sub, name in [
     (ca_app, "ca"),
     (unit_app, "unit"),
     (person_app, "person"),
+    (position_app, "position"),
     (token_app, "token"),
     (cert_app, "cert"),
     (crl_app, "crl"),
@@ -72,8 +91,27 @@ SerialArg = Annotated[
 _state: dict[str, Path | None] = {"config": None}
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from certdesk import __version__
+
+        sys.stdout.write(f"certdesk {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
-def _global(config: ConfigOpt = None) -> None:
+def _global(
+    config: ConfigOpt = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print certdesk's version and exit.",
+        ),
+    ] = False,
+) -> None:
     _state["config"] = config
 
 
@@ -185,6 +223,7 @@ def unit_add(
 
 @unit_app.command("list")
 def unit_list(as_json: JsonOpt = False) -> None:
+    """Units with their technical contact."""
     units = _registry().list_units(context())
     if as_json:
         emit_json([dataclasses.asdict(u) for u in units])
@@ -210,6 +249,16 @@ def person_add(
     say(f"Person {person.person_id} added.", f"已添加人员 {person.person_id}。")
 
 
+@position_app.command("list")
+def position_list(as_json: JsonOpt = False) -> None:
+    """The positions a person can be given (`person add --position CODE`)."""
+    positions = _registry().list_positions(context())
+    if as_json:
+        emit_json([dataclasses.asdict(p) for p in positions])
+    else:
+        table("Positions / 岗位", ["code", "name"], [[p.code, p.name] for p in positions])
+
+
 def _person_row(p: Person) -> list[str | None]:
     return [p.person_id, p.name, p.unit_code, p.position_code, p.email, p.state.value]
 
@@ -219,6 +268,7 @@ def person_list(
     unit: Annotated[str | None, typer.Option(help="Only this unit")] = None,
     as_json: JsonOpt = False,
 ) -> None:
+    """People in the registry: unit, position, e-mail and state (active or departed)."""
     people = _registry().list_people(context(), unit)
     if as_json:
         emit_json([dataclasses.asdict(p) for p in people])
@@ -232,6 +282,7 @@ def person_list(
 
 @person_app.command("show")
 def person_show(person_id: str, as_json: JsonOpt = False) -> None:
+    """One person with their certificates."""
     from certdesk.services.certificates import list_certificates
 
     ctx = context()
@@ -449,10 +500,10 @@ def cert_show(
     pem: Annotated[bool, typer.Option("--pem", help="Print the certificate as PEM")] = False,
     as_json: JsonOpt = False,
 ) -> None:
+    """One certificate by its serial (or a unique prefix of 6+ hex digits)."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    """One certificate by its serial (or a unique prefix of 6+ hex digits)."""
     from certdesk.services.certificates import get_certificate
 
     record = get_certificate(context(), serial, prefix=True)

@@ -64,7 +64,11 @@ CATALOG: dict[str, Message] = {
         "{person_id!r} already has an active certificate (serial {serial}); revoke it first or renew it.",
         "人员 {person_id!r} 已有有效证书（序列号 {serial}），请先吊销或更新该证书。",
     ),
-    "position.not_found": Message(404, "Unknown position {code!r}.", "岗位 {code!r} 不存在。"),
+    "position.not_found": Message(
+        404,
+        "Unknown position {code!r}. Known positions: {known} (certdesk position list).",
+        "岗位 {code!r} 不存在。已有岗位：{known}（certdesk position list）。",
+    ),
     "token.not_found": Message(404, "Unknown token {serial!r}.", "USB Key {serial!r} 不存在。"),
     "token.duplicate": Message(
         409, "Token {serial!r} is already registered.", "USB Key {serial!r} 已登记。"
