@@ -111,11 +111,23 @@ def _field_lines(out: Console, rows: Sequence[tuple[str, Any]]) -> None:
         out.print(Text(f"  {name}:{pad} {text}"), highlight=False, soft_wrap=True)
 
 
+REPEAT = "Repeat for confirmation / 请再次输入以确认"
+TRIES = 3
+
+
 def ask_secret(prompt: str, confirm: bool = False) -> str:
-    """Ask for a PIN or passphrase on the terminal; without one, say which option to give."""
+    """Ask for a PIN or passphrase on the terminal; without one, say which option to give.
+
+    With `confirm` it is asked twice (both prompts in both languages; Click's own confirmation
+    prompt is English only), up to three times if the two entries differ."""
     if not sys.stdin.isatty():
         raise CertdeskError("input.invalid", detail=f"{prompt}: not given and no terminal to ask")
-    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+    for _ in range(TRIES):
+        first = str(typer.prompt(prompt, hide_input=True))
+        if not confirm or first == str(typer.prompt(REPEAT, hide_input=True)):
+            return first
+        warn("The two entries differ; try again.", "两次输入不一致，请重新输入。")
+    raise CertdeskError("cli.entries_differ", tries=TRIES)
 
 
 def ask_yes(prompt: str, option: str, action: str) -> bool:

@@ -48,7 +48,7 @@ def fetch_root_unverified(url: str) -> x509.Certificate:
     try:
         response = httpx.get(f"{url.rstrip('/')}/pki/root.pem", verify=False, timeout=TIMEOUT)
     except httpx.HTTPError as exc:
-        raise CertdeskError("client.server_unreachable", url=url, detail=str(exc)) from None
+        raise CertdeskError("client.connect_failed", url=url, detail=str(exc)) from None
     if response.status_code != 200:
         raise CertdeskError("client.server_error", status=response.status_code, detail=url)
     try:

@@ -180,8 +180,8 @@ CATALOG: dict[str, Message] = {
     ),
     "pkcs11.no_token": Message(
         404,
-        "No token {token!r} is present. Insert the USB key and try again.",
-        "未找到 USB Key {token!r}，请插入 USB Key 后重试。",
+        "No token {token!r} is present (PKCS#11 module {module}). Insert the USB key and try again. {hint}",
+        "未找到 USB Key {token!r}（PKCS#11 模块 {module}），请插入 USB Key 后重试。{hint_zh}",
     ),
     "pkcs11.wrong_pin": Message(
         401,
@@ -192,6 +192,16 @@ CATALOG: dict[str, Message] = {
         423,
         "Token {token!r} is locked after too many wrong PINs; an officer must unblock it with the SO PIN.",
         "USB Key {token!r} 因 PIN 码错误次数过多已锁定，请由管理员使用 SO PIN 解锁。",
+    ),
+    "pkcs11.pin_length": Message(
+        400,
+        "Token {token!r} accepts PINs of {minimum} to {maximum} characters; the new PIN has {length}. Nothing was changed.",
+        "USB Key {token!r} 的 PIN 码长度须为 {minimum} 至 {maximum} 位，新 PIN 码为 {length} 位。未作任何更改。",
+    ),
+    "pkcs11.pin_refused": Message(
+        400,
+        "Token {token!r} refuses the new PIN ({detail}); it may be too short, too long or too simple for this token. Nothing was changed.",
+        "USB Key {token!r} 拒绝了新 PIN 码（{detail}）：可能过短、过长或过于简单。未作任何更改。",
     ),
     "pkcs11.object_missing": Message(
         404,
@@ -350,6 +360,16 @@ CATALOG: dict[str, Message] = {
         "The server's root CA has fingerprint {got}, not the expected {expected}; refusing to continue.",
         "服务器根证书指纹为 {got}，与预期的 {expected} 不符，已停止。",
     ),
+    "client.not_https": Message(
+        400,
+        "certdesk connects over HTTPS only, and {url} is not an https:// address. Use {suggestion} (the server's HTTPS port).",
+        "certdesk 仅通过 HTTPS 连接，{url} 不是 https:// 地址。请使用 {suggestion}（服务器的 HTTPS 端口）。",
+    ),
+    "client.connect_failed": Message(
+        503,
+        "The certdesk server at {url} is unreachable: {detail}. Check the address and port, and that the server is running.",
+        "无法连接 certdesk 服务器 {url}：{detail}。请检查地址和端口，并确认服务器正在运行。",
+    ),
     "client.server_unreachable": Message(
         503,
         "Cannot reach {url}: {detail}. Nothing is lost: run `certdesk renew --pickup` once the server is reachable.",
@@ -362,8 +382,8 @@ CATALOG: dict[str, Message] = {
     ),
     "token.not_present": Message(
         404,
-        "No token is present (PKCS#11 module {module}); insert your USB key.",
-        "未检测到 USB Key（PKCS#11 模块 {module}），请插入 USB Key。",
+        "No token is present (PKCS#11 module {module}); insert your USB key. {hint}",
+        "未检测到 USB Key（PKCS#11 模块 {module}），请插入 USB Key。{hint_zh}",
     ),
     "token.no_certificate": Message(
         404,
@@ -458,6 +478,11 @@ CATALOG: dict[str, Message] = {
         400,
         "{action}: this needs a confirmation and there is no terminal to ask. Nothing was changed; add {option} to confirm in a script.",
         "{action}：此操作需要确认，但当前没有可交互的终端。未作任何更改；在脚本中请加 {option} 确认。",
+    ),
+    "cli.entries_differ": Message(
+        400,
+        "The two entries differed {tries} times; nothing was changed.",
+        "两次输入连续 {tries} 次不一致，未作任何更改。",
     ),
     "cli.cancelled": Message(
         400,

@@ -157,6 +157,8 @@ def create_app(ctx: Context) -> FastAPI:
             "root_fingerprint": root.fingerprint,
             "issuing": issuing.subject,
             "crl_number": issuing.crl_number,
+            # the holder's tool checks the window before it asks for the PIN
+            "renewal_window_days": ctx.config.policy.renewal_window_days,
         }
 
     @app.get("/status", response_class=HTMLResponse)
