@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import subprocess
 import time
@@ -257,3 +258,19 @@ def test_token_list_does_not_promise_renewal_of_a_revoked_certificate(
         assert after["renewal"] == row["renewal"] and after["serial"] == cert["serial"]
         refused = holder.run("renew", "--label", "alice", "--pin", USER_PIN, "--yes")
         assert_refused(refused, 6, "renewal.revoked", "keyCompromise")
+
+
+def test_tries_left_says_only_what_the_flags_say() -> None:
+    """SoftHSM only ever sets COUNT_LOW; the other flags of real tokens are read the same way."""
+    from pkcs11 import TokenFlag
+
+    from certdesk.token.device import tries_left
+
+    final_en, final_zh = tries_left(TokenFlag.USER_PIN_COUNT_LOW | TokenFlag.USER_PIN_FINAL_TRY)
+    assert final_en.startswith("1 try left") and "仅剩 1 次" in final_zh
+    low_en, low_zh = tries_left(TokenFlag.USER_PIN_COUNT_LOW)
+    assert "does not say how many" in low_en and "未提供具体次数" in low_zh
+    none_en, _ = tries_left(TokenFlag.TOKEN_INITIALIZED)
+    assert none_en == "The token does not report how many tries remain."
+    for text in (final_en, low_en, none_en):
+        assert not re.search(r"\b[2-9]\b", text)  # never a made-up count
