@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -306,7 +308,7 @@ def test_revoke_refuses_reasons_not_for_end_entities(ca_desk: Desk) -> None:
     assert ca_desk.json("cert", "show", cert["serial"])["state"] == "active"  # type: ignore[index]
     assert audit_records(ca_desk) == before
     # an end-entity reason on an end-entity certificate is still allowed
-    done = ca_desk.ok("cert", "revoke", cert["serial"], "--reason", "privilegeWithdrawn")
+    done = ca_desk.ok("cert", "revoke", cert["serial"], "--reason", "privilegeWithdrawn", "--yes")
     assert "revoked (privilegeWithdrawn)" in flat(done.stdout)
     assert ca_desk.json("cert", "show", cert["serial"])["state"] == "revoked"  # type: ignore[index]
     assert audit_records(ca_desk) == before + 1
@@ -546,3 +548,214 @@ def test_enroll_onto_softhsm_token(ca_desk: Desk, softhsm: SoftHSM) -> None:
     assert kinds == ["Certificate", "Data", "Private Key", "Public Key"]
     tokens = ca_desk.json("token", "stock")
     assert isinstance(tokens, list) and tokens[0]["keeper_id"] == "p-001"
+
+
+# -- serials: never cut, a unique prefix accepted; destructive commands ask -------------------
+
+
+def run_on_terminal(desk: Desk, *args: str, answer: str) -> subprocess.CompletedProcess[str]:
+    """The command with a pseudo-terminal as stdin (as a person runs it), typing `answer`."""
+    controller, terminal = os.openpty()
+    try:
+        os.write(controller, answer.encode())
+        return subprocess.run(
+            [str(CERTDESK), *args],
+            cwd=desk.home,
+            env=desk.env("C.UTF-8", PASSPHRASE, {}),
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+
+
+@pytest.fixture
+def issued_desk(ca_desk: Desk) -> tuple[Desk, str]:
+    ca_desk.ok("enroll", "p-001", "--p12", "p-001.p12", "--p12-passphrase", "s3cret-pass")
+    (cert,) = ca_desk.json("cert", "list", "--person", "p-001")  # type: ignore[misc]
+    return ca_desk, str(cert["serial"])
+
+
+@pytest.mark.parametrize("columns", ["80", "120"])
+def test_cert_list_prints_serials_whole(issued_desk: tuple[Desk, str], columns: str) -> None:
+    desk, serial = issued_desk
+    listed = desk.json("cert", "list")
+    assert isinstance(listed, list) and len(listed) == 3  # p-001's, the root's, the issuing CA's
+    serials = [c["serial"] for c in listed]
+    assert any(len(s) >= 38 for s in serials)  # 20-byte random serials
+    for command in (("cert", "list"), ("person", "show", "p-001")):
+        out = desk.ok(*command, COLUMNS=columns).stdout
+        lines = out.splitlines()
+        wanted = serials if command[0] == "cert" else [serial]
+        for full in wanted:
+            # on one line, whole, and not followed by more hex (nothing folded onto it)
+            assert any(re.search(rf"(^|\W){full}(\W|$)", line) for line in lines), (full, out)
+        assert "…" not in out, out
+        assert all(len(line) <= int(columns) for line in lines), out
+
+
+def test_cert_show_and_revoke_accept_a_unique_prefix(issued_desk: tuple[Desk, str]) -> None:
+    desk, serial = issued_desk
+    shown = desk.json("cert", "show", serial[:7])
+    assert isinstance(shown, dict) and shown["serial"] == serial
+    assert desk.json("cert", "show", serial[:6].upper()) == shown  # as typed: any case
+    assert desk.json("cert", "show", ":".join(serial[i : i + 2] for i in (0, 2, 4))) == shown
+    too_short = desk.run("cert", "show", serial[:5])
+    assert_refused(too_short, 2, "cert.serial_too_short", "at least 6 hex digits", "(5 given)")
+    zh = desk.run("cert", "revoke", serial[:5], "--yes", lang="zh_CN.UTF-8")
+    assert_refused(zh, 2, "cert.serial_too_short", "至少需要 6 位")
+    unknown = "f" * 7 if not serial.startswith("fffffff") else "e" * 7
+    assert_refused(desk.run("cert", "show", unknown), 4, "cert.not_found", unknown)
+    # a second certificate sharing the first 8 digits: the prefix becomes ambiguous
+    twin = serial[:8] + ("0" if serial[8] != "0" else "1") + serial[9:]
+    with sqlite3.connect(desk.db) as conn:
+        conn.execute(
+            "CREATE TEMP TABLE twin AS SELECT * FROM certificates WHERE serial = ?", [serial]
+        )
+        conn.execute(
+            "UPDATE twin SET serial = ?, state = 'abandoned', fingerprint = NULL, der = NULL",
+            [twin],
+        )
+        conn.execute("INSERT INTO certificates SELECT * FROM twin")
+    before = audit_records(desk)
+    for command in (("show",), ("revoke", "--yes")):
+        ambiguous = desk.run("cert", command[0], serial[:8], *command[1:])
+        assert_refused(
+            ambiguous, 2, "cert.ambiguous_serial", "matches several certificates", serial, twin
+        )
+    assert audit_records(desk) == before
+    # one more digit settles it; the revocation names the full serial
+    done = desk.ok("cert", "revoke", serial[:9], "--reason", "keyCompromise", "--yes")
+    assert f"Certificate {serial} revoked (keyCompromise)." in flat(done.stdout)
+    assert desk.json("cert", "show", serial)["state"] == "revoked"  # type: ignore[index]
+    assert desk.json("cert", "show", twin)["state"] == "abandoned"  # type: ignore[index]
+
+
+def test_revoke_asks_first_and_scripts_say_yes(issued_desk: tuple[Desk, str]) -> None:
+    desk, serial = issued_desk
+    before = audit_records(desk)
+    # no terminal (CI) and no --yes: refused, and said how to confirm
+    refused = desk.run("cert", "revoke", serial, "--reason", "keyCompromise")
+    assert_refused(refused, 2, "cli.confirmation_needed", "no terminal to ask", "--yes")
+    zh = desk.run("cert", "revoke", serial, lang="zh_CN.UTF-8")
+    assert_refused(zh, 2, "cli.confirmation_needed", "需要确认", "--yes")
+    # what would be revoked was shown before the question
+    err = flat(refused.stderr)
+    for shown in (serial, "p-001", "CN=Zhang San", "keyCompromise", "active"):
+        assert shown in err, err
+    # a person at a terminal who answers no
+    no = run_on_terminal(desk, "cert", "revoke", serial, answer="n\n")
+    assert_refused(no, 2, "cli.cancelled", "nothing was changed")
+    assert "Revoke this certificate?" in no.stdout
+    assert desk.json("cert", "show", serial)["state"] == "active"  # type: ignore[index]
+    assert audit_records(desk) == before
+    # … and one who answers yes
+    yes = run_on_terminal(desk, "cert", "revoke", serial, "--reason", "superseded", answer="y\n")
+    assert yes.returncode == 0, yes.stdout + yes.stderr
+    assert f"Certificate {serial} revoked (superseded)." in flat(yes.stdout)
+    assert desk.json("cert", "show", serial)["state"] == "revoked"  # type: ignore[index]
+    assert audit_records(desk) == before + 1
+    # refusals come before the question: nothing to confirm when nothing can be done
+    again = desk.run("cert", "revoke", serial)
+    assert_refused(again, 3, "cert.already_revoked", serial)
+
+
+# -- version, help, positions -------------------------------------------------------------------
+
+
+def test_version(desk: Desk) -> None:
+    from certdesk import __version__
+
+    (desk.home / "certdesk.toml").write_text("[polcy]\n", encoding="utf-8")  # not even read
+    shown = desk.ok("--version")
+    assert shown.stdout == f"certdesk {__version__}\n"
+    assert desk.ok("--help").stdout.count("--version") == 1
+
+
+def _commands() -> list[tuple[str, ...]]:
+    """Every command path of the real `certdesk` (the Click tree Typer builds)."""
+    import typer
+
+    from certdesk.cli.main import app
+
+    found: list[tuple[str, ...]] = []
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        found.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+def test_every_command_has_help_and_flags_show_as_flags(desk: Desk) -> None:
+    import typer
+
+    from certdesk.cli.main import app
+
+    commands = _commands()
+    assert ("position", "list") in commands and ("unit", "list") in commands
+    root = typer.main.get_command(app)
+    for path in commands:
+        command: Any = root
+        for name in path:
+            command = command.commands[name]
+        assert (command.help or "").strip(), f"certdesk {' '.join(path)} has no help text"
+        shown = desk.ok(*path, "--help", COLUMNS="100").stdout
+        assert "<bool>" not in shown, shown
+        if path and not hasattr(command, "commands"):
+            assert (command.help or "").split(".")[0][:30] in flat(shown), shown
+    listing = desk.ok("cert", "list", "--help", COLUMNS="100").stdout
+    assert re.search(r"│ --json\s+Machine-readable output", listing), listing
+    assert re.search(r"│ --person\s+<str>\s+Only this person", listing), listing
+
+
+def test_position_list_and_unknown_position_names_the_known_ones(desk: Desk) -> None:
+    assert desk.json("position", "list") == []
+    desk.ok("init")
+    positions = desk.json("position", "list")
+    assert isinstance(positions, list)
+    codes = [p["code"] for p in positions]
+    assert "clerk" in codes and "ra" in codes
+    assert "Finance clerk" in desk.ok("position", "list").stdout
+    refused = desk.run(
+        "person",
+        "add",
+        "p-9",
+        "--name",
+        "X",
+        "--unit",
+        "DEMO",
+        "--email",
+        "x@demo.example",
+        "--position",
+        "boss",
+    )
+    assert_refused(
+        refused,
+        4,
+        "position.not_found",
+        "Unknown position 'boss'",
+        ", ".join(codes),
+        "certdesk position list",
+    )
+    zh = desk.run(
+        "person",
+        "add",
+        "p-9",
+        "--name",
+        "X",
+        "--unit",
+        "DEMO",
+        "--email",
+        "x@demo.example",
+        "--position",
+        "boss",
+        lang="zh_CN.UTF-8",
+    )
+    assert_refused(zh, 4, "position.not_found", "已有岗位", "clerk")

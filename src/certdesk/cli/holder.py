@@ -6,6 +6,7 @@ never the server's store or services.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Annotated, Any
 
@@ -19,11 +20,12 @@ from certdesk.client.renewal import TokenRenewal
 from certdesk.client.server import Server, fetch_root_unverified, fingerprint
 from certdesk.client.settings import ClientSettings, load_settings, module_from_env, token_module
 from certdesk.domain.errors import CertdeskError
+from certdesk.domain.fingerprints import colon_hex
 from certdesk.domain.renewal import RenewalPolicy
 from certdesk.domain.states import CertState
-from certdesk.token.device import Device, find_token, open_session
+from certdesk.token.device import Device, find_token, module_hint, open_session
 from certdesk.token.inventory import initial_pin_pending, present_tokens, public_certificates
-from certdesk.token.pin import change_pin, unblock
+from certdesk.token.pin import change_pin, check_pin, require_pin_length, unblock
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 LabelOpt = Annotated[
@@ -32,8 +34,13 @@ LabelOpt = Annotated[
 PinOpt = Annotated[str | None, typer.Option(help="Token PIN (asked for if missing)")]
 
 
-def _colon_hex(hexdigest: str) -> str:
-    return ":".join(hexdigest[i : i + 2] for i in range(0, len(hexdigest), 2)).upper()
+CONNECT_HELP = (
+    "Pin the server's root CA after showing its name and fingerprint (the trust prompt).\n\n"
+    "The server's URL, the pinned root (root.pem) and the token's module (client.json) are "
+    "kept in $CERTDESK_CLIENT_HOME, default ~/.config/certdesk. Connecting again replaces "
+    "them: give a second server or checkout its own CERTDESK_CLIENT_HOME. "
+    "See docs/holder-tool.md."
+)
 
 
 def connect(
@@ -46,27 +53,37 @@ def connect(
     module: Annotated[str | None, typer.Option(help="PKCS#11 module of your token")] = None,
 ) -> None:
     """Pin the server's root CA after showing its name and fingerprint (the trust prompt)."""
+    url = url.strip().rstrip("/")
+    if not url.lower().startswith("https://"):
+        rest = url.split("://", 1)[-1]
+        raise CertdeskError("client.not_https", url=url, suggestion=f"https://{rest}")
     root = fetch_root_unverified(url)
     got = fingerprint(root)
     say(
-        f"Root CA: {root.subject.rfc4514_string()}\nSHA-256 fingerprint: {_colon_hex(got)}",
-        f"根证书：{root.subject.rfc4514_string()}\nSHA-256 指纹：{_colon_hex(got)}",
+        f"Root CA: {root.subject.rfc4514_string()}\nSHA-256 fingerprint: {colon_hex(got)}",
+        f"根证书：{root.subject.rfc4514_string()}\nSHA-256 指纹：{colon_hex(got)}",
     )
     if expect is not None:
         wanted = expect.replace(":", "").lower()
         if wanted != got:
             raise CertdeskError("client.fingerprint_mismatch", got=got, expected=wanted)
-    elif not yes and not ask_yes("Trust this root CA? / 是否信任此根证书？", "--yes"):
+    elif not yes and not ask_yes(
+        "Trust this root CA? / 是否信任此根证书？", "--yes", "certdesk connect"
+    ):
         raise CertdeskError("client.untrusted")
     old = load_settings(required=False)
     settings = ClientSettings(
-        url.rstrip("/"),
+        url,
         got,
         module or module_from_env() or (old.module if old else token_module()),
     )
     settings.save(root.public_bytes(Encoding.PEM))
     with Server(settings) as server:
-        server.health()  # the TLS chain now verifies against the pinned root
+        health = server.health()  # the TLS chain now verifies against the pinned root
+    window = health.get("renewal_window_days")
+    if isinstance(window, int) and window != settings.renewal_window_days:
+        settings = dataclasses.replace(settings, renewal_window_days=window)
+        settings.save(root.public_bytes(Encoding.PEM))
     say(f"Connected to {settings.server_url}.", f"已连接到 {settings.server_url}。")
 
 
@@ -83,7 +100,8 @@ def token_list(as_json: JsonOpt = False) -> None:
     now = dt.datetime.now(dt.UTC)
     devices = present_tokens(module)
     if not devices:
-        raise CertdeskError("token.not_present", module=module)
+        en, zh = module_hint(module)
+        raise CertdeskError("token.not_present", module=module, hint=en, hint_zh=zh)
     rows: list[dict[str, Any]] = []
     for device in devices:
         certs = public_certificates(device)
@@ -110,6 +128,13 @@ def token_list(as_json: JsonOpt = False) -> None:
             for r in rows
         ],
     )
+    if any(r["renewal"].startswith("window open") for r in rows):
+        progress(
+            "Only the dates on the token are read here; `certdesk renew` asks the office "
+            "whether the certificate is still active (not revoked).",
+            "此处仅读取 USB Key 中证书的日期；证书是否仍有效（未被吊销）由 `certdesk renew` "
+            "向受理点查询。",
+        )
     if any(r["initial_pin"] for r in rows):
         warn(
             "A token still has its initial PIN: run `certdesk token change-pin`.",
@@ -138,7 +163,9 @@ def _token_row(
         return row
     decision = RenewalPolicy(window).decide(CertState.ACTIVE, cert.not_valid_after_utc, now)
     if decision.allowed:
-        renewal = "open now"
+        # Only the dates are known here: whether the office revoked the certificate needs the
+        # server and the PIN, so this does not promise that renewal will be accepted.
+        renewal = f"window open since {decision.opens_at:%Y-%m-%d} (state checked at renew)"
     elif now > cert.not_valid_after_utc:
         renewal = "expired: contact the office"
     else:
@@ -164,7 +191,9 @@ def token_change_pin(
     """Replace the initial PIN; the registry is told (in a request signed on the token)."""
     device = find_token(token_module(), label=label)
     old = old_pin or ask_secret("Current PIN / 当前 PIN 码")
+    check_pin(device, old)  # a wrong current PIN is said before the new one is asked for
     new = new_pin or ask_secret("New PIN / 新 PIN 码", confirm=True)
+    require_pin_length(device, new)
     change_pin(device, old, new)
     say(f"PIN of token {device.label} changed.", f"USB Key {device.label} 的 PIN 码已修改。")
     settings = load_settings(required=False)
@@ -191,7 +220,9 @@ def token_unblock(
     """Officer: reset a locked user PIN with the SO PIN (the holder must change it after)."""
     device = find_token(token_module(), label=label)
     so = so_pin or ask_secret("SO PIN / 管理员 PIN 码")
+    check_pin(device, so, so=True)
     new = new_pin or ask_secret("New user PIN / 新用户 PIN 码", confirm=True)
+    require_pin_length(device, new)
     unblock(device, so, new)
     say(
         f"Token {device.label} unblocked; the holder must change the PIN.",
@@ -228,11 +259,41 @@ def _show_profile(yes: bool) -> Any:
         if (
             allowed
             and not yes
-            and not ask_yes("Renew now with this data? / 使用以上信息更新证书？", "--yes")
+            and not ask_yes(
+                "Renew now with this data? / 使用以上信息更新证书？", "--yes", "certdesk renew"
+            )
         ):
             raise CertdeskError("client.untrusted")
 
     return show
+
+
+def _refuse_too_early(settings: ClientSettings, device: Device) -> None:
+    """Refuse before the PIN when every certificate on the token is before its window.
+
+    The certificates are public objects (read without the PIN); the window's length is the
+    server's (`/healthz`, over the pinned TLS). Anything else (revoked, expired, pending) is
+    left to the server's answer after the PIN, as before.
+    """
+    certs = public_certificates(device)
+    if not certs:
+        return
+    with Server(settings) as server:
+        days = server.health().get("renewal_window_days", settings.renewal_window_days)
+    policy = RenewalPolicy(dt.timedelta(days=int(days)))
+    now = dt.datetime.now(dt.UTC)
+    decisions = [
+        (policy.decide(CertState.ACTIVE, c.certificate.not_valid_after_utc, now), c) for c in certs
+    ]
+    if any(d.allowed or now > c.certificate.not_valid_after_utc for d, c in decisions):
+        return
+    decision, newest = max(decisions, key=lambda dc: dc[1].certificate.not_valid_after_utc)
+    raise CertdeskError(
+        "renewal.too_early",
+        days=days,
+        not_after=f"{newest.certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+        opens_at=f"{decision.opens_at:%Y-%m-%d %H:%M} UTC",
+    )
 
 
 def renew(
@@ -248,6 +309,8 @@ def renew(
     settings = load_settings()
     assert settings is not None
     device = find_token(settings.module, label=label)
+    if not pickup:
+        _refuse_too_early(settings, device)  # before the PIN is asked for
     secret = pin or ask_secret("Token PIN / USB Key PIN 码")
     with Server(settings) as server, open_session(device, secret) as session:
         flow = TokenRenewal(server, device, session, progress)
@@ -273,7 +336,7 @@ def renew(
 
 
 def register(app: typer.Typer, token_app: typer.Typer) -> None:
-    app.command("connect")(connect)
+    app.command("connect", help=CONNECT_HELP)(connect)
     app.command("renew")(renew)
     token_app.command("list")(token_list)
     token_app.command("change-pin")(token_change_pin)

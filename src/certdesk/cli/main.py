@@ -7,12 +7,22 @@ import datetime as dt
 import getpass
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 from certdesk.cli import holder
-from certdesk.cli.output import ask_secret, console, emit_json, fail, say, table
+from certdesk.cli.output import (
+    ask_secret,
+    confirm,
+    console,
+    emit_json,
+    fail,
+    fields,
+    say,
+    table,
+)
 from certdesk.config import Config, load_config
 from certdesk.domain.errors import CertdeskError
 
@@ -21,6 +31,20 @@ if TYPE_CHECKING:  # the server side is imported when an office command runs, no
 
     from certdesk.domain.registry import Person
     from certdesk.services.context import Context
+
+
+def _flags_take_no_value() -> None:
+    """Typer's rich help prints a boolean flag as `--json <bool>`, as if it took a value; show
+    flags bare (`--json`), as Click's own help does."""
+    shown_type = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown_type(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
 
 app = typer.Typer(
     help="certdesk — personal certificates on USB tokens.",
@@ -31,6 +55,9 @@ app = typer.Typer(
 ca_app = typer.Typer(help="The certificate authority.", no_args_is_help=True)
 unit_app = typer.Typer(help="Units (agencies) and their technical contacts.", no_args_is_help=True)
 person_app = typer.Typer(help="People who hold certificates.", no_args_is_help=True)
+position_app = typer.Typer(
+    help="Positions: what a person's position lets them do in the portal.", no_args_is_help=True
+)
 token_app = typer.Typer(
     help="USB tokens: what is on yours (holder), stock and custody (office).",
     no_args_is_help=True,
@@ -43,6 +70,7 @@ for sub, name in [
     (ca_app, "ca"),
     (unit_app, "unit"),
     (person_app, "person"),
+    (position_app, "position"),
     (token_app, "token"),
     (cert_app, "cert"),
     (crl_app, "crl"),
@@ -55,12 +83,35 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="certdesk.toml (default: ./certdesk.toml)")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+YesOpt = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation (scripts).")]
+SerialArg = Annotated[
+    str, typer.Argument(help="Serial in hex (colons and 0x allowed), or a unique prefix of 6+")
+]
 
 _state: dict[str, Path | None] = {"config": None}
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from certdesk import __version__
+
+        sys.stdout.write(f"certdesk {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
-def _global(config: ConfigOpt = None) -> None:
+def _global(
+    config: ConfigOpt = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print certdesk's version and exit.",
+        ),
+    ] = False,
+) -> None:
     _state["config"] = config
 
 
@@ -127,7 +178,7 @@ def ca_init() -> None:
 
 @ca_app.command("show")
 def ca_show(as_json: JsonOpt = False) -> None:
-    """Show the CAs (root and issuing generations), their keys, states and CRL numbers."""
+    """Show the CAs (root and issuing generations): keys, states, CRL numbers, fingerprints."""
     from certdesk.services.authorities import list_authorities
 
     ctx = context()
@@ -143,15 +194,34 @@ def ca_show(as_json: JsonOpt = False) -> None:
             "key_type": i.key_type,
             "key": i.key_ref,
             "serial": format(i.certificate.serial_number, "x"),
+            "not_before": i.certificate.not_valid_before_utc.isoformat(),
             "not_after": i.certificate.not_valid_after_utc.isoformat(),
+            "sha256_fingerprint": i.fingerprint,
             "crl_number": i.crl_number,
         }
         for i in infos
     ]
     if as_json:
         emit_json(rows)
-    else:
-        table("CA", list(rows[0]), [list(r.values()) for r in rows])
+        return
+    for n, row in enumerate(rows):
+        if n:
+            console.print()
+        fields(
+            f"CA {row['name']} ({row['role']}, generation {row['generation']}, {row['state']})",
+            [
+                ("subject", row["subject"]),
+                ("SHA-256 fingerprint", row["sha256_fingerprint"]),
+                ("serial", row["serial"]),
+                ("valid", f"{_minute(row['not_before'])} – {_minute(row['not_after'])} UTC"),
+                ("key", f"{row['key_type']}, {row['key']}"),
+                ("CRL number", row["crl_number"]),
+            ],
+        )
+
+
+def _minute(iso: object) -> str:
+    return str(iso)[:16].replace("T", " ")
 
 
 # -- registry ---------------------------------------------------------------------------------
@@ -172,6 +242,7 @@ def unit_add(
 
 @unit_app.command("list")
 def unit_list(as_json: JsonOpt = False) -> None:
+    """Units with their technical contact."""
     units = _registry().list_units(context())
     if as_json:
         emit_json([dataclasses.asdict(u) for u in units])
@@ -197,6 +268,16 @@ def person_add(
     say(f"Person {person.person_id} added.", f"已添加人员 {person.person_id}。")
 
 
+@position_app.command("list")
+def position_list(as_json: JsonOpt = False) -> None:
+    """The positions a person can be given (`person add --position CODE`)."""
+    positions = _registry().list_positions(context())
+    if as_json:
+        emit_json([dataclasses.asdict(p) for p in positions])
+    else:
+        table("Positions / 岗位", ["code", "name"], [[p.code, p.name] for p in positions])
+
+
 def _person_row(p: Person) -> list[str | None]:
     return [p.person_id, p.name, p.unit_code, p.position_code, p.email, p.state.value]
 
@@ -206,6 +287,7 @@ def person_list(
     unit: Annotated[str | None, typer.Option(help="Only this unit")] = None,
     as_json: JsonOpt = False,
 ) -> None:
+    """People in the registry: unit, position, e-mail and state (active or departed)."""
     people = _registry().list_people(context(), unit)
     if as_json:
         emit_json([dataclasses.asdict(p) for p in people])
@@ -219,6 +301,7 @@ def person_list(
 
 @person_app.command("show")
 def person_show(person_id: str, as_json: JsonOpt = False) -> None:
+    """One person with their certificates."""
     from certdesk.services.certificates import list_certificates
 
     ctx = context()
@@ -429,7 +512,7 @@ def _cert_table(certs: list) -> None:  # type: ignore[type-arg]
                 c.state.value,
                 c.person_id,
                 c.token_serial,
-                c.not_after.isoformat() if c.not_after else "",
+                f"{c.not_after:%Y-%m-%d %H:%M}" if c.not_after else "",
             ]
             for c in certs
         ],
@@ -442,6 +525,7 @@ def cert_list(
     state: Annotated[str | None, typer.Option(help="active, revoked, …")] = None,
     as_json: JsonOpt = False,
 ) -> None:
+    """Certificates, newest first (serials in full; `not after` in UTC)."""
     from certdesk.services.certificates import list_certificates
 
     certs = list_certificates(context(), person, state)
@@ -453,16 +537,17 @@ def cert_list(
 
 @cert_app.command("show")
 def cert_show(
-    serial: str,
+    serial: SerialArg,
     pem: Annotated[bool, typer.Option("--pem", help="Print the certificate as PEM")] = False,
     as_json: JsonOpt = False,
 ) -> None:
+    """One certificate by its serial (or a unique prefix of 6+ hex digits)."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from certdesk.services.certificates import get_certificate
 
-    record = get_certificate(context(), serial)
+    record = get_certificate(context(), serial, prefix=True)
     if pem:
         if record.der:
             sys.stdout.write(
@@ -472,20 +557,38 @@ def cert_show(
     if as_json:
         emit_json(record.as_dict())
     else:
-        table("Certificate / 证书", ["field", "value"], list(record.as_dict().items()))
+        fields("Certificate / 证书", list(record.as_dict().items()))
 
 
 @cert_app.command("revoke")
 def cert_revoke(
-    serial: str,
+    serial: SerialArg,
     reason: Annotated[
         str, typer.Option(help="RFC 5280 reason, e.g. keyCompromise")
     ] = "unspecified",
+    yes: YesOpt = False,
 ) -> None:
-    """Revoke a certificate; it appears in the next CRL."""
-    from certdesk.services.revocation import revoke
+    """Revoke a certificate (asks first; --yes in scripts); it appears in the next CRL."""
+    from certdesk.services.revocation import preview, revoke
 
-    done = revoke(context(), serial, reason)
+    ctx = context()
+    asked = preview(ctx, serial, reason)
+    fields(
+        "To be revoked / 将吊销",
+        [
+            ("serial / 序列号", asked.serial),
+            ("holder / 持有人", f"{asked.person_id or '-'} ({asked.subject})"),
+            ("state / 状态", asked.state.value),
+            ("reason / 原因", asked.reason.value),
+        ],
+        to_stderr=True,
+    )
+    confirm(
+        "Revoke this certificate? It cannot be undone. / 确认吊销此证书？吊销后不可恢复。",
+        yes,
+        action="certdesk cert revoke",
+    )
+    done = revoke(ctx, asked.serial, asked.reason)
     say(
         f"Certificate {done.serial} revoked ({done.reason.value}).",
         f"证书 {done.serial} 已吊销（{done.reason.value}）。",

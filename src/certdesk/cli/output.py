@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -63,25 +64,80 @@ def emit_json(data: Any) -> None:
 
 
 def table(
-    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, to_stderr: bool = False
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    to_stderr: bool = False,
+    keep: Collection[str] = ("serial", "id", "token", "code"),
 ) -> None:
-    out = Table(title=title)
-    for col in columns:
-        out.add_column(col)
-    for row in rows:
-        out.add_row(*(Text("" if v is None else str(v)) for v in row))
-    (errors if to_stderr else console).print(out)
+    """A table for people. Identifiers (the `keep` columns) are never cut or wrapped, so they
+    can be copied: when the table does not fit the terminal (e.g. 80 columns), each row is
+    printed as a block of `field: value` lines instead."""
+    out = errors if to_stderr else console
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    grid = Table(title=title)
+    for i, col in enumerate(columns):
+        if col in keep:
+            widest = max((cell_len(row[i]) for row in cells), default=0)
+            grid.add_column(col, no_wrap=True, min_width=max(widest, cell_len(col)))
+        else:
+            grid.add_column(col, no_wrap=True)
+    for row in cells:
+        grid.add_row(*(Text(v) for v in row))
+    natural = out.measure(grid, options=out.options.update_width(sys.maxsize)).maximum
+    if natural <= out.width:
+        out.print(grid)
+        return
+    out.print(Text(title, style="bold"), highlight=False)
+    for row in cells:
+        _field_lines(out, list(zip(columns, row, strict=True)))
+        out.print()
+
+
+def fields(title: str, rows: Sequence[tuple[str, Any]], *, to_stderr: bool = False) -> None:
+    """One record as `field: value` lines (readable at any width; values are never cut)."""
+    out = errors if to_stderr else console
+    out.print(Text(title, style="bold"), highlight=False)
+    _field_lines(out, rows)
+
+
+def _field_lines(out: Console, rows: Sequence[tuple[str, Any]]) -> None:
+    width = max((cell_len(name) for name, _ in rows), default=0)
+    for name, value in rows:
+        pad = " " * (width - cell_len(name))
+        text = "" if value is None else str(value)
+        # soft_wrap: a long value runs on (the terminal wraps it); nothing is cut or split
+        out.print(Text(f"  {name}:{pad} {text}"), highlight=False, soft_wrap=True)
+
+
+REPEAT = "Repeat for confirmation / 请再次输入以确认"
+TRIES = 3
 
 
 def ask_secret(prompt: str, confirm: bool = False) -> str:
-    """Ask for a PIN or passphrase on the terminal; without one, say which option to give."""
+    """Ask for a PIN or passphrase on the terminal; without one, say which option to give.
+
+    With `confirm` it is asked twice (both prompts in both languages; Click's own confirmation
+    prompt is English only), up to three times if the two entries differ."""
     if not sys.stdin.isatty():
         raise CertdeskError("input.invalid", detail=f"{prompt}: not given and no terminal to ask")
-    return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+    for _ in range(TRIES):
+        first = str(typer.prompt(prompt, hide_input=True))
+        if not confirm or first == str(typer.prompt(REPEAT, hide_input=True)):
+            return first
+        warn("The two entries differ; try again.", "两次输入不一致，请重新输入。")
+    raise CertdeskError("cli.entries_differ", tries=TRIES)
 
 
-def ask_yes(prompt: str, option: str) -> bool:
+def ask_yes(prompt: str, option: str, action: str) -> bool:
     """A yes/no question; scripts answer it with `option` instead (there is no terminal)."""
     if not sys.stdin.isatty():
-        raise CertdeskError("input.invalid", detail=f"{prompt}: no terminal to ask; give {option}")
+        raise CertdeskError("cli.confirmation_needed", action=action, option=option)
     return bool(typer.confirm(prompt, default=False))
+
+
+def confirm(prompt: str, yes: bool, action: str, option: str = "--yes") -> None:
+    """Ask before a destructive action unless `yes`; refuse without a terminal or on "no"."""
+    if not yes and not ask_yes(prompt, option, action):
+        raise CertdeskError("cli.cancelled")

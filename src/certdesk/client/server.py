@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import ssl
 from typing import Any
 
@@ -13,6 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from certdesk.client.settings import ClientSettings
 from certdesk.client.signed import RequestKey, sign_request
 from certdesk.domain.errors import CertdeskError
+from certdesk.domain.fingerprints import sha256_hex
 from certdesk.domain.messages import Locale
 
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -40,7 +40,7 @@ class ServerRefusal(CertdeskError):
 
 
 def fingerprint(certificate: x509.Certificate) -> str:
-    return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
+    return sha256_hex(certificate.public_bytes(Encoding.DER))
 
 
 def fetch_root_unverified(url: str) -> x509.Certificate:
@@ -48,7 +48,7 @@ def fetch_root_unverified(url: str) -> x509.Certificate:
     try:
         response = httpx.get(f"{url.rstrip('/')}/pki/root.pem", verify=False, timeout=TIMEOUT)
     except httpx.HTTPError as exc:
-        raise CertdeskError("client.server_unreachable", url=url, detail=str(exc)) from None
+        raise CertdeskError("client.connect_failed", url=url, detail=str(exc)) from None
     if response.status_code != 200:
         raise CertdeskError("client.server_error", status=response.status_code, detail=url)
     try:

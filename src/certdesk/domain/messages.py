@@ -64,7 +64,11 @@ CATALOG: dict[str, Message] = {
         "{person_id!r} already has an active certificate (serial {serial}); revoke it first or renew it.",
         "人员 {person_id!r} 已有有效证书（序列号 {serial}），请先吊销或更新该证书。",
     ),
-    "position.not_found": Message(404, "Unknown position {code!r}.", "岗位 {code!r} 不存在。"),
+    "position.not_found": Message(
+        404,
+        "Unknown position {code!r}. Known positions: {known} (certdesk position list).",
+        "岗位 {code!r} 不存在。已有岗位：{known}（certdesk position list）。",
+    ),
     "token.not_found": Message(404, "Unknown token {serial!r}.", "USB Key {serial!r} 不存在。"),
     "token.duplicate": Message(
         409, "Token {serial!r} is already registered.", "USB Key {serial!r} 已登记。"
@@ -81,6 +85,16 @@ CATALOG: dict[str, Message] = {
     ),
     "cert.not_found": Message(
         404, "Unknown certificate serial {serial}.", "序列号为 {serial} 的证书不存在。"
+    ),
+    "cert.serial_too_short": Message(
+        400,
+        "No certificate has serial {serial}, and a serial prefix needs at least {minimum} hex digits ({digits} given).",
+        "没有序列号为 {serial} 的证书；按序列号前缀查找至少需要 {minimum} 位十六进制数字（当前 {digits} 位）。",
+    ),
+    "cert.ambiguous_serial": Message(
+        400,
+        "Serial prefix {serial} matches several certificates: {candidates}. Give more digits.",
+        "序列号前缀 {serial} 对应多张证书：{candidates}。请输入更多位数。",
     ),
     "cert.already_revoked": Message(
         409,
@@ -166,8 +180,8 @@ CATALOG: dict[str, Message] = {
     ),
     "pkcs11.no_token": Message(
         404,
-        "No token {token!r} is present. Insert the USB key and try again.",
-        "未找到 USB Key {token!r}，请插入 USB Key 后重试。",
+        "No token {token!r} is present (PKCS#11 module {module}). Insert the USB key and try again. {hint}",
+        "未找到 USB Key {token!r}（PKCS#11 模块 {module}），请插入 USB Key 后重试。{hint_zh}",
     ),
     "pkcs11.wrong_pin": Message(
         401,
@@ -178,6 +192,16 @@ CATALOG: dict[str, Message] = {
         423,
         "Token {token!r} is locked after too many wrong PINs; an officer must unblock it with the SO PIN.",
         "USB Key {token!r} 因 PIN 码错误次数过多已锁定，请由管理员使用 SO PIN 解锁。",
+    ),
+    "pkcs11.pin_length": Message(
+        400,
+        "Token {token!r} accepts PINs of {minimum} to {maximum} characters; the new PIN has {length}. Nothing was changed.",
+        "USB Key {token!r} 的 PIN 码长度须为 {minimum} 至 {maximum} 位，新 PIN 码为 {length} 位。未作任何更改。",
+    ),
+    "pkcs11.pin_refused": Message(
+        400,
+        "Token {token!r} refuses the new PIN ({detail}); it may be too short, too long or too simple for this token. Nothing was changed.",
+        "USB Key {token!r} 拒绝了新 PIN 码（{detail}）：可能过短、过长或过于简单。未作任何更改。",
     ),
     "pkcs11.object_missing": Message(
         404,
@@ -336,6 +360,16 @@ CATALOG: dict[str, Message] = {
         "The server's root CA has fingerprint {got}, not the expected {expected}; refusing to continue.",
         "服务器根证书指纹为 {got}，与预期的 {expected} 不符，已停止。",
     ),
+    "client.not_https": Message(
+        400,
+        "certdesk connects over HTTPS only, and {url} is not an https:// address. Use {suggestion} (the server's HTTPS port).",
+        "certdesk 仅通过 HTTPS 连接，{url} 不是 https:// 地址。请使用 {suggestion}（服务器的 HTTPS 端口）。",
+    ),
+    "client.connect_failed": Message(
+        503,
+        "The certdesk server at {url} is unreachable: {detail}. Check the address and port, and that the server is running.",
+        "无法连接 certdesk 服务器 {url}：{detail}。请检查地址和端口，并确认服务器正在运行。",
+    ),
     "client.server_unreachable": Message(
         503,
         "Cannot reach {url}: {detail}. Nothing is lost: run `certdesk renew --pickup` once the server is reachable.",
@@ -348,8 +382,8 @@ CATALOG: dict[str, Message] = {
     ),
     "token.not_present": Message(
         404,
-        "No token is present (PKCS#11 module {module}); insert your USB key.",
-        "未检测到 USB Key（PKCS#11 模块 {module}），请插入 USB Key。",
+        "No token is present (PKCS#11 module {module}); insert your USB key. {hint}",
+        "未检测到 USB Key（PKCS#11 模块 {module}），请插入 USB Key。{hint_zh}",
     ),
     "token.no_certificate": Message(
         404,
@@ -439,6 +473,22 @@ CATALOG: dict[str, Message] = {
         "不接受文件 {name!r}：{detail}。可接受的类型：{allowed}。未保存任何内容。",
     ),
     "form.not_found": Message(404, "No form named {name!r}.", "没有名为 {name!r} 的表格。"),
+    # the command line
+    "cli.confirmation_needed": Message(
+        400,
+        "{action}: this needs a confirmation and there is no terminal to ask. Nothing was changed; add {option} to confirm in a script.",
+        "{action}：此操作需要确认，但当前没有可交互的终端。未作任何更改；在脚本中请加 {option} 确认。",
+    ),
+    "cli.entries_differ": Message(
+        400,
+        "The two entries differed {tries} times; nothing was changed.",
+        "两次输入连续 {tries} 次不一致，未作任何更改。",
+    ),
+    "cli.cancelled": Message(
+        400,
+        "Cancelled; nothing was changed.",
+        "已取消，未作任何更改。",
+    ),
     # config
     "config.invalid": Message(400, "Configuration error: {detail}", "配置错误：{detail}"),
     # serve

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Connection
 
 from certdesk.ca.issuer import Authority, LintHook
@@ -26,6 +27,7 @@ from certdesk.ca.keys import (
 from certdesk.ca.profiles import Profile, PublicationUrls
 from certdesk.ca.signer import FileSigner, Signer
 from certdesk.domain.errors import CertdeskError
+from certdesk.domain.fingerprints import sha256_fingerprint
 from certdesk.domain.states import AuthorityState
 from certdesk.services.context import Context
 from certdesk.store import authorities as authority_store
@@ -45,6 +47,19 @@ class AuthorityInfo:
     generation: int = 1
     state: AuthorityState = AuthorityState.ACTIVE
     key_id: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the certificate, as `openssl x509 -fingerprint -sha256` prints it."""
+        return sha256_fingerprint(self.certificate.public_bytes(Encoding.DER))
+
+
+def root_fingerprint(ctx: Context) -> str | None:
+    """The root CA's fingerprint, for pages that tell people to install the root (None before
+    `certdesk ca init`)."""
+    with ctx.db.read() as conn:
+        root = get_authority(conn, ROOT)
+    return None if root is None else root.fingerprint
 
 
 def key_id_of(certificate: x509.Certificate) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
 from certdesk.services.context import Context
-from certdesk.services.revocation import normalise_serial
+from certdesk.services.serials import normalise_serial, resolve_serial
 from certdesk.store import certificates as cert_store
 from certdesk.store.db import AnyRow
 
@@ -75,9 +75,10 @@ def list_certificates(
     return [_record(row) for row in rows]
 
 
-def get_certificate(ctx: Context, serial: str) -> CertificateRecord:
-    hexserial = normalise_serial(serial)
+def get_certificate(ctx: Context, serial: str, *, prefix: bool = False) -> CertificateRecord:
+    """The certificate with this serial; with `prefix`, also a unique prefix of one (CLI)."""
     with ctx.db.read() as conn:
+        hexserial = resolve_serial(conn, serial) if prefix else normalise_serial(serial)
         row = cert_store.get(conn, hexserial)
     if row is None:
         raise CertdeskError("cert.not_found", serial=hexserial)

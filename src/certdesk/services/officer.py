@@ -209,7 +209,7 @@ class OfficerDesk:
         self, who: Principal, serial: str, reason: str
     ) -> revocation.RevocationPreview:
         ctx = self._as(who, CERTS, serial, reason)
-        return revocation.preview_revoke(ctx, serial, reason)
+        return revocation.preview(ctx, serial, reason)
 
     def revoke(self, who: Principal, serial: str, reason: str) -> revocation.Revoked:
         return revocation.revoke(self._as(who, CERTS, serial, reason), serial, reason)

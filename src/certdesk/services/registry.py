@@ -113,8 +113,10 @@ def get_person(conn: Connection, person_id: str) -> Person:
 
 
 def _require_position(conn: Connection, code: str) -> None:
+    """A known position; the refusal names the known ones (`certdesk position list`)."""
     if registry_store.get_position(conn, code) is None:
-        raise CertdeskError("position.not_found", code=code)
+        known = ", ".join(p.code for p in registry_store.all_positions(conn)) or "-"
+        raise CertdeskError("position.not_found", code=code, known=known)
 
 
 def find_person(ctx: Context, person_id: str) -> Person:

@@ -18,8 +18,19 @@ from certdesk.domain.revocation import END_ENTITY_REASONS
 from certdesk.domain.states import CertState, RevocationReason
 from certdesk.services.context import Context
 from certdesk.services.lifecycle import Move, transition
+from certdesk.services.serials import normalise_serial, resolve_serial
 from certdesk.store import certificates as cert_store
 from certdesk.store import registry as registry_store
+from certdesk.store.db import AnyRow
+
+__all__ = [
+    "RevocationPreview",
+    "Revoked",
+    "normalise_serial",
+    "parse_reason",
+    "preview",
+    "revoke",
+]
 
 _ALLOWED = ", ".join(r.value for r in END_ENTITY_REASONS)
 
@@ -40,22 +51,9 @@ def parse_reason(value: str) -> RevocationReason:
     raise CertdeskError("revocation.bad_reason", reason=value, allowed=_ALLOWED)
 
 
-def normalise_serial(serial: str) -> str:
-    """Serials are accepted as hex with or without colons/0x; stored lowercase without zeros."""
-    cleaned = serial.strip().lower().removeprefix("0x").replace(":", "")
-    try:
-        return format(int(cleaned, 16), "x")
-    except ValueError:
-        raise CertdeskError(
-            "input.invalid", detail=f"serial {serial!r} is not hexadecimal"
-        ) from None
-
-
-def revoke_in(conn: Connection, ctx: Context, serial: str, reason: RevocationReason) -> Revoked:
-    """Revoke inside the caller's transaction (so workflows can revoke as one step of theirs)."""
-    if reason is RevocationReason.CERTIFICATE_HOLD:
-        raise CertdeskError("revocation.bad_reason", reason=reason.value, allowed="not on hold")
-    row = cert_store.get(conn, serial, lock=True)
+def _revocable(conn: Connection, serial: str, *, lock: bool = False) -> AnyRow:
+    """The certificate's row, if it exists and can still be revoked."""
+    row = cert_store.get(conn, serial, lock=lock)
     if row is None:
         raise CertdeskError("cert.not_found", serial=serial)
     state = CertState(row.state)
@@ -68,6 +66,14 @@ def revoke_in(conn: Connection, ctx: Context, serial: str, reason: RevocationRea
         )
     if state not in REVOCABLE:
         raise CertdeskError("cert.not_revocable", serial=serial, state=state.value)
+    return row
+
+
+def revoke_in(conn: Connection, ctx: Context, serial: str, reason: RevocationReason) -> Revoked:
+    """Revoke inside the caller's transaction (so workflows can revoke as one step of theirs)."""
+    if reason is RevocationReason.CERTIFICATE_HOLD:
+        raise CertdeskError("revocation.bad_reason", reason=reason.value, allowed="not on hold")
+    state = CertState(_revocable(conn, serial, lock=True).state)
     now = ctx.clock.now()
     move = Move(
         serial,
@@ -82,7 +88,7 @@ def revoke_in(conn: Connection, ctx: Context, serial: str, reason: RevocationRea
 
 @dataclass(frozen=True)
 class RevocationPreview:
-    """What `revoke` would do, for the console's confirmation step (nothing is written)."""
+    """What `revoke` would do, for the console's confirmation step and the CLI's question."""
 
     serial: str
     person_id: str | None
@@ -98,30 +104,22 @@ def _request(conn: Connection, serial: str, reason: RevocationReason | str) -> R
     parsed = reason if isinstance(reason, RevocationReason) else parse_reason(reason)
     if parsed not in END_ENTITY_REASONS:
         raise CertdeskError("revocation.bad_reason", reason=str(reason), allowed=_ALLOWED)
-    row = cert_store.get(conn, serial)
-    if row is None:
-        raise CertdeskError("cert.not_found", serial=serial)
+    row = _revocable(conn, serial)
     if Profile(row.profile).is_ca:
         raise CertdeskError("cert.ca_certificate", serial=serial, profile=row.profile)
-    state = CertState(row.state)
-    if state is CertState.REVOKED:
-        raise CertdeskError(
-            "cert.already_revoked",
-            serial=serial,
-            reason=row.revocation_reason,
-            revoked_at=row.revoked_at.isoformat(),
-        )
-    if state not in REVOCABLE:
-        raise CertdeskError("cert.not_revocable", serial=serial, state=state.value)
     person = registry_store.get_person(conn, row.person_id) if row.person_id else None
     holder = person.name if person else ""
-    return RevocationPreview(serial, row.person_id, holder, row.subject, parsed, state)
+    return RevocationPreview(
+        serial, row.person_id, holder, row.subject, parsed, CertState(row.state)
+    )
 
 
-def preview_revoke(ctx: Context, serial: str, reason: RevocationReason | str) -> RevocationPreview:
-    """What `revoke` would do and whether it would refuse, without doing it."""
+def preview(ctx: Context, serial: str, reason: RevocationReason | str) -> RevocationPreview:
+    """What `revoke` would do and whether it would refuse, without doing it (the console's
+    confirmation step, the CLI's question). `serial` may be a unique prefix
+    (`services/serials.py`); the answer names the full serial, which `revoke` is then given."""
     with ctx.db.read() as conn:
-        return _request(conn, normalise_serial(serial), reason)
+        return _request(conn, resolve_serial(conn, serial), reason)
 
 
 def revoke(ctx: Context, serial: str, reason: RevocationReason | str) -> Revoked:

@@ -81,6 +81,17 @@ def get(conn: Connection, serial: str, *, lock: bool = False) -> AnyRow | None:
     return conn.execute(query.with_for_update() if lock else query).first()
 
 
+def serials_starting(conn: Connection, prefix: str, limit: int) -> list[str]:
+    """Up to `limit` serials that start with `prefix` (lowercase hex), sorted."""
+    query = (
+        select(certificates.c.serial)
+        .where(certificates.c.serial.startswith(prefix, autoescape=True))
+        .order_by(certificates.c.serial)
+        .limit(limit)
+    )
+    return [str(s) for s in conn.execute(query).scalars()]
+
+
 def in_flight_renewal(conn: Connection, serial: str) -> AnyRow | None:
     """The renewal of `serial` being issued or waiting to be installed, if any."""
     return conn.execute(

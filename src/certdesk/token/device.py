@@ -8,6 +8,8 @@ some models).
 
 from __future__ import annotations
 
+import ctypes
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,7 +80,8 @@ def find_token(module: str, label: str | None = None, serial: str | None = None)
         load_module(module).reinitialize()
         found = _matching(module, label, serial)
     if not found:
-        raise CertdeskError("pkcs11.no_token", token=wanted)
+        en, zh = module_hint(module)
+        raise CertdeskError("pkcs11.no_token", token=wanted, module=module, hint=en, hint_zh=zh)
     if len(found) > 1:
         raise CertdeskError(
             "pkcs11.error", detail=f"{len(found)} tokens match {wanted!r}; name one by its label"
@@ -101,14 +104,90 @@ def _matching(module: str, label: str | None, serial: str | None) -> list[Device
 
 
 def tries_left(flags: TokenFlag) -> tuple[str, str]:
-    """What the token says about the remaining PIN tries (en, zh-CN)."""
+    """What the token says about the remaining PIN tries (en, zh-CN).
+
+    PKCS#11 has no field for the number of tries left, only flags: FINAL_TRY (one left),
+    COUNT_LOW (some wrong tries were made; how many remain is not said) and LOCKED. The
+    message says exactly what the flags say and never invents a number."""
     if TokenFlag.USER_PIN_FINAL_TRY in flags:
-        return "One try left before the token locks.", "仅剩最后一次机会，再错将锁定 USB Key。"
+        return (
+            "1 try left: the next wrong PIN locks the token.",
+            "仅剩 1 次机会：再输错一次 USB Key 将被锁定。",
+        )
     if TokenFlag.USER_PIN_COUNT_LOW in flags:
-        return "Few tries are left before the token locks.", "剩余尝试次数不多，USB Key 即将锁定。"
+        return (
+            "The token reports that its count of tries is low (it does not say how many are "
+            "left); take care with the next try.",
+            "USB Key 提示剩余尝试次数不多（未提供具体次数），请谨慎输入。",
+        )
     return (
-        "This token does not report how many tries remain.",
+        "The token does not report how many tries remain.",
         "该 USB Key 不提供剩余尝试次数。",
+    )
+
+
+class _Version(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_ubyte), ("minor", ctypes.c_ubyte)]
+
+
+class _TokenInfo(ctypes.Structure):
+    """CK_TOKEN_INFO (PKCS#11 2.40 §3.2), which python-pkcs11 reads but does not expose whole."""
+
+    _fields_ = [
+        ("label", ctypes.c_char * 32),
+        ("manufacturerID", ctypes.c_char * 32),
+        ("model", ctypes.c_char * 16),
+        ("serialNumber", ctypes.c_char * 16),
+        ("flags", ctypes.c_ulong),
+        ("ulMaxSessionCount", ctypes.c_ulong),
+        ("ulSessionCount", ctypes.c_ulong),
+        ("ulMaxRwSessionCount", ctypes.c_ulong),
+        ("ulRwSessionCount", ctypes.c_ulong),
+        ("ulMaxPinLen", ctypes.c_ulong),
+        ("ulMinPinLen", ctypes.c_ulong),
+        ("ulTotalPublicMemory", ctypes.c_ulong),
+        ("ulFreePublicMemory", ctypes.c_ulong),
+        ("ulTotalPrivateMemory", ctypes.c_ulong),
+        ("ulFreePrivateMemory", ctypes.c_ulong),
+        ("hardwareVersion", _Version),
+        ("firmwareVersion", _Version),
+        ("utcTime", ctypes.c_char * 16),
+    ]
+
+
+def pin_length(device: Device) -> tuple[int, int] | None:
+    """The token's allowed PIN length (ulMinPinLen, ulMaxPinLen), or None if not known.
+
+    Read with C_GetTokenInfo from the module python-pkcs11 already initialised (the same
+    library handle); any failure only means the range is not shown.
+    """
+    try:
+        info = _TokenInfo()
+        get_info = ctypes.CDLL(device.module).C_GetTokenInfo
+        if get_info(ctypes.c_ulong(device.token.slot.slot_id), ctypes.byref(info)) != 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    return int(info.ulMinPinLen), int(info.ulMaxPinLen)
+
+
+def module_hint(module: str) -> tuple[str, str]:
+    """Where to look when a module shows no token (en, zh-CN): for SoftHSM its configuration
+    file (SOFTHSM2_CONF), else the module path."""
+    if "softhsm" in module.lower():
+        conf = os.environ.get("SOFTHSM2_CONF")
+        shown = f"SOFTHSM2_CONF={conf}" if conf else "SOFTHSM2_CONF is not set"
+        shown_zh = f"SOFTHSM2_CONF={conf}" if conf else "未设置 SOFTHSM2_CONF"
+        return (
+            f"SoftHSM finds its tokens through the file in SOFTHSM2_CONF ({shown}; default "
+            "/etc/softhsm/softhsm2.conf): check that it names the token directory.",
+            f"SoftHSM 通过 SOFTHSM2_CONF 指定的配置文件查找 USB Key（{shown_zh}；默认 "
+            "/etc/softhsm/softhsm2.conf），请确认其中的令牌目录正确。",
+        )
+    return (
+        "Check that this is your token's driver (CERTDESK_TOKEN_MODULE or "
+        "`certdesk connect --module`).",
+        "请确认这是您 USB Key 的驱动（CERTDESK_TOKEN_MODULE 或 `certdesk connect --module`）。",
     )
 
 

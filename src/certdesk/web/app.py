@@ -14,7 +14,13 @@ from fastapi.staticfiles import StaticFiles
 from certdesk import __version__
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.access import Access
-from certdesk.services.authorities import ISSUING, ROOT, pki_dir, require_authority
+from certdesk.services.authorities import (
+    ISSUING,
+    ROOT,
+    pki_dir,
+    require_authority,
+    root_fingerprint,
+)
 from certdesk.services.context import Context
 from certdesk.services.enrolment import Issue
 from certdesk.services.group_commit import GroupCommitter
@@ -138,6 +144,8 @@ def create_app(ctx: Context) -> FastAPI:
             message=exc.message(locale),
             serial=exc.params.get("serial"),
             by=exc.params.get("by"),
+            # the page that says "install the root" gives what to check it against
+            root_fingerprint=root_fingerprint(ctx) if exc.code == "login.no_certificate" else None,
         )
 
     @app.get("/healthz")
@@ -149,8 +157,11 @@ def create_app(ctx: Context) -> FastAPI:
             "status": "ok",
             "version": __version__,
             "root": root.subject,
+            "root_fingerprint": root.fingerprint,
             "issuing": issuing.subject,
             "crl_number": issuing.crl_number,
+            # the holder's tool checks the window before it asks for the PIN
+            "renewal_window_days": ctx.config.policy.renewal_window_days,
         }
 
     @app.get("/status", response_class=HTMLResponse)
