@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from fastapi.testclient import TestClient
 
 from certdesk.domain.clock import FixedClock
 from certdesk.domain.errors import CertdeskError
@@ -24,6 +25,7 @@ from certdesk.services.crl_publish import publish_crl
 from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
 from certdesk.services.renewal import Renewals
+from certdesk.web.app import create_app
 from conftest import openssl_verify
 from test_renewal import Holder
 
@@ -110,3 +112,25 @@ def test_a_certificate_of_a_ca_we_do_not_run_is_not_ours(issuance: Issuance) -> 
     refusal = Access(ctx).identify(forged.public_bytes(Encoding.DER))
     assert not isinstance(refusal, Principal)
     assert refusal.problem.value == "login.not_ours"
+
+
+def test_every_issuers_files_are_served_where_its_certificates_point(issuance: Issuance) -> None:
+    """A generation-2 certificate's CRL and caIssuers URLs name /pki/issuing-2.*: served."""
+    ctx = issuance.ctx
+    g2 = add_issuing_generation(ctx)
+    publish_crl(ctx, "issuing-2")
+    client = TestClient(create_app(ctx))
+    for name, media in [
+        ("issuing-2.crl", "application/pkix-crl"),
+        ("issuing-2.crt", "application/pkix-cert"),
+        ("issuing-2.pem", "application/x-pem-file"),
+        ("issuing.crt", "application/pkix-cert"),
+    ]:
+        answer = client.get(f"/pki/{name}")
+        assert answer.status_code == 200, (name, answer.text)
+        assert answer.headers["content-type"].startswith(media)
+        assert answer.content == (pki_dir(ctx) / name).read_bytes()
+    crl = x509.load_der_x509_crl(client.get("/pki/issuing-2.crl").content)
+    assert crl.is_signature_valid(g2.certificate.public_key())  # type: ignore[arg-type]
+    refused = client.get("/pki/issuing-9.crl")
+    assert refused.status_code == 400 and refused.json()["code"] == "input.invalid"

@@ -226,3 +226,15 @@ def load_authority(
     with ctx.db.read() as conn:
         info = require_authority(conn, name)
     return Authority(load_signer(ctx, info), info.certificate, publication_urls(ctx, name), hooks)
+
+
+def downloads(ctx: Context) -> list[str]:
+    """The files under /pki/ a relying party may fetch: every CA's certificate and CRL (DER and
+    PEM, at the URLs written into what it issued) and the chain — those published so far."""
+    with ctx.db.read() as conn:
+        names = [row.name for row in authority_store.every(conn)]
+    if not names:
+        raise CertdeskError("ca.not_initialised")
+    out = pki_dir(ctx)
+    files = [f"{n}{ext}" for n in names for ext in (".crt", ".pem", ".crl", ".crl.pem")]
+    return [f for f in [*files, "chain.pem"] if (out / f).exists()]

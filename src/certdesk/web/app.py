@@ -17,6 +17,7 @@ from certdesk.services.access import Access
 from certdesk.services.authorities import (
     ISSUING,
     ROOT,
+    downloads,
     pki_dir,
     require_authority,
     root_fingerprint,
@@ -51,17 +52,6 @@ HEADINGS = {
     "access": "Not allowed",
     "input": "The request was not accepted",
 }
-DOWNLOADS = [
-    "root.crt",
-    "root.pem",
-    "issuing.crt",
-    "issuing.pem",
-    "chain.pem",
-    "root.crl",
-    "root.crl.pem",
-    "issuing.crl",
-    "issuing.crl.pem",
-]
 
 
 class Services:
@@ -167,16 +157,14 @@ def create_app(ctx: Context) -> FastAPI:
     @app.get("/status", response_class=HTMLResponse)
     def status(request: Request) -> Response:
         """No login needed: the CA, its CRL number and the downloads."""
-        links = [name for name in DOWNLOADS if (pki_dir(ctx) / name).exists()]
+        links = downloads(ctx)
         return render(request, "status.html", state=health(), downloads=links)
 
     @app.get("/pki/{name}")
     def download(name: str) -> Response:
-        if name not in DOWNLOADS:
+        if name not in downloads(ctx):
             raise CertdeskError("input.invalid", detail=f"no download named {name!r}")
         path: Path = pki_dir(ctx) / name
-        if not path.exists():
-            raise CertdeskError("ca.not_initialised")
         media = MEDIA[".pem" if name.endswith(".pem") else path.suffix]
         return Response(path.read_bytes(), media_type=media)
 
