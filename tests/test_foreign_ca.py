@@ -95,7 +95,9 @@ def test_another_cas_certificate_is_refused_at_the_embedded_handshake(portal: Li
         check=False,
         timeout=30,
     )
-    said = alert.stdout + alert.stderr
-    assert "unexpected eof" in said.lower() and "HTTP/1" not in said, said
+    said = (alert.stdout + alert.stderr).lower()
+    # the server drops the connection after the handshake: a clean EOF or a reset (errno 104),
+    # whichever reaches the client first; never an HTTP answer
+    assert ("unexpected eof" in said or "errno=104" in said) and "http/1" not in said, said
     served = (portal.home / "serve.log").read_text()
     assert served.count('"GET / HTTP/1.1"') == 1  # only the request with our certificate
