@@ -109,9 +109,15 @@ def test_a_certificate_of_a_ca_we_do_not_run_is_not_ours(issuance: Issuance) -> 
         )
         .sign(stranger_key, hashes.SHA256())
     )
-    refusal = Access(ctx).identify(forged.public_bytes(Encoding.DER))
+    access = Access(ctx)
+    refusal = access.identify(forged.public_bytes(Encoding.DER))
     assert not isinstance(refusal, Principal)
     assert refusal.problem.value == "login.not_ours"
+    # the same stranger again within the minute does not reload the set (a generation added
+    # meanwhile stays unseen until a certificate of its own asks for it)
+    add_issuing_generation(ctx)
+    assert access.identify(forged.public_bytes(Encoding.DER)) == refusal
+    assert "issuing-2" not in access.issuers.by_name
 
 
 def test_every_issuers_files_are_served_where_its_certificates_point(issuance: Issuance) -> None:

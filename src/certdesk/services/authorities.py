@@ -10,6 +10,7 @@ presented certificate against every trusted issuer by its authority key identifi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from certdesk.services.context import Context
 from certdesk.store import authorities as authority_store
 
 ROOT, ISSUING = "root", "issuing"
+RELOAD_EVERY = 60.0  # seconds between reloads for the same unknown key id
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class Issuers:
 
     def __init__(self, infos: Sequence[AuthorityInfo], ctx: Context | None = None) -> None:
         self.ctx = ctx
+        self._missed: dict[str, float] = {}  # key id -> when it last made us reload
         self._take(infos)
 
     def _take(self, infos: Sequence[AuthorityInfo]) -> None:
@@ -158,15 +161,17 @@ class Issuers:
     def issuer_of(self, certificate: x509.Certificate) -> AuthorityInfo:
         """The trusted CA that signed `certificate`; ValueError or InvalidSignature if none.
 
-        An unknown key id reloads the set once, so a generation added by another process is
-        trusted without a restart (a retired one stops being trusted at the next reload).
+        An unknown key id reloads the set (once a minute per key id), so a generation added by
+        another process is trusted without a restart (a retired one stops being trusted at the
+        next reload).
         """
         try:
             aki = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
         except x509.ExtensionNotFound:
             raise ValueError("no authority key identifier") from None
         key_id = (aki.value.key_identifier or b"").hex()
-        if key_id not in self.by_key_id and self.ctx is not None:
+        if key_id not in self.by_key_id and self._may_reload(key_id):
+            assert self.ctx is not None
             with self.ctx.db.read() as conn:
                 self._take(list_authorities(conn))
         info = self.by_key_id.get(key_id)
@@ -174,6 +179,19 @@ class Issuers:
             raise ValueError("not issued by a CA this server trusts")
         certificate.verify_directly_issued_by(info.certificate)
         return info
+
+    def _may_reload(self, key_id: str) -> bool:
+        """Reload for a key id not asked about in the last minute: a stranger's certificate
+        presented at every request does not cost a database read each time."""
+        if self.ctx is None:
+            return False
+        now = time.monotonic()
+        if len(self._missed) > 1024:
+            self._missed.clear()
+        if now - self._missed.get(key_id, -RELOAD_EVERY) < RELOAD_EVERY:
+            return False
+        self._missed[key_id] = now
+        return True
 
     def named(self, name: str) -> AuthorityInfo:
         """An authority by id (reloading once if it was added after this set was loaded)."""
