@@ -723,19 +723,8 @@ def test_position_list_and_unknown_position_names_the_known_ones(desk: Desk) -> 
     codes = [p["code"] for p in positions]
     assert "clerk" in codes and "ra" in codes
     assert "Finance clerk" in desk.ok("position", "list").stdout
-    refused = desk.run(
-        "person",
-        "add",
-        "p-9",
-        "--name",
-        "X",
-        "--unit",
-        "DEMO",
-        "--email",
-        "x@demo.example",
-        "--position",
-        "boss",
-    )
+    boss = ("person", "add", "p-9", "--name", "X", "--unit", "DEMO", "--email", "x@demo.example")
+    refused = desk.run(*boss, "--position", "boss")
     assert_refused(
         refused,
         4,
@@ -744,18 +733,5 @@ def test_position_list_and_unknown_position_names_the_known_ones(desk: Desk) -> 
         ", ".join(codes),
         "certdesk position list",
     )
-    zh = desk.run(
-        "person",
-        "add",
-        "p-9",
-        "--name",
-        "X",
-        "--unit",
-        "DEMO",
-        "--email",
-        "x@demo.example",
-        "--position",
-        "boss",
-        lang="zh_CN.UTF-8",
-    )
+    zh = desk.run(*boss, "--position", "boss", lang="zh_CN.UTF-8")
     assert_refused(zh, 4, "position.not_found", "已有岗位", "clerk")
