@@ -19,17 +19,21 @@ def check_pin(device: Device, pin: str, *, so: bool = False) -> None:
         pass
 
 
+def _length_refusal(device: Device, pin: str, allowed: tuple[int, int]) -> CertdeskError:
+    return CertdeskError(
+        "pkcs11.pin_length",
+        token=device.label,
+        minimum=allowed[0],
+        maximum=allowed[1],
+        length=len(pin),
+    )
+
+
 def require_pin_length(device: Device, pin: str) -> None:
     """Refuse a new PIN outside the token's range (ulMinPinLen..ulMaxPinLen) before trying it."""
     allowed = pin_length(device)
     if allowed is not None and not allowed[0] <= len(pin) <= allowed[1]:
-        raise CertdeskError(
-            "pkcs11.pin_length",
-            token=device.label,
-            minimum=allowed[0],
-            maximum=allowed[1],
-            length=len(pin),
-        )
+        raise _length_refusal(device, pin, allowed)
 
 
 @contextmanager
@@ -43,13 +47,7 @@ def _new_pin_checked(device: Device, new_pin: str) -> Iterator[None]:
             raise CertdeskError(
                 "pkcs11.pin_refused", token=device.label, detail="PIN length out of range"
             ) from None
-        raise CertdeskError(
-            "pkcs11.pin_length",
-            token=device.label,
-            minimum=allowed[0],
-            maximum=allowed[1],
-            length=len(new_pin),
-        ) from None
+        raise _length_refusal(device, new_pin, allowed) from None
     except (pkcs11.PinInvalid, pkcs11.PinTooWeak) as exc:
         raise CertdeskError(
             "pkcs11.pin_refused", token=device.label, detail=type(exc).__name__
