@@ -17,7 +17,7 @@ import pytest
 
 from softhsm import SO_PIN, USER_PIN, SoftHSM
 from test_cli import CERTDESK, PASSPHRASE, Desk, assert_refused, flat
-from test_web import free_port, wait_for_port
+from test_web import free_port, serving
 
 
 class HolderDesk(Desk):
@@ -41,20 +41,8 @@ class HolderDesk(Desk):
 
     @contextlib.contextmanager
     def serving(self) -> Iterator[None]:
-        proc = subprocess.Popen(
-            [str(CERTDESK), "serve"],
-            cwd=self.home,
-            env=self.env("C.UTF-8", PASSPHRASE, {}),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_port(proc, self.port)
+        with serving(self.home, self.env("C.UTF-8", PASSPHRASE, {}), self.port):
             yield
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
 
 
 class Terminal:

@@ -17,7 +17,7 @@ import pytest
 from conftest import openssl
 from softhsm import SO_PIN, USER_PIN, SoftHSM
 from test_cli import assert_refused, flat
-from test_web import free_port, wait_for_port
+from test_web import free_port, serving
 
 CERTDESK = str(Path(sys.executable).parent / "certdesk")
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
@@ -82,20 +82,8 @@ class FakeTimeDesk:
     @contextlib.contextmanager
     def serving(self, day: int) -> Iterator[None]:
         self.day = day
-        proc = subprocess.Popen(
-            [CERTDESK, "serve"],
-            cwd=self.home,
-            env=self.at(day),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            wait_for_port(proc, self.port)
+        with serving(self.home, self.at(day), self.port):
             yield
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
 
     def renew(self, label: str, pin: str = USER_PIN) -> subprocess.CompletedProcess[str]:
         return self.run("renew", "--label", label, "--pin", pin, "--yes", "--json")

@@ -43,6 +43,25 @@ def wait_for_port(proc: subprocess.Popen[bytes], port: int) -> None:
     raise AssertionError("certdesk serve did not start listening")
 
 
+@contextlib.contextmanager
+def serving(cwd: Path, env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """`certdesk serve` in `cwd` with `env`, listening on `port` until the block ends."""
+    proc = subprocess.Popen(
+        [CERTDESK, "serve"],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(proc, port)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     port = free_port()
