@@ -7,6 +7,7 @@ refused so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 import re
 import tomllib
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from certdesk.domain.crl_schedule import CRLSchedule
 from certdesk.domain.errors import CertdeskError
 
 DEFAULT_FILE = "certdesk.toml"
@@ -59,6 +61,7 @@ class PolicyConfig:
 class UrlsConfig:
     base: str = ""  # empty: https://<first of server.hostnames>:<server.port> (Config.base_url)
     crl: str = "{base}/pki/issuing.crl"
+    delta_crl: str = "{base}/pki/issuing-delta.crl"  # Freshest CRL, when [crl] delta is on
     ocsp: str = "{base}/ocsp"
     ca_issuers: str = "{base}/pki/issuing.crt"
 
@@ -66,6 +69,31 @@ class UrlsConfig:
 @dataclass(frozen=True)
 class CRLConfig:
     next_update_hours: int = 24
+    republish_before_hours: int = 6  # a complete CRL is republished this long before nextUpdate
+    delta: bool = False  # delta CRLs (RFC 5280 5.2.4) and the Freshest CRL extension
+    delta_every_minutes: int = 60  # a delta is republished this often even without revocations
+    delta_next_update_hours: int = 4
+
+    def schedule(self) -> CRLSchedule:
+        """The publishing rule's inputs; margins that would republish at every round refused."""
+        out = CRLSchedule(
+            dt.timedelta(hours=self.next_update_hours),
+            dt.timedelta(hours=self.republish_before_hours),
+            self.delta,
+            dt.timedelta(minutes=self.delta_every_minutes),
+            dt.timedelta(hours=self.delta_next_update_hours),
+        )
+        if not dt.timedelta(0) <= out.republish_before < out.next_update:
+            raise CertdeskError(
+                "config.invalid",
+                detail="crl.republish_before_hours must be at least 0 and below next_update_hours",
+            )
+        if out.delta and not dt.timedelta(0) < out.delta_every < out.delta_next_update:
+            raise CertdeskError(
+                "config.invalid",
+                detail="crl.delta_every_minutes must be above 0 and below delta_next_update_hours",
+            )
+        return out
 
 
 @dataclass(frozen=True)

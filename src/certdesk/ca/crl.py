@@ -8,6 +8,7 @@ through `RevokedCertificateBuilder`'s constructor with a shared reasonCode exten
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 
 from cryptography import x509
@@ -38,6 +39,13 @@ def revoked_certificates(entries: Iterable[RevokedEntry]) -> list[x509.RevokedCe
     return [build(e.serial, e.revoked_at, _REASONS[e.reason]).build() for e in entries]
 
 
+@functools.lru_cache(maxsize=16)
+def freshest_crl(url: str) -> x509.FreshestCRL:
+    """Where the delta CRLs are (RFC 5280 5.2.6), in complete CRLs and end-entity certificates."""
+    uri = x509.UniformResourceIdentifier(url)
+    return x509.FreshestCRL([x509.DistributionPoint([uri], None, None, None)])
+
+
 def build_crl(
     signer: Signer,
     issuer: x509.Certificate,
@@ -45,19 +53,34 @@ def build_crl(
     this_update: dt.datetime,
     next_update: dt.datetime,
     entries: Iterable[RevokedEntry],
+    *,
+    base: int | None = None,
+    delta_url: str | None = None,
 ) -> x509.CertificateRevocationList:
-    """A CRL with CRL Number and Authority Key Identifier, signed by `signer`."""
+    """A CRL with CRL Number and Authority Key Identifier, signed by `signer`. With `base`, a
+    delta CRL (RFC 5280 5.2.4): the critical Delta CRL Indicator names the complete CRL whose
+    changes `entries` are; with `delta_url`, a complete CRL that says where its deltas are
+    (Freshest CRL, which must not appear in a delta CRL)."""
+    if base is not None and delta_url is not None:
+        raise ValueError("a delta CRL carries no Freshest CRL extension (RFC 5280 5.2.6)")
     ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
     crl_number = x509.CRLNumber(number)
+    extensions: list[x509.Extension[x509.ExtensionType]] = [
+        x509.Extension(aki.oid, False, aki),
+        x509.Extension(crl_number.oid, False, crl_number),
+    ]
+    if base is not None:
+        indicator = x509.DeltaCRLIndicator(base)
+        extensions.append(x509.Extension(indicator.oid, True, indicator))
+    if delta_url is not None:
+        freshest = freshest_crl(delta_url)
+        extensions.append(x509.Extension(freshest.oid, False, freshest))
     builder = x509.CertificateRevocationListBuilder(
         issuer_name=issuer.subject,
         last_update=this_update,
         next_update=next_update,
-        extensions=[
-            x509.Extension(aki.oid, False, aki),
-            x509.Extension(crl_number.oid, False, crl_number),
-        ],
+        extensions=extensions,
         revoked_certificates=revoked_certificates(entries),
     )
     return signer.sign_crl(builder)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from certdesk.ca.crl import freshest_crl
 from certdesk.ca.keys import PublicKey
 
 _ATTRS = {
@@ -56,6 +57,7 @@ class PublicationUrls:
     crl: str
     ocsp: str
     ca_issuers: str
+    delta_crl: str | None = None  # Freshest CRL in end-entity certificates while deltas are on
 
 
 @dataclass(frozen=True)
@@ -161,4 +163,6 @@ def apply_profile(
     if urls is not None and profile is not Profile.ROOT_CA:
         crl_dp, aia = _publication_extensions(urls)
         b = b.add_extension(crl_dp, critical=False).add_extension(aia, critical=False)
+        if urls.delta_crl is not None and not profile.is_ca:
+            b = b.add_extension(freshest_crl(urls.delta_crl), critical=False)
     return b

@@ -598,17 +598,62 @@ def cert_revoke(
 @crl_app.command("publish")
 def crl_publish(
     issuer: Annotated[str, typer.Option(help="issuing or root")] = "issuing",
+    delta: Annotated[
+        bool, typer.Option("--delta", help="A delta CRL against the last one")
+    ] = False,
 ) -> None:
     """Build and publish a new CRL (DER and PEM under <data_dir>/pki)."""
+    from certdesk.domain.crl_schedule import CRLKind
     from certdesk.services.crl_publish import publish_crl
 
+    kind = CRLKind.DELTA if delta else CRLKind.COMPLETE
     with console.status("Building the CRL… / 正在生成证书吊销列表…"):
-        done = publish_crl(context(), issuer)
+        done = publish_crl(context(), issuer, kind)
     say(
-        f"CRL {done.issuer} #{done.number}: {done.entries} entries, next update "
+        f"CRL {done.issuer} #{done.number} ({done.kind}): {done.entries} entries, next update "
         f"{done.next_update.isoformat()} → {done.der_path}",
-        f"CRL {done.issuer} 第 {done.number} 号：{done.entries} 条，下次更新 "
-        f"{done.next_update.isoformat()} → {done.der_path}",
+        f"CRL {done.issuer} 第 {done.number} 号（{'增量' if delta else '完整'}）："
+        f"{done.entries} 条，下次更新 {done.next_update.isoformat()} → {done.der_path}",
+    )
+
+
+@crl_app.command("status")
+def crl_status(as_json: JsonOpt = False) -> None:
+    """Each CA's last complete and delta CRL, and whether a new one is due (and why)."""
+    from certdesk.services.crl_publish import crl_status as status_of
+
+    rows = []
+    for s in status_of(context()):
+        row: dict[str, object] = {"issuer": s.issuer}
+        for kind, rec in (("complete", s.complete), ("delta", s.delta)):
+            row[kind] = None if rec is None else dataclasses.asdict(rec)
+        row["due"] = {k: v for k, v in dataclasses.asdict(s.due).items() if v}
+        row["next_due_at"] = s.next_due_at
+        rows.append(row)
+    if as_json:
+        emit_json(rows)
+        return
+
+    def brief(rec: object) -> str:
+        if not isinstance(rec, dict):
+            return "-"
+        base = f" (base #{rec['base']})" if rec["base"] is not None else ""
+        return (
+            f"#{rec['number']}{base}, {_minute(rec['this_update'].isoformat())} → "
+            f"{_minute(rec['next_update'].isoformat())}, {rec['entries']} entries"
+        )
+
+    def due(row: dict[str, object]) -> str:
+        reasons = row["due"]
+        if isinstance(reasons, dict) and reasons:
+            return ", ".join(f"{kind}: {why}" for kind, why in reasons.items())
+        return f"no (from {_minute(str(row['next_due_at']))})"
+
+    table(
+        "CRLs / 证书吊销列表",
+        ["issuer", "complete", "delta", "due"],
+        [[r["issuer"], brief(r["complete"]), brief(r["delta"]), due(r)] for r in rows],
+        keep=("issuer",),
     )
 
 
@@ -648,9 +693,11 @@ def maintenance(as_json: JsonOpt = False) -> None:
         return
     say(
         f"Interrupted issuances closed: {len(report.abandoned)}; uninstalled renewals "
-        f"withdrawn: {len(report.withdrawn)}; used nonces forgotten: {report.nonces_forgotten}.",
+        f"withdrawn: {len(report.withdrawn)}; used nonces forgotten: {report.nonces_forgotten}; "
+        f"CRLs published: {', '.join(report.crls) or 'none'}.",
         f"关闭中断的签发 {len(report.abandoned)} 个；作废未安装的更新证书 "
-        f"{len(report.withdrawn)} 张；清理已用随机数 {report.nonces_forgotten} 个。",
+        f"{len(report.withdrawn)} 张；清理已用随机数 {report.nonces_forgotten} 个；"
+        f"发布 CRL：{', '.join(report.crls) or '无'}。",
     )
 
 

@@ -142,6 +142,11 @@ CATALOG: dict[str, Message] = {
         "The CA is not initialised; run `certdesk ca init` (or `certdesk init` for the demo).",
         "CA 尚未初始化，请先运行 `certdesk ca init`（演示环境可运行 `certdesk init`）。",
     ),
+    "crl.no_base": Message(
+        409,
+        "CA {issuer} has no complete CRL yet; a delta CRL needs one as its base (`certdesk crl publish`).",
+        "CA {issuer} 尚未发布完整 CRL，增量 CRL 需要以它为基础（请先运行 `certdesk crl publish`）。",
+    ),
     "ca.already_initialised": Message(
         409,
         "The CA is already initialised ({name}); nothing was changed.",

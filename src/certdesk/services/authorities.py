@@ -218,15 +218,25 @@ def require_authority(conn: Connection, name: str) -> AuthorityInfo:
 
 def publication_urls(ctx: Context, issuer: str) -> PublicationUrls:
     """Where certificates issued by `issuer` point: its CRL, OCSP and certificate (the first
-    issuing CA's URLs are configurable; the others' are named after their id)."""
+    issuing CA's URLs are configurable; the others' are named after their id), and its delta
+    CRLs while `[crl] delta` is on."""
+    delta = delta_crl_url(ctx, issuer) if ctx.config.crl.delta else None
     if issuer == ISSUING:
         return PublicationUrls(
-            ctx.config.url("crl"), ctx.config.url("ocsp"), ctx.config.url("ca_issuers")
+            ctx.config.url("crl"), ctx.config.url("ocsp"), ctx.config.url("ca_issuers"), delta
         )
     base = ctx.config.base_url
     return PublicationUrls(
-        f"{base}/pki/{issuer}.crl", ctx.config.url("ocsp"), f"{base}/pki/{issuer}.crt"
+        f"{base}/pki/{issuer}.crl", ctx.config.url("ocsp"), f"{base}/pki/{issuer}.crt", delta
     )
+
+
+def delta_crl_url(ctx: Context, issuer: str) -> str:
+    """Where `issuer`'s delta CRL is published (`/pki/<id>-delta.crl`, `[urls] delta_crl` for
+    the first issuing CA)."""
+    if issuer == ISSUING:
+        return ctx.config.url("delta_crl")
+    return f"{ctx.config.base_url}/pki/{issuer}-delta.crl"
 
 
 def load_signer(ctx: Context, info: AuthorityInfo) -> Signer:
@@ -247,12 +257,14 @@ def load_authority(
 
 
 def downloads(ctx: Context) -> list[str]:
-    """The files under /pki/ a relying party may fetch: every CA's certificate and CRL (DER and
-    PEM, at the URLs written into what it issued) and the chain — those published so far."""
+    """The files under /pki/ a relying party may fetch: every CA's certificate, CRL and delta CRL
+    (DER and PEM, at the URLs written into what it issued) and the chain — those published so
+    far."""
     with ctx.db.read() as conn:
         names = [row.name for row in authority_store.every(conn)]
     if not names:
         raise CertdeskError("ca.not_initialised")
     out = pki_dir(ctx)
-    files = [f"{n}{ext}" for n in names for ext in (".crt", ".pem", ".crl", ".crl.pem")]
+    kinds = (".crt", ".pem", ".crl", ".crl.pem", "-delta.crl", "-delta.crl.pem")
+    files = [f"{n}{ext}" for n in names for ext in kinds]
     return [f for f in [*files, "chain.pem"] if (out / f).exists()]

@@ -1,4 +1,5 @@
-"""Streaming the revoked (or superseded), not yet expired certificates of a CA for its CRL."""
+"""Streaming the revoked (or superseded), not yet expired certificates of a CA for its CRL, all
+of them (a complete CRL) or those that went on it since a time (a delta CRL)."""
 
 from __future__ import annotations
 
@@ -17,27 +18,40 @@ _BATCH = 20_000
 _ON_CRL = [state.value for state in ON_CRL]
 
 
-def on_crl(issuer: str, now: dt.datetime) -> ColumnElement[bool]:
-    """Which certificates `issuer`'s CRL at `now` lists: the one definition, so what is counted
-    (the CRL's record and audit) and what is listed cannot disagree."""
+def on_crl(issuer: str, now: dt.datetime, since: dt.datetime | None = None) -> ColumnElement[bool]:
+    """Which certificates `issuer`'s CRL at `now` lists (with `since`: those that went on it at
+    or after `since`): the one definition, so what is counted (the CRL's record and audit) and
+    what is listed cannot disagree."""
+    revoked_at = certificates.c.revoked_at
+    went_on = revoked_at.is_not(None) if since is None else revoked_at >= since
     return and_(
         certificates.c.issuer == issuer,
         certificates.c.state.in_(_ON_CRL),
-        certificates.c.revoked_at.is_not(None),
+        went_on,
         certificates.c.not_after >= now,
     )
 
 
-def count_on_crl(conn: Connection, issuer: str, now: dt.datetime) -> int:
-    """How many entries `iter_revoked` yields for the same issuer and time (same snapshot)."""
-    return int(conn.execute(select(func.count()).where(on_crl(issuer, now))).scalar_one())
+def count_on_crl(
+    conn: Connection, issuer: str, now: dt.datetime, since: dt.datetime | None = None
+) -> int:
+    """How many entries `iter_revoked` yields for the same arguments (same snapshot)."""
+    return int(conn.execute(select(func.count()).where(on_crl(issuer, now, since))).scalar_one())
 
 
-def iter_revoked(conn: Connection, issuer: str, now: dt.datetime) -> Iterator[RevokedEntry]:
+def any_on_crl_since(conn: Connection, issuer: str, now: dt.datetime, since: dt.datetime) -> bool:
+    """Whether a certificate went on `issuer`'s CRL at or after `since` (one index probe)."""
+    query = select(certificates.c.serial).where(on_crl(issuer, now, since)).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def iter_revoked(
+    conn: Connection, issuer: str, now: dt.datetime, since: dt.datetime | None = None
+) -> Iterator[RevokedEntry]:
     """Rows are streamed in batches (server-side cursor on PostgreSQL), so memory stays flat."""
     query = (
         select(certificates.c.serial, certificates.c.revoked_at, certificates.c.revocation_reason)
-        .where(on_crl(issuer, now))
+        .where(on_crl(issuer, now, since))
         .execution_options(stream_results=True, yield_per=_BATCH)
     )
     reasons = {r.value: r for r in RevocationReason}

@@ -1,4 +1,4 @@
-"""The record of the CRLs each CA has published."""
+"""The record of the CRLs each CA has published (complete and delta, one number sequence)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,20 @@ import datetime as dt
 
 from sqlalchemy import Connection, insert, select
 
-from certdesk.store.db import AnyRow
+from certdesk.domain.crl_schedule import PublishedRecord
 from certdesk.store.tables import crls
 
 
-def latest(conn: Connection, issuer: str) -> AnyRow | None:
-    """`this_update` and `next_update` of `issuer`'s newest CRL (None before the first)."""
-    return conn.execute(
-        select(crls.c.this_update, crls.c.next_update)
-        .where(crls.c.issuer == issuer)
+def latest(conn: Connection, issuer: str, *, delta: bool = False) -> PublishedRecord | None:
+    """`issuer`'s newest complete CRL (or delta CRL), None before the first."""
+    kind = crls.c.base.is_not(None) if delta else crls.c.base.is_(None)
+    row = conn.execute(
+        select(crls.c.number, crls.c.this_update, crls.c.next_update, crls.c.entries, crls.c.base)
+        .where(crls.c.issuer == issuer, kind)
         .order_by(crls.c.number.desc())
         .limit(1)
     ).first()
+    return None if row is None else PublishedRecord(*row)
 
 
 def record(
@@ -27,8 +29,10 @@ def record(
     this_update: dt.datetime,
     next_update: dt.datetime,
     entries: int,
+    base: int | None = None,
 ) -> None:
-    """A published CRL: its number, dates and how many certificates it lists."""
+    """A published CRL: its number, dates, how many certificates it lists and, for a delta
+    CRL, the number of its base complete CRL."""
     conn.execute(
         insert(crls).values(
             issuer=issuer,
@@ -36,5 +40,6 @@ def record(
             this_update=this_update,
             next_update=next_update,
             entries=entries,
+            base=base,
         )
     )

@@ -166,6 +166,8 @@ certificates = Table(
     CheckConstraint("der IS NOT NULL OR state IN ('reserved', 'abandoned')", name="signed_has_der"),
     Index("ix_certificates_person_state", "person_id", "state"),
     Index("ix_certificates_issuer_state", "issuer", "state"),
+    # What went on an issuer's CRL since its last publication (the publishing job, delta CRLs).
+    Index("ix_certificates_issuer_revoked_at", "issuer", "revoked_at"),
     # Renewal looks up "the certificate that replaces this one" on every request.
     Index("ix_certificates_replaces", "replaces"),
     # A person has at most one active personal certificate, whatever the code above does.
@@ -194,6 +196,7 @@ crls = Table(
     Column("this_update", UTC, nullable=False),
     Column("next_update", UTC, nullable=False),
     Column("entries", Integer, nullable=False),
+    Column("base", Integer, nullable=True),  # a delta CRL's base CRL number; NULL: complete
 )
 
 audit_log = Table(
