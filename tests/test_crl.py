@@ -29,6 +29,7 @@ from certdesk.services.revocation import revoke
 from certdesk.store.db import Database
 from certdesk.web.app import create_app
 from conftest import openssl, openssl_verify
+from test_cli import Desk, flat
 from test_issuance import enrol_csr, make_csr, write
 
 
@@ -215,3 +216,24 @@ def test_pkilint_finds_nothing_wrong_in_complete_and_delta_crls(issuance: Issuan
             result.stdout,
             result.stderr,
         )
+
+
+def test_crl_status_and_maintenance_on_the_command_line(tmp_path: Path) -> None:
+    desk = Desk(tmp_path)
+    desk.ok("ca", "init")
+    before = desk.json("crl", "status", CERTDESK_CRL_DELTA="true")
+    assert isinstance(before, list)
+    assert [(s["issuer"], s["due"]) for s in before] == [
+        ("root", {"complete": "none_yet", "delta": "new_base"}),
+        ("issuing", {"complete": "none_yet", "delta": "new_base"}),
+    ]
+    done = desk.ok("maintenance", CERTDESK_CRL_DELTA="true")
+    assert "CRLs published: root/1 complete, root/2 delta, issuing/1 complete, issuing/2 delta" in (
+        flat(done.stdout)
+    )
+    after = desk.ok("crl", "status", CERTDESK_CRL_DELTA="true")
+    text = flat(after.stdout)
+    assert "#2 (base #1)" in text and "no (from " in text, text
+    delta = desk.ok("crl", "publish", "--delta", CERTDESK_CRL_DELTA="true")
+    assert "CRL issuing #3 (delta): 0 entries" in flat(delta.stdout)
+    assert (tmp_path / "var" / "pki" / "issuing-delta.crl").exists()
