@@ -237,3 +237,15 @@ def test_crl_status_and_maintenance_on_the_command_line(tmp_path: Path) -> None:
     delta = desk.ok("crl", "publish", "--delta", CERTDESK_CRL_DELTA="true")
     assert "CRL issuing #3 (delta): 0 entries" in flat(delta.stdout)
     assert (tmp_path / "var" / "pki" / "issuing-delta.crl").exists()
+
+
+def test_a_ca_key_out_of_reach_leaves_its_crl_due_and_maintenance_goes_on(
+    issuance: Issuance, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctx = issuance.ctx
+    locked = dataclasses.replace(ctx, config=ctx.config.replace(ca={"passphrase": "wrong"}))
+    report = run_maintenance(locked)
+    assert report.crls == []
+    assert "ca.wrong_passphrase" in caplog.text
+    assert [s.due.complete for s in crl_status(ctx)] == ["none_yet", "none_yet"]
+    assert len(republish_due(ctx)) == 2

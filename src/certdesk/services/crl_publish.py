@@ -17,6 +17,7 @@ such a revocation waits for the next complete CRL.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,7 @@ from certdesk.store import crls as crl_store
 from certdesk.store.crl_entries import any_on_crl_since, count_on_crl, iter_revoked
 
 LATE_COMMIT = dt.timedelta(minutes=5)
+log = logging.getLogger("certdesk.crl")
 
 
 @dataclass(frozen=True)
@@ -165,12 +167,17 @@ def crl_status(ctx: Context) -> list[CRLStatus]:
 def republish_due(ctx: Context) -> list[PublishedCRL]:
     """The publishing job: for each CA, publish the CRLs that are due at `ctx.clock.now()`
     (before nextUpdate, after a revocation, a delta after each complete CRL). Run it every
-    few seconds: a round with nothing due costs three small indexed queries per CA."""
+    few seconds: a round with nothing due costs three small indexed queries per CA. A CA whose
+    key cannot be used now (wrong passphrase, HSM away) is logged and left due for the next
+    round; the others are published and a server still starts."""
     out = []
     for status in crl_status(ctx):
         if not status.due.kinds:
             continue
-        with ctx.db.read() as conn:
-            signer = load_signer(ctx, require_authority(conn, status.issuer))
-        out += [_publish(ctx, status.issuer, signer, kind) for kind in status.due.kinds]
+        try:
+            with ctx.db.read() as conn:
+                signer = load_signer(ctx, require_authority(conn, status.issuer))
+            out += [_publish(ctx, status.issuer, signer, kind) for kind in status.due.kinds]
+        except CertdeskError as exc:
+            log.error("CRL of %s not published: %s (%s)", status.issuer, exc.code, exc)
     return out
