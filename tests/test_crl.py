@@ -61,8 +61,9 @@ def test_republished_before_next_update_and_after_a_revocation(issuance: Issuanc
     issued = enrol(issuance, "p-001")
     with pytest.raises(x509.ExtensionNotFound):  # no delta CRLs, no Freshest CRL
         issued.certificate.extensions.get_extension_for_class(x509.FreshestCRL)
+    clock.advance(dt.timedelta(seconds=1))
     revoke(ctx, issued.serial, "keyCompromise")
-    clock.advance(dt.timedelta(seconds=20))
+    clock.advance(dt.timedelta(seconds=19))
     assert [s.due.complete for s in crl_status(ctx)] == [None, "on_crl_since"]
     # the maintenance round (`certdesk maintenance`, the server's thread) runs the same job
     report = run_maintenance(ctx)
@@ -249,3 +250,21 @@ def test_a_ca_key_out_of_reach_leaves_its_crl_due_and_maintenance_goes_on(
     assert "ca.wrong_passphrase" in caplog.text
     assert [s.due.complete for s in crl_status(ctx)] == ["none_yet", "none_yet"]
     assert len(republish_due(ctx)) == 2
+
+
+def test_revocations_within_one_second_each_republish_once(issuance: Issuance) -> None:
+    """thisUpdate is to the second; the record keeps the microseconds, so neither a revocation
+    later in the same second is missed nor one already listed published twice."""
+    ctx, clock = issuance.ctx, clock_of(issuance.ctx)
+    republish_due(ctx)
+    first, second = enrol(issuance, "p-001"), enrol(issuance, "p-002")
+    for issued in (first, second):
+        clock.advance(dt.timedelta(milliseconds=200))
+        revoke(ctx, issued.serial, "keyCompromise")
+        clock.advance(dt.timedelta(milliseconds=100))
+        (published,) = republish_due(ctx)
+        assert published.crl.get_revoked_certificate_by_serial_number(
+            issued.certificate.serial_number
+        )
+        assert republish_due(ctx) == []
+    assert published.this_update == dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)

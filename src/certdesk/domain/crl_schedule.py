@@ -80,7 +80,7 @@ def crl_due(
     on_crl_since_last: bool,
 ) -> CRLDue:
     """`complete`/`delta`: the issuer's last of each; `on_crl_since_last`: whether a certificate
-    went on the CRL at or after the newest one's thisUpdate (the service asks the store)."""
+    went on the CRL after the newest one was published (the service asks the store)."""
     if complete is None:
         full: DueReason | None = DueReason.NONE_YET
     elif now >= complete.next_update - schedule.republish_before:

@@ -51,7 +51,7 @@ from certdesk.services.context import Context
 from certdesk.services.files import atomic_write
 from certdesk.store import authorities as authority_store
 from certdesk.store import crls as crl_store
-from certdesk.store.crl_entries import any_on_crl_since, count_on_crl, iter_revoked
+from certdesk.store.crl_entries import any_on_crl_after, count_on_crl, iter_revoked
 
 LATE_COMMIT = dt.timedelta(minutes=5)
 log = logging.getLogger("certdesk.crl")
@@ -104,7 +104,8 @@ def publish_crl(
 
 
 def _publish(ctx: Context, issuer: str, signer: Signer, kind: CRLKind) -> PublishedCRL:
-    now = ctx.clock.now().replace(microsecond=0)
+    at = ctx.clock.now()  # recorded as is: a revocation later in the same second is told apart
+    now = at.replace(microsecond=0)  # the CRL's thisUpdate
     crl = ctx.config.crl
     delta = kind is CRLKind.DELTA
     hours = crl.delta_next_update_hours if delta else crl.next_update_hours
@@ -119,7 +120,7 @@ def _publish(ctx: Context, issuer: str, signer: Signer, kind: CRLKind) -> Publis
         number = next_crl_number(info)
         entries = count_on_crl(conn, issuer, now, since)
         authority_store.set_crl_number(conn, issuer, number)
-        crl_store.record(conn, issuer, number, now, next_update, entries, base_number)
+        crl_store.record(conn, issuer, number, at, next_update, entries, base_number)
         after = {"number": number, "entries": entries, "next_update": next_update.isoformat()}
         if delta:
             after["base"] = base_number
@@ -151,7 +152,7 @@ def _status(ctx: Context, conn: Connection, issuer: str, now: dt.datetime) -> CR
     complete = crl_store.latest(conn, issuer)
     delta = crl_store.latest(conn, issuer, delta=True)
     last = newest(complete, delta)
-    changed = last is not None and any_on_crl_since(conn, issuer, now, last.this_update)
+    changed = last is not None and any_on_crl_after(conn, issuer, now, last.this_update)
     due = crl_due(schedule, now, complete, delta, changed)
     return CRLStatus(issuer, complete, delta, due, next_due_at(schedule, complete, delta))
 

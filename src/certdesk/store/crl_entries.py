@@ -39,9 +39,10 @@ def count_on_crl(
     return int(conn.execute(select(func.count()).where(on_crl(issuer, now, since))).scalar_one())
 
 
-def any_on_crl_since(conn: Connection, issuer: str, now: dt.datetime, since: dt.datetime) -> bool:
-    """Whether a certificate went on `issuer`'s CRL at or after `since` (one index probe)."""
-    query = select(certificates.c.serial).where(on_crl(issuer, now, since)).limit(1)
+def any_on_crl_after(conn: Connection, issuer: str, now: dt.datetime, after: dt.datetime) -> bool:
+    """Whether a certificate went on `issuer`'s CRL after `after` (one index probe)."""
+    went_on = and_(on_crl(issuer, now), certificates.c.revoked_at > after)
+    query = select(certificates.c.serial).where(went_on).limit(1)
     return conn.execute(query).first() is not None
 
 

@@ -32,7 +32,9 @@ def record(
     base: int | None = None,
 ) -> None:
     """A published CRL: its number, dates, how many certificates it lists and, for a delta
-    CRL, the number of its base complete CRL."""
+    CRL, the number of its base complete CRL. `this_update` is when it was published, to the
+    microsecond (the CRL itself says it to the second), so that what went on the CRL later in
+    the same second is told apart from what it lists."""
     conn.execute(
         insert(crls).values(
             issuer=issuer,
