@@ -30,6 +30,7 @@ from certdesk.ca.signer import Signer
 from certdesk.domain.crl_schedule import (
     CRLDue,
     CRLKind,
+    CRLSchedule,
     PublishedRecord,
     crl_due,
     newest,
@@ -147,8 +148,7 @@ def _publish(ctx: Context, issuer: str, signer: Signer, kind: CRLKind) -> Publis
     )
 
 
-def _status(ctx: Context, conn: Connection, issuer: str, now: dt.datetime) -> CRLStatus:
-    schedule = ctx.config.crl.schedule()
+def _status(conn: Connection, schedule: CRLSchedule, issuer: str, now: dt.datetime) -> CRLStatus:
     complete = crl_store.latest(conn, issuer)
     delta = crl_store.latest(conn, issuer, delta=True)
     last = newest(complete, delta)
@@ -159,10 +159,11 @@ def _status(ctx: Context, conn: Connection, issuer: str, now: dt.datetime) -> CR
 
 def crl_status(ctx: Context) -> list[CRLStatus]:
     """Every CA that still publishes a CRL (all but retired ones), and whether one is due."""
+    schedule = ctx.config.crl.schedule()
     now = ctx.clock.now().replace(microsecond=0)
     with ctx.db.read() as conn:
         names = [a.name for a in list_authorities(conn) if a.state is not AuthorityState.RETIRED]
-        return [_status(ctx, conn, name, now) for name in names]
+        return [_status(conn, schedule, name, now) for name in names]
 
 
 def republish_due(ctx: Context) -> list[PublishedCRL]:
