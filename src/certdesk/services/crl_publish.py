@@ -44,9 +44,12 @@ class PublishedCRL:
     crl: x509.CertificateRevocationList
 
 
-def publish_crl(ctx: Context, issuer: str = ISSUING) -> PublishedCRL:
+def publish_crl(
+    ctx: Context, issuer: str = ISSUING, until: dt.datetime | None = None
+) -> PublishedCRL:
+    """`until`: a later nextUpdate than the configured interval (a retired CA's last CRL)."""
     now = ctx.clock.now().replace(microsecond=0)
-    next_update = now + dt.timedelta(hours=ctx.config.crl.next_update_hours)
+    next_update = max(now + dt.timedelta(hours=ctx.config.crl.next_update_hours), until or now)
     with ctx.db.read() as conn:
         known = get_authority(conn, issuer)
         if known is None:  # the console, the API and the CLI all name the CA by its id

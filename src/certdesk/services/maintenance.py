@@ -1,5 +1,6 @@
 """Housekeeping a running server does every few minutes (and `certdesk maintenance` on demand):
-close issuances interrupted by a crash, withdraw renewals never installed, forget old nonces."""
+close issuances interrupted by a crash, withdraw renewals never installed, forget old nonces,
+retire an issuing CA whose last certificate has expired."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from certdesk.services.context import Context
 from certdesk.services.issuance import abandon_stale_reservations
 from certdesk.services.nonces import Nonces
 from certdesk.services.renewal_install import expire_pending
+from certdesk.services.rollover import retire_finished
 
 STALE_RESERVATION = dt.timedelta(minutes=10)
 log = logging.getLogger("certdesk.maintenance")
@@ -22,6 +24,7 @@ class MaintenanceReport:
     abandoned: list[str] = field(default_factory=list)
     withdrawn: list[str] = field(default_factory=list)
     nonces_forgotten: int = 0
+    retired: list[str] = field(default_factory=list)
 
 
 def run_maintenance(ctx: Context, nonces: Nonces | None = None) -> MaintenanceReport:
@@ -29,6 +32,7 @@ def run_maintenance(ctx: Context, nonces: Nonces | None = None) -> MaintenanceRe
         abandon_stale_reservations(ctx, STALE_RESERVATION),
         expire_pending(ctx),
         (nonces or Nonces(ctx)).prune(),
+        retire_finished(ctx),
     )
 
 
@@ -41,7 +45,7 @@ def start_maintenance_thread(ctx: Context, every: dt.timedelta) -> threading.Eve
         while not stop.wait(every.total_seconds()):
             try:
                 report = run_maintenance(ctx, nonces)
-                if report.abandoned or report.withdrawn:
+                if report.abandoned or report.withdrawn or report.retired:
                     log.info("maintenance: %s", report)
             except Exception:  # keep serving; the next round tries again
                 log.exception("maintenance failed")
