@@ -208,10 +208,9 @@ class Issuers:
                 self._take(list_authorities(conn))
         return self.by_name[name]
 
-    def newest(self) -> AuthorityInfo:
-        """The active issuing CA of the highest generation (what EST `cacerts` hands out)."""
-        active = [i for i in self.by_key_id.values() if i.state is AuthorityState.ACTIVE]
-        return max(active, key=lambda i: i.generation)
+    def trusted(self) -> list[AuthorityInfo]:
+        """The trusted issuing CAs (active and retiring), newest generation first."""
+        return sorted(self.by_key_id.values(), key=lambda i: -i.generation)
 
     def root(self) -> AuthorityInfo:
         return max((i for i in self.by_name.values() if i.role == ROOT), key=lambda i: i.generation)

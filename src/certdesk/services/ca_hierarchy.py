@@ -316,6 +316,5 @@ def export_certificates(ctx: Context) -> None:
         atomic_write(out / f"{info.name}.pem", pem)
         if info.role == ISSUING:
             atomic_write(out / f"{info.name}.chain.pem", pem + root_pem)
-    trusted = sorted(issuers.by_key_id.values(), key=lambda i: -i.generation)
-    chain = b"".join(i.certificate.public_bytes(Encoding.PEM) for i in trusted)
+    chain = b"".join(i.certificate.public_bytes(Encoding.PEM) for i in issuers.trusted())
     atomic_write(out / "chain.pem", chain + root_pem)
