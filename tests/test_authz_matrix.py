@@ -88,6 +88,7 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/console/unit"): "unit.people.view",
     ("GET", "/console/ca"): "ca.view",
     ("POST", "/console/ca/crl"): "ca.crl.publish",
+    ("POST", "/console/ca/rollover"): "ca.rollover",
     ("GET", "/console/audit"): "audit.view",
     ("POST", "/console/audit/verify"): "audit.verify",
     # REST API
@@ -115,6 +116,7 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/forms"): "ra.content.manage",
     ("GET", "/api/v1/ca"): "ca.view",
     ("POST", "/api/v1/crl"): "ca.crl.publish",
+    ("POST", "/api/v1/ca/rollover"): "ca.rollover",
     ("GET", "/api/v1/audit"): "audit.view",
     ("POST", "/api/v1/audit/verify"): "audit.verify",
     ("GET", "/api/v1/units/{code}/people"): "unit.people.view",

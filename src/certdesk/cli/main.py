@@ -192,7 +192,7 @@ def ca_show(as_json: JsonOpt = False) -> None:
             "state": i.state.value,
             "subject": i.subject,
             "key_type": i.key_type,
-            "key": i.key_ref,
+            "key": i.key_location,
             "serial": format(i.certificate.serial_number, "x"),
             "not_before": i.certificate.not_valid_before_utc.isoformat(),
             "not_after": i.certificate.not_valid_after_utc.isoformat(),
@@ -218,6 +218,80 @@ def ca_show(as_json: JsonOpt = False) -> None:
                 ("CRL number", row["crl_number"]),
             ],
         )
+
+
+@ca_app.command("rollover")
+def ca_rollover(
+    key_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--key-uri",
+            help="PKCS#11 URI of a key already on the HSM (default: a new key where [ca] "
+            "key_storage says: an encrypted file, or generated on the HSM)",
+        ),
+    ] = None,
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a new issuing CA generation; the current one stops issuing (asks first)."""
+    from certdesk.services.rollover import plan_rollover, roll_over
+
+    ctx = context()
+    plan = plan_rollover(ctx, key_uri)
+    retiring = [
+        (
+            f"{g.name} (generation {g.generation})",
+            f"{g.valid_certificates} certificate(s) still valid"
+            + (
+                f", the last until {_minute(g.last_valid_until.isoformat())} UTC"
+                if g.last_valid_until
+                else ""
+            ),
+        )
+        for g in plan.retiring
+    ]
+    fields(
+        "Rollover / 签发 CA 更替",
+        [
+            ("new issuing CA / 新签发 CA", f"{plan.name} (generation {plan.generation})"),
+            ("subject / 主题", plan.subject),
+            ("key / 密钥", plan.key),
+            *[(f"stops issuing / 停止签发: {name}", load) for name, load in retiring],
+        ],
+        to_stderr=True,
+    )
+    confirm(
+        "Make the new issuing CA? It issues every certificate from now on. / "
+        "确认生成新的签发 CA？此后所有证书均由其签发。",
+        yes,
+        action="certdesk ca rollover",
+    )
+    with console.status("Creating the new issuing CA… / 正在生成新的签发 CA…"):
+        made = roll_over(ctx, key_uri)
+    if as_json:
+        emit_json(
+            {
+                "name": made.name,
+                "generation": made.generation,
+                "subject": made.subject,
+                "sha256_fingerprint": made.fingerprint,
+                "key": made.key_location,
+                "retiring": [g.name for g in plan.retiring],
+            }
+        )
+        return
+    say(
+        f"Issuing CA {made.name} ({made.subject}) issues from now on; "
+        f"{', '.join(g.name for g in plan.retiring) or 'none'} stop(s) issuing.\n"
+        f"SHA-256 {made.fingerprint}\n"
+        "Restart `certdesk serve` and reload nginx: their client-CA file (pki/chain.pem) now "
+        "holds the new issuing CA.",
+        f"签发 CA {made.name}（{made.subject}）自此签发证书；"
+        f"{'、'.join(g.name for g in plan.retiring) or '无'} 停止签发。\n"
+        f"SHA-256 {made.fingerprint}\n"
+        "请重启 `certdesk serve` 并重新加载 nginx：其客户端 CA 文件（pki/chain.pem）"
+        "已包含新的签发 CA。",
+    )
 
 
 def _minute(iso: object) -> str:
@@ -597,7 +671,9 @@ def cert_revoke(
 
 @crl_app.command("publish")
 def crl_publish(
-    issuer: Annotated[str, typer.Option(help="issuing or root")] = "issuing",
+    issuer: Annotated[
+        str, typer.Option(help="the CA's id: root, issuing, issuing-2… (`certdesk ca show`)")
+    ] = "issuing",
     delta: Annotated[
         bool, typer.Option("--delta", help="A delta CRL against the last one")
     ] = False,
@@ -684,7 +760,8 @@ def audit_verify(as_json: JsonOpt = False) -> None:
 
 @app.command("maintenance")
 def maintenance(as_json: JsonOpt = False) -> None:
-    """Close interrupted issuances, withdraw renewals never installed, forget old nonces."""
+    """Close interrupted issuances, withdraw renewals never installed, forget old nonces, retire
+    issuing CAs none of whose certificates is still valid."""
     from certdesk.services.maintenance import run_maintenance
 
     report = run_maintenance(context())
@@ -694,9 +771,11 @@ def maintenance(as_json: JsonOpt = False) -> None:
     say(
         f"Interrupted issuances closed: {len(report.abandoned)}; uninstalled renewals "
         f"withdrawn: {len(report.withdrawn)}; used nonces forgotten: {report.nonces_forgotten}; "
+        f"issuing CAs retired: {', '.join(report.retired) or 'none'}; "
         f"CRLs published: {', '.join(report.crls) or 'none'}.",
         f"关闭中断的签发 {len(report.abandoned)} 个；作废未安装的更新证书 "
         f"{len(report.withdrawn)} 张；清理已用随机数 {report.nonces_forgotten} 个；"
+        f"退役的签发 CA：{'、'.join(report.retired) or '无'}；"
         f"发布 CRL：{', '.join(report.crls) or '无'}。",
     )
 

@@ -51,6 +51,9 @@ REVOCABLE: frozenset[CertState] = frozenset(b for b, a in CERTIFICATE_MOVES if a
 # Rows in these states are listed on the CRL until they expire (superseded: reason superseded).
 ON_CRL: tuple[CertState, ...] = (C.REVOKED, C.SUPERSEDED)
 IN_FLIGHT: tuple[CertState, ...] = (C.RESERVED, C.PENDING_INSTALL)
+# Certificates in these states are (or may become) valid until they expire: a retiring issuing
+# CA is retired only when none of its own is left (reserved: signing may still complete).
+MAY_BE_VALID: tuple[CertState, ...] = (*IN_FLIGHT, C.ACTIVE)
 
 
 def require_move(kind: str, before: enum.StrEnum, after: enum.StrEnum) -> None:

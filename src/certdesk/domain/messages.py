@@ -152,6 +152,11 @@ CATALOG: dict[str, Message] = {
         "The CA is already initialised ({name}); nothing was changed.",
         "CA 已初始化（{name}），未作任何更改。",
     ),
+    "ca.key_in_use": Message(
+        409,
+        "The key {key} is already the key of CA {name}; a new generation needs a new key. Nothing was changed.",
+        "密钥 {key} 已是 CA {name} 的密钥；新一代签发 CA 需要新的密钥。未作任何更改。",
+    ),
     "ca.wrong_passphrase": Message(
         401,
         "Wrong passphrase for the CA key {path}.",

@@ -29,6 +29,7 @@ from certdesk.ca.profiles import Profile, PublicationUrls
 from certdesk.ca.signer import FileSigner, Signer
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.fingerprints import sha256_fingerprint
+from certdesk.domain.pkcs11uri import Pkcs11Uri
 from certdesk.domain.states import AuthorityState
 from certdesk.services.context import Context
 from certdesk.store import authorities as authority_store
@@ -49,6 +50,13 @@ class AuthorityInfo:
     generation: int = 1
     state: AuthorityState = AuthorityState.ACTIVE
     key_id: str = ""
+
+    @property
+    def key_location(self) -> str:
+        """The key's file, or its HSM URI without the PIN: what may be shown."""
+        if self.key_ref.startswith("pkcs11:"):
+            return str(Pkcs11Uri.parse(self.key_ref).without_pin())
+        return self.key_ref
 
     @property
     def fingerprint(self) -> str:
@@ -200,10 +208,9 @@ class Issuers:
                 self._take(list_authorities(conn))
         return self.by_name[name]
 
-    def newest(self) -> AuthorityInfo:
-        """The active issuing CA of the highest generation (what EST `cacerts` hands out)."""
-        active = [i for i in self.by_key_id.values() if i.state is AuthorityState.ACTIVE]
-        return max(active, key=lambda i: i.generation)
+    def trusted(self) -> list[AuthorityInfo]:
+        """The trusted issuing CAs (active and retiring), newest generation first."""
+        return sorted(self.by_key_id.values(), key=lambda i: -i.generation)
 
     def root(self) -> AuthorityInfo:
         return max((i for i in self.by_name.values() if i.role == ROOT), key=lambda i: i.generation)
@@ -258,13 +265,13 @@ def load_authority(
 
 def downloads(ctx: Context) -> list[str]:
     """The files under /pki/ a relying party may fetch: every CA's certificate, CRL and delta CRL
-    (DER and PEM, at the URLs written into what it issued) and the chain — those published so
-    far."""
+    (DER and PEM, at the URLs written into what it issued; a retired CA's stay), each issuing
+    CA's chain and the chain of every trusted one — those published so far."""
     with ctx.db.read() as conn:
         names = [row.name for row in authority_store.every(conn)]
     if not names:
         raise CertdeskError("ca.not_initialised")
     out = pki_dir(ctx)
-    kinds = (".crt", ".pem", ".crl", ".crl.pem", "-delta.crl", "-delta.crl.pem")
+    kinds = (".crt", ".pem", ".chain.pem", ".crl", ".crl.pem", "-delta.crl", "-delta.crl.pem")
     files = [f"{n}{ext}" for n in names for ext in kinds]
     return [f for f in [*files, "chain.pem"] if (out / f).exists()]

@@ -6,18 +6,21 @@ download written under `<data_dir>/pki/`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Connection
 
 from certdesk.ca.issuer import Authority, CertificateOrder
-from certdesk.ca.keys import KeyType, generate_key, write_encrypted_key
+from certdesk.ca.keys import KeyType, generate_key, key_type_of, write_encrypted_key
 from certdesk.ca.profiles import Profile, make_name
 from certdesk.ca.signer import FileSigner, Signer
 from certdesk.domain.errors import CertdeskError
+from certdesk.domain.pkcs11uri import Pkcs11Uri
 from certdesk.domain.states import AuthorityState, CertState
 from certdesk.domain.validity import CLOCK_SKEW, add_years
 from certdesk.services.authorities import (
@@ -42,23 +45,31 @@ from certdesk.store import authorities as authority_store
 from certdesk.store import certificates as cert_store
 
 
-def _new_signer(ctx: Context, name: str, key_type: KeyType) -> tuple[Signer, str]:
-    """Create the CA key where the configuration says; returns the signer and its reference."""
+def _init_key_uri(ctx: Context, name: str) -> str | None:
+    """Where `ca init` makes the root's or the first issuing CA's key (None: a file)."""
     ca = ctx.config.ca
-    if ca.key_storage == "pkcs11":
+    if ca.key_storage == "file":
+        return None
+    if ca.key_storage != "pkcs11":
+        raise CertdeskError("config.invalid", detail=f"ca.key_storage {ca.key_storage!r}")
+    uri = ca.root_key_uri if name == ROOT else ca.issuing_key_uri
+    if not uri:
+        raise CertdeskError("config.invalid", detail=f"ca.{name}_key_uri is empty")
+    return uri
+
+
+def _new_signer(ctx: Context, name: str, key_type: KeyType, uri: str | None) -> tuple[Signer, str]:
+    """Create a CA key on the HSM at `uri`, or in an encrypted file if None; returns the signer
+    and its reference."""
+    if uri is not None:
         from certdesk.ca.pkcs11_signer import generate_hsm_key
 
-        uri = ca.root_key_uri if name == ROOT else ca.issuing_key_uri
-        if not uri:
-            raise CertdeskError("config.invalid", detail=f"ca.{name}_key_uri is empty")
-        return generate_hsm_key(ca.pkcs11_module, uri, key_type), uri
-    if ca.key_storage != "file":
-        raise CertdeskError("config.invalid", detail=f"ca.key_storage {ca.key_storage!r}")
+        return generate_hsm_key(ctx.config.ca.pkcs11_module, uri, key_type), uri
     key = generate_key(key_type)
     path = ctx.config.data_dir / "ca" / f"{name}.key"
     if path.exists():
-        # Left by an init that crashed before its transaction committed: that key never signed
-        # anything on record. It is kept (renamed), never overwritten.
+        # Left by an init or rollover that crashed before its transaction committed: that key
+        # never signed anything on record. It is kept (renamed), never overwritten.
         stamp = ctx.clock.now().strftime("%Y%m%dT%H%M%S")
         path.rename(path.with_name(f"{name}.key.unused-{stamp}"))
     write_encrypted_key(key, path, passphrase(ctx))
@@ -76,8 +87,8 @@ def init_hierarchy(ctx: Context) -> tuple[AuthorityInfo, AuthorityInfo]:
     now = ctx.clock.now().replace(microsecond=0)
     root_name = make_name((("C", ca.country), ("O", ca.organisation), ("CN", ca.root_name)))
     issuing_name = make_name((("C", ca.country), ("O", ca.organisation), ("CN", ca.issuing_name)))
-    root_signer, root_ref = _new_signer(ctx, ROOT, key_type)
-    issuing_signer, issuing_ref = _new_signer(ctx, ISSUING, key_type)
+    root_signer, root_ref = _new_signer(ctx, ROOT, key_type, _init_key_uri(ctx, ROOT))
+    issuing_signer, issuing_ref = _new_signer(ctx, ISSUING, key_type, _init_key_uri(ctx, ISSUING))
     root_cert = Authority(root_signer, None).issue(
         CertificateOrder(
             x509.random_serial_number(),
@@ -184,28 +195,81 @@ def _record_authority(
     )
 
 
-def add_issuing_generation(ctx: Context) -> AuthorityInfo:
+def next_generation(conn: Connection) -> tuple[str, int]:
+    """The id and number of the issuing generation a rollover would make."""
+    generation = 1 + max(i.generation for i in list_authorities(conn) if i.role == ISSUING)
+    return f"{ISSUING}-{generation}", generation
+
+
+def generation_subject(ctx: Context, generation: int) -> x509.Name:
+    ca = ctx.config.ca
+    return make_name(
+        (("C", ca.country), ("O", ca.organisation), ("CN", f"{ca.issuing_name} G{generation}"))
+    )
+
+
+@dataclass(frozen=True)
+class GenerationKey:
+    """Where a new generation's key will be: an encrypted file (`uri` None), a key generated
+    on the HSM, or one already there (`existing`)."""
+
+    uri: str | None
+    existing: bool = False
+
+    @property
+    def shown(self) -> str:
+        """For the confirmation and the audit record: the storage, and the URI without PIN."""
+        if self.uri is None:
+            return "file"
+        where = Pkcs11Uri.parse(self.uri).without_pin()
+        return f"pkcs11, {'existing key' if self.existing else 'new key'}: {where}"
+
+
+def generation_key(ctx: Context, generation: int, key_uri: str | None = None) -> GenerationKey:
+    """The URI given (a key already on the HSM); else with `key_storage = pkcs11` a new key
+    beside the first one's (`object=<label>-<n>`); else a file. A malformed URI or missing
+    configuration is refused here, before anything is created."""
+    if key_uri:
+        Pkcs11Uri.parse(key_uri)
+        return GenerationKey(key_uri, existing=True)
+    first = _init_key_uri(ctx, ISSUING)
+    if first is None:
+        return GenerationKey(None)
+    parsed = Pkcs11Uri.parse(first)
+    return GenerationKey(
+        str(dataclasses.replace(parsed, object=f"{parsed.object or ISSUING}-{generation}"))
+    )
+
+
+def add_issuing_generation(ctx: Context, key_uri: str | None = None) -> AuthorityInfo:
     """A new issuing CA (generation n+1, signed by the root) becomes the one that issues; the
     ones active before become *retiring*: still trusted for what they signed, issuing nothing.
 
-    The building block of a rollover: no holder is re-enrolled, their certificates keep working
-    until they are renewed under the new generation.
+    Its key is an encrypted file, or on the HSM (`key_uri`: a key already there; without it
+    and with `key_storage = pkcs11` one is generated there, as `ca init` does). No holder is
+    re-enrolled: their certificates keep working until they are renewed under the new one.
     """
     ca = ctx.config.ca
-    if ca.key_storage != "file":
-        raise CertdeskError(
-            "config.invalid", detail="a new issuing generation on an HSM needs its own key URI"
-        )
     with ctx.db.read() as conn:
         root = require_authority(conn, ROOT)
-        generation = 1 + max(i.generation for i in list_authorities(conn) if i.role == ISSUING)
-    name = f"{ISSUING}-{generation}"
-    key_type = KeyType.parse(ca.key_type)
+        name, generation = next_generation(conn)
+    key = generation_key(ctx, generation, key_uri)
     now = ctx.clock.now().replace(microsecond=0)
-    subject = make_name(
-        (("C", ca.country), ("O", ca.organisation), ("CN", f"{ca.issuing_name} G{generation}"))
-    )
-    signer, key_ref = _new_signer(ctx, name, key_type)
+    subject = generation_subject(ctx, generation)
+    if key.existing:
+        from certdesk.ca.pkcs11_signer import open_hsm_key
+
+        assert key.uri is not None
+        signer: Signer = open_hsm_key(ca.pkcs11_module, key.uri)
+        key_ref = key.uri
+    else:
+        signer, key_ref = _new_signer(ctx, name, KeyType.parse(ca.key_type), key.uri)
+    key_type = key_type_of(signer.public_key)
+    key_id = x509.SubjectKeyIdentifier.from_public_key(signer.public_key).digest.hex()
+    with ctx.db.read() as conn:
+        for other in list_authorities(conn):
+            if other.key_id == key_id:
+                raise CertdeskError("ca.key_in_use", key=key.shown, name=other.name)
     cert = _sign_issuing(ctx, load_signer(ctx, root), root.certificate, subject, signer, now)
     with ctx.db.write() as conn:
         before = [i for i in active_issuers(conn)]
@@ -223,7 +287,13 @@ def add_issuing_generation(ctx: Context) -> AuthorityInfo:
             "authority.add",
             "authority",
             name,
-            after={"subject": cert.subject.rfc4514_string(), "generation": generation},
+            after={
+                "subject": cert.subject.rfc4514_string(),
+                "generation": generation,
+                "key_type": key_type.value,
+                "key": key.shown,
+                "retiring": [i.name for i in before],
+            },
         )
     export_certificates(ctx)
     with ctx.db.read() as conn:
@@ -231,15 +301,20 @@ def add_issuing_generation(ctx: Context) -> AuthorityInfo:
 
 
 def export_certificates(ctx: Context) -> None:
-    """Write the CA certificates for download (DER at the caIssuers URL, PEM beside it)."""
+    """Write the CA certificates for download (DER at the caIssuers URL, PEM beside it), each
+    issuing CA's chain (`<id>.chain.pem`: it and the root) and `chain.pem`: every issuing CA
+    still trusted (newest first) and the root — the client-CA file of `certdesk serve` and
+    nginx, so holders of every generation in use get through the TLS handshake."""
     with ctx.db.read() as conn:
         infos = list_authorities(conn)
     out = pki_dir(ctx)
-    for info in infos:
-        atomic_write(out / f"{info.name}.crt", info.certificate.public_bytes(Encoding.DER))
-        atomic_write(out / f"{info.name}.pem", info.certificate.public_bytes(Encoding.PEM))
     issuers = Issuers(infos)
-    chain = b"".join(
-        i.certificate.public_bytes(Encoding.PEM) for i in (issuers.newest(), issuers.root())
-    )
-    atomic_write(out / "chain.pem", chain)
+    root_pem = issuers.root().certificate.public_bytes(Encoding.PEM)
+    for info in infos:
+        pem = info.certificate.public_bytes(Encoding.PEM)
+        atomic_write(out / f"{info.name}.crt", info.certificate.public_bytes(Encoding.DER))
+        atomic_write(out / f"{info.name}.pem", pem)
+        if info.role == ISSUING:
+            atomic_write(out / f"{info.name}.chain.pem", pem + root_pem)
+    chain = b"".join(i.certificate.public_bytes(Encoding.PEM) for i in issuers.trusted())
+    atomic_write(out / "chain.pem", chain + root_pem)

@@ -1,12 +1,15 @@
-"""What the CA administrator's page shows: every CA, its key's storage and its latest CRL."""
+"""What the CA administrator's page shows: every CA with its generation and state, its key's
+storage, its latest CRL and, for an issuing CA, how many of its certificates are still valid."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from certdesk.services.authorities import list_authorities
+from certdesk.domain.states import AuthorityState
+from certdesk.services.authorities import ISSUING, list_authorities
 from certdesk.services.context import Context
+from certdesk.services.rollover import generation_load
 from certdesk.store import crls as crl_store
 
 
@@ -22,15 +25,22 @@ class AuthoritySummary:
     crl_number: int
     crl_this_update: dt.datetime | None
     crl_next_update: dt.datetime | None
+    role: str
+    generation: int
+    state: AuthorityState
+    valid_certificates: int | None  # issuing CAs only
+    last_valid_until: dt.datetime | None
 
 
 def ca_overview(ctx: Context) -> list[AuthoritySummary]:
     out = []
+    now = ctx.clock.now()
     with ctx.db.read() as conn:
         for info in list_authorities(conn):
             name = info.name
             last = crl_store.latest(conn, name)
             cert = info.certificate
+            load = generation_load(conn, info, now) if info.role == ISSUING else None
             out.append(
                 AuthoritySummary(
                     name,
@@ -43,6 +53,11 @@ def ca_overview(ctx: Context) -> list[AuthoritySummary]:
                     info.crl_number,
                     last.this_update if last else None,
                     last.next_update if last else None,
+                    info.role,
+                    info.generation,
+                    info.state,
+                    load.valid_certificates if load else None,
+                    load.last_valid_until if load else None,
                 )
             )
     return out

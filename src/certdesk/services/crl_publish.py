@@ -93,24 +93,30 @@ def next_crl_number(info: AuthorityInfo) -> int:
 
 
 def publish_crl(
-    ctx: Context, issuer: str = ISSUING, kind: CRLKind = CRLKind.COMPLETE
+    ctx: Context,
+    issuer: str = ISSUING,
+    kind: CRLKind = CRLKind.COMPLETE,
+    until: dt.datetime | None = None,
 ) -> PublishedCRL:
-    """Publish `issuer`'s complete CRL now, or a delta CRL against its last complete one."""
+    """Publish `issuer`'s complete CRL now, or a delta CRL against its last complete one.
+    `until`: a later nextUpdate than the configured interval (a retired CA's last CRL)."""
     with ctx.db.read() as conn:
         known = get_authority(conn, issuer)
     if known is None:  # the console, the API and the CLI all name the CA by its id
         raise CertdeskError("input.invalid", detail=f"no CA named {issuer!r}")
     # Load the key first: a wrong passphrase must not burn a CRL number.
-    return _publish(ctx, issuer, load_signer(ctx, known), kind)
+    return _publish(ctx, issuer, load_signer(ctx, known), kind, until)
 
 
-def _publish(ctx: Context, issuer: str, signer: Signer, kind: CRLKind) -> PublishedCRL:
+def _publish(
+    ctx: Context, issuer: str, signer: Signer, kind: CRLKind, until: dt.datetime | None = None
+) -> PublishedCRL:
     at = ctx.clock.now()  # recorded as is: a revocation later in the same second is told apart
     now = at.replace(microsecond=0)  # the CRL's thisUpdate
     crl = ctx.config.crl
     delta = kind is CRLKind.DELTA
     hours = crl.delta_next_update_hours if delta else crl.next_update_hours
-    next_update = now + dt.timedelta(hours=hours)
+    next_update = max(now + dt.timedelta(hours=hours), until or now)
     with ctx.db.write() as conn:
         info = require_authority(conn, issuer)
         base = crl_store.latest(conn, issuer) if delta else None

@@ -38,7 +38,7 @@ ROLES: dict[str, tuple[str, list[str]]] = {
             "audit.view",
         ],
     ),
-    "ca_admin": ("CA administrator", ["ca.view", "ca.crl.publish"]),
+    "ca_admin": ("CA administrator", ["ca.view", "ca.crl.publish", "ca.rollover"]),
     "auditor": ("Auditor", ["audit.view", "audit.verify"]),
 }
 POSITIONS: dict[str, tuple[str, list[str]]] = {

@@ -1,6 +1,7 @@
 """Housekeeping a running server does every few minutes (and `certdesk maintenance` on demand):
 close issuances interrupted by a crash, withdraw renewals never installed, forget old nonces,
-publish the CRLs that are due (`crl_publish.republish_due`; a faster job loop may run it too)."""
+retire an issuing CA whose last certificate has expired, publish the CRLs that are due
+(`crl_publish.republish_due`; a faster job loop may run it too)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from certdesk.services.crl_publish import republish_due
 from certdesk.services.issuance import abandon_stale_reservations
 from certdesk.services.nonces import Nonces
 from certdesk.services.renewal_install import expire_pending
+from certdesk.services.rollover import retire_finished
 
 STALE_RESERVATION = dt.timedelta(minutes=10)
 log = logging.getLogger("certdesk.maintenance")
@@ -24,16 +26,17 @@ class MaintenanceReport:
     abandoned: list[str] = field(default_factory=list)
     withdrawn: list[str] = field(default_factory=list)
     nonces_forgotten: int = 0
+    retired: list[str] = field(default_factory=list)
     crls: list[str] = field(default_factory=list)  # "issuing/7 delta"
 
 
 def run_maintenance(ctx: Context, nonces: Nonces | None = None) -> MaintenanceReport:
-    return MaintenanceReport(
-        abandon_stale_reservations(ctx, STALE_RESERVATION),
-        expire_pending(ctx),
-        (nonces or Nonces(ctx)).prune(),
-        [f"{c.issuer}/{c.number} {c.kind}" for c in republish_due(ctx)],
-    )
+    abandoned = abandon_stale_reservations(ctx, STALE_RESERVATION)
+    withdrawn = expire_pending(ctx)  # withdrawn renewals go on the CRLs published below
+    forgotten = (nonces or Nonces(ctx)).prune()
+    retired = retire_finished(ctx)  # a retired CA's last CRL is its own; it is not republished
+    crls = [f"{c.issuer}/{c.number} {c.kind}" for c in republish_due(ctx)]
+    return MaintenanceReport(abandoned, withdrawn, forgotten, retired, crls)
 
 
 def start_maintenance_thread(ctx: Context, every: dt.timedelta) -> threading.Event:
@@ -45,7 +48,7 @@ def start_maintenance_thread(ctx: Context, every: dt.timedelta) -> threading.Eve
         while not stop.wait(every.total_seconds()):
             try:
                 report = run_maintenance(ctx, nonces)
-                if report.abandoned or report.withdrawn or report.crls:
+                if report.abandoned or report.withdrawn or report.retired or report.crls:
                     log.info("maintenance: %s", report)
             except Exception:  # keep serving; the next round tries again
                 log.exception("maintenance failed")

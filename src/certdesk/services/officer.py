@@ -14,11 +14,19 @@ from dataclasses import dataclass
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.registry import Person, Position, Token, Unit
-from certdesk.services import audit_log, content, enrolment_codes, expiry, registry, revocation
+from certdesk.services import (
+    audit_log,
+    content,
+    enrolment_codes,
+    expiry,
+    registry,
+    revocation,
+    rollover,
+)
 from certdesk.services import certificates as certs
 from certdesk.services import tokens as custody
 from certdesk.services.access import Access, Principal
-from certdesk.services.authorities import ISSUING
+from certdesk.services.authorities import ISSUING, AuthorityInfo
 from certdesk.services.ca_overview import AuthoritySummary, ca_overview
 from certdesk.services.context import Context
 from certdesk.services.crl_publish import PublishedCRL, publish_crl
@@ -33,6 +41,7 @@ AUDIT_VIEW = "audit.view"
 AUDIT_VERIFY = "audit.verify"
 CA_VIEW = "ca.view"
 CRL_PUBLISH = "ca.crl.publish"
+ROLLOVER = "ca.rollover"
 UNIT_PEOPLE = "unit.people.view"
 UNIT_EXPIRY = "unit.expiry.view"
 EXPORT_MAX = 10_000  # rows of a CSV export (and of an unpaged listing)
@@ -264,6 +273,17 @@ class OfficerDesk:
 
     def publish_crl(self, who: Principal, issuer: str = ISSUING) -> PublishedCRL:
         return publish_crl(self._as(who, CRL_PUBLISH, issuer), issuer)
+
+    def rollover_plan(self, who: Principal) -> rollover.RolloverPlan:
+        """What a rollover would do (the console's confirmation step); nothing is written.
+        The key is made where the configuration says (file, or generated on the HSM)."""
+        return rollover.plan_rollover(self._as(who, ROLLOVER))
+
+    def roll_over(self, who: Principal) -> tuple[rollover.RolloverPlan, AuthorityInfo]:
+        """The plan as it stood, then the new generation (audited as the administrator)."""
+        ctx = self._as(who, ROLLOVER)
+        plan = rollover.plan_rollover(ctx)
+        return plan, rollover.roll_over(ctx)
 
     # -- audit -----------------------------------------------------------------------------------
 

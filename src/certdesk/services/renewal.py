@@ -54,8 +54,10 @@ class Renewals:
         return self.nonces.new()
 
     def trust_chain(self) -> list[x509.Certificate]:
-        """The issuing CA and the root, as EST `cacerts` hands them out."""
-        return [self.issuers.newest().certificate, self.issuers.root().certificate]
+        """What EST `cacerts` hands out: every issuing CA still trusted, newest (the one that
+        issues) first, then the root — during a rollover a client holding a certificate of
+        the retiring generation finds its issuer too."""
+        return [i.certificate for i in self.issuers.trusted()] + [self.issuers.root().certificate]
 
     def issuer_certificate(self, renewed: Renewed) -> x509.Certificate:
         """The CA certificate that completes `renewed`'s chain."""

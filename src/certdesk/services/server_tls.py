@@ -16,7 +16,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from certdesk.services.authorities import ISSUING, get_authority
 from certdesk.services.context import Context
 from certdesk.services.enrolment.tls_server import TlsServerEnrolment
 from certdesk.services.files import atomic_write
@@ -69,10 +68,9 @@ def ensure_tls_certificate(ctx: Context, issuance: Issuance | None = None) -> bo
         ),
         mode=0o600,
     )
-    with ctx.db.read() as conn:
-        info = get_authority(conn, ISSUING)
-    assert info is not None
-    atomic_write(cert_path, issued.pem + info.certificate.public_bytes(serialization.Encoding.PEM))
+    # the chain names the CA that signed it: after a rollover, the new generation
+    issuer_pem = issued.issuer_certificate.public_bytes(serialization.Encoding.PEM)
+    atomic_write(cert_path, issued.pem + issuer_pem)
     if broken is not None:
         with ctx.db.write() as conn:
             ctx.record(

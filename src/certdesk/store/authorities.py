@@ -33,6 +33,14 @@ def active_issuers(conn: Connection) -> list[tuple[str, str, int]]:
     return [(r.name, r.key_type, r.generation) for r in conn.execute(_ACTIVE_ISSUERS)]
 
 
+def issuers_in(conn: Connection, state: AuthorityState) -> list[str]:
+    """The ids of the issuing CAs in `state` (e.g. the retiring ones, for retirement)."""
+    query = select(authorities.c.name).where(
+        authorities.c.role == ISSUING_ROLE, authorities.c.state == state.value
+    )
+    return [str(name) for name in conn.execute(query.order_by(authorities.c.generation)).scalars()]
+
+
 def insert_authority(conn: Connection, values: Mapping[str, object]) -> None:
     conn.execute(insert(authorities).values(**values))
 

@@ -20,7 +20,7 @@ from sqlalchemy import (
     select,
 )
 
-from certdesk.domain.lifecycle import IN_FLIGHT
+from certdesk.domain.lifecycle import IN_FLIGHT, MAY_BE_VALID
 from certdesk.domain.states import CertState
 from certdesk.store.db import AnyRow
 from certdesk.store.tables import certificates
@@ -143,6 +143,30 @@ def in_state_since(
     if replaces is not None:
         condition = and_(condition, certificates.c.replaces == replaces)
     return [str(s) for s in conn.execute(select(certificates.c.serial).where(condition)).scalars()]
+
+
+def still_valid(conn: Connection, issuer: str, now: dt.datetime) -> tuple[int, dt.datetime | None]:
+    """How many of `issuer`'s certificates are (or may become) valid at `now`, and until when
+    the last of them is: what keeps a retiring CA from being retired. A reservation has no
+    dates yet and counts."""
+    row = conn.execute(
+        select(func.count(), func.max(certificates.c.not_after)).where(
+            and_(
+                certificates.c.issuer == issuer,
+                certificates.c.state.in_([s.value for s in MAY_BE_VALID]),
+                or_(certificates.c.not_after.is_(None), certificates.c.not_after >= now),
+            )
+        )
+    ).one()
+    return int(row[0]), row[1]
+
+
+def last_expiry(conn: Connection, issuer: str) -> dt.datetime | None:
+    """The latest notAfter of anything `issuer` signed (its final CRL must last until then)."""
+    found: dt.datetime | None = conn.execute(
+        select(func.max(certificates.c.not_after)).where(certificates.c.issuer == issuer)
+    ).scalar()
+    return found
 
 
 def search(

@@ -7,7 +7,6 @@ change (say, a person's unit through PATCH) is refused as a whole instead of hal
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -194,10 +193,34 @@ class AuthorityOut(Out):
     crl_number: int
     crl_this_update: dt.datetime | None
     crl_next_update: dt.datetime | None
+    role: str
+    generation: int
+    state: str
+    valid_certificates: int | None = Field(
+        description="issuing CAs: their certificates valid now (a retiring one retires at 0)"
+    )
+    last_valid_until: dt.datetime | None
 
 
 class CrlIn(Body):
-    issuer: Literal["issuing", "root"] = "issuing"
+    issuer: str = Field(default="issuing", pattern=r"^(root|issuing(-[0-9]{1,6})?)$")
+
+
+class GenerationOut(Out):
+    name: str
+    generation: int
+    valid_certificates: int
+    last_valid_until: dt.datetime | None
+
+
+class RolloverOut(Out):
+    name: str = Field(description="the new issuing CA's id, e.g. issuing-2")
+    generation: int
+    subject: str
+    sha256_fingerprint: str
+    retiring: list[GenerationOut] = Field(
+        description="the generations that stopped issuing, and what they still answer for"
+    )
 
 
 class CrlOut(BaseModel):

@@ -1,4 +1,4 @@
-"""Who am I; the CA administrator's CA and CRL; the audit log; the unit officer's unit."""
+"""Who am I; the CA administrator's CA, CRL and rollover; the audit log; the unit officer's unit."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from certdesk.web.api.models import (
     CrlIn,
     CrlOut,
     DashboardOut,
+    GenerationOut,
     MeOut,
     PersonOut,
+    RolloverOut,
     VerifyOut,
 )
 from certdesk.web.portal.guard import access
@@ -57,6 +59,21 @@ def publish_crl(me: Changing, desk: Desk, body: CrlIn | None = None) -> CrlOut:
         this_update=published.this_update,
         next_update=published.next_update,
         entries=published.entries,
+    )
+
+
+@router.post("/ca/rollover", tags=["ca"], status_code=201)
+def roll_over(me: Changing, desk: Desk) -> RolloverOut:
+    """Make a new issuing CA generation (its key where the configuration says); it issues from
+    now on and the active ones become retiring. Returned: the new one and what the retiring
+    ones still answer for. One call, no confirmation step (scripts confirm by calling)."""
+    plan, made = desk.roll_over(me)
+    return RolloverOut(
+        name=made.name,
+        generation=made.generation,
+        subject=made.subject,
+        sha256_fingerprint=made.fingerprint,
+        retiring=[GenerationOut.model_validate(g) for g in plan.retiring],
     )
 
 

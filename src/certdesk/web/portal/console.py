@@ -45,6 +45,10 @@ DONE = {
     "announcement": "Announcement published.",
     "form": "Form uploaded.",
     "crl": "CRL published.",
+    "rollover": (
+        "New issuing CA generation made: it issues from now on. Restart certdesk serve and "
+        "reload nginx so the TLS layer trusts it."
+    ),
 }
 
 

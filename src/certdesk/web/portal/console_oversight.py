@@ -1,5 +1,6 @@
 """Console pages for the unit officer (their unit: people and expiry dashboard), the CA
-administrator (CA information, publish a CRL) and the audit log (records, verify the chain)."""
+administrator (CA information, publish a CRL, roll the issuing CA over) and the audit log
+(records, verify the chain)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,17 @@ def ca(request: Request, me: Me, desk: Desk) -> Response:
 def publish_crl(me: Changing, desk: Desk, issuer: Annotated[str, Form()] = ISSUING) -> Response:
     desk.publish_crl(me, issuer)
     return done("/console/ca", "crl")
+
+
+@router.post("/ca/rollover", response_class=HTMLResponse)
+def roll_over(
+    request: Request, me: Changing, desk: Desk, confirm: Annotated[str, Form()] = ""
+) -> Response:
+    """Two steps: the first post shows what will happen; only `confirm=yes` rolls over."""
+    if confirm != "yes":
+        return page(request, "console/confirm_rollover.html", plan=desk.rollover_plan(me))
+    desk.roll_over(me)
+    return done("/console/ca", "rollover")
 
 
 @router.get("/audit", response_class=HTMLResponse)
