@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certdesk.ca.crl import build_crl
+from certdesk.domain.crl_numbers import next_crl_number
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.authorities import (
     ISSUING,
@@ -55,7 +56,7 @@ def publish_crl(ctx: Context, issuer: str = ISSUING) -> PublishedCRL:
         signer = load_signer(ctx, known)
     with ctx.db.write() as conn:
         info = require_authority(conn, issuer)
-        number = info.crl_number + 1
+        number = next_crl_number(info.crl_number, now)
         entries = count_on_crl(conn, issuer, now)
         authority_store.set_crl_number(conn, issuer, number)
         crl_store.record(conn, issuer, number, now, next_update, entries)

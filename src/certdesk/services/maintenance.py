@@ -1,5 +1,6 @@
 """Housekeeping a running server does every few minutes (and `certdesk maintenance` on demand):
-close issuances interrupted by a crash, withdraw renewals never installed, forget old nonces."""
+close issuances interrupted by a crash, withdraw renewals never installed, forget old nonces,
+sign a checkpoint of the audit head."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from certdesk.services.checkpoints import write_checkpoint
 from certdesk.services.context import Context
 from certdesk.services.issuance import abandon_stale_reservations
 from certdesk.services.nonces import Nonces
@@ -22,14 +24,15 @@ class MaintenanceReport:
     abandoned: list[str] = field(default_factory=list)
     withdrawn: list[str] = field(default_factory=list)
     nonces_forgotten: int = 0
+    checkpoint: int | None = None  # the audit sequence number signed, if the head moved
 
 
 def run_maintenance(ctx: Context, nonces: Nonces | None = None) -> MaintenanceReport:
-    return MaintenanceReport(
-        abandon_stale_reservations(ctx, STALE_RESERVATION),
-        expire_pending(ctx),
-        (nonces or Nonces(ctx)).prune(),
-    )
+    abandoned = abandon_stale_reservations(ctx, STALE_RESERVATION)
+    withdrawn = expire_pending(ctx)
+    forgotten = (nonces or Nonces(ctx)).prune()
+    point = write_checkpoint(ctx)  # last: it signs the head the steps above left
+    return MaintenanceReport(abandoned, withdrawn, forgotten, point.seq if point else None)
 
 
 def start_maintenance_thread(ctx: Context, every: dt.timedelta) -> threading.Event:
