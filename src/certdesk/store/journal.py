@@ -102,6 +102,8 @@ def note_audit(
 
 def _encode(value: Any) -> Any:
     """JSON for DB-API parameters, keeping the types the driver needs back."""
+    if type(value).__name__ == "Binary" and isinstance(getattr(value, "obj", None), bytes):
+        value = value.obj  # psycopg's DB-API wrapper of bytea values; plain bytes replay alike
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$b": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, dt.datetime):
@@ -148,7 +150,7 @@ class Journal:
         if self._fd is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             created = not self.path.exists()
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             if created:  # the new name must survive a crash too
                 dir_fd = os.open(self.directory, os.O_RDONLY)
                 try:
