@@ -1,9 +1,8 @@
 """Backup and restore of the database; the journal (services/journal.py) fills in what happened
 after the backup, so a restore forgets no certificate and no revocation.
 
-SQLite: a consistent snapshot of the live database through SQLite's online backup API.
-PostgreSQL: `pg_dump --format=custom` (and `pg_restore --clean`), when installed; base backups
-with WAL archiving are the alternative documented in docs/deployment.md.
+The copy itself is `store/snapshots.py` (SQLite's online backup API; PostgreSQL's pg_dump, with
+base backups and WAL archiving as the alternative documented in docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -11,21 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
-import shutil
-import sqlite3
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote
-
-from sqlalchemy.engine import make_url
 
 from certdesk.config import Config
 from certdesk.domain.clock import Clock, SystemClock
 from certdesk.domain.errors import CertdeskError
 from certdesk.services import journal
 from certdesk.services.context import Context
-from certdesk.store import audit
+from certdesk.store import audit, snapshots
 from certdesk.store.db import Database
 
 LOCK_FILE = "serve.lock"
@@ -69,51 +62,20 @@ def _backup_name(dest: Path, now: dt.datetime, suffix: str) -> Path:
 
 def take_backup(ctx: Context, dest: Path) -> Backup:
     """A consistent snapshot of the live database at `dest` (a directory: a new file in it)."""
-    now = ctx.clock.now()
-    if ctx.db.is_sqlite:
-        target = _backup_name(dest, now, ".db")
-        if target.exists():
-            raise CertdeskError("backup.exists", path=str(target))
-        raw = ctx.db.engine.raw_connection()
-        try:
-            source = raw.driver_connection
-            assert isinstance(source, sqlite3.Connection)
-            with sqlite3.connect(target) as copy:
-                source.backup(copy)
-            copy.close()
-        finally:
-            raw.close()
+    target = _backup_name(dest, ctx.clock.now(), ".db" if ctx.db.is_sqlite else ".pgdump")
+    if target.exists():
+        raise CertdeskError("backup.exists", path=str(target))
+    with ctx.db.read() as conn:  # PostgreSQL: the dump holds at least this record
+        seq, _ = audit.head(conn)
+    kind = snapshots.take(ctx.db, target)
+    if kind == "sqlite":  # exactly the record the copy ends with
         copied = Database(f"sqlite:///{target}")
         try:
             with copied.read() as conn:
                 seq, _ = audit.head(conn)
         finally:
             copied.dispose()
-        return Backup(target, seq, "sqlite")
-    target = _backup_name(dest, now, ".pgdump")
-    with ctx.db.read() as conn:
-        seq, _ = audit.head(conn)
-    _run("pg_dump", "--format=custom", f"--file={target}", *_pg_args(ctx.db.url))
-    return Backup(target, seq, "pg_dump")
-
-
-def _pg_args(url: str) -> list[str]:
-    """libpq connection for pg_dump/pg_restore, and the schema when the URL sets search_path."""
-    parsed = make_url(url)
-    options = parsed.query.get("options")
-    schema: list[str] = []
-    if isinstance(options, str) and "search_path=" in unquote(options):
-        schema = ["--schema", unquote(options).split("search_path=", 1)[1].split()[0]]
-    plain = parsed.set(drivername="postgresql", query={})
-    return [f"--dbname={plain.render_as_string(hide_password=False)}", *schema]
-
-
-def _run(tool: str, *args: str) -> None:
-    if shutil.which(tool) is None:
-        raise CertdeskError("backup.tool_missing", tool=tool)
-    done = subprocess.run([tool, *args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise CertdeskError("backup.failed", tool=tool, detail=done.stderr.strip()[-500:])
+    return Backup(target, seq, kind)
 
 
 def restore(
@@ -132,7 +94,7 @@ def restore(
         if backup is not None:
             if not backup.is_file():
                 raise CertdeskError("backup.not_found", path=str(backup))
-            _put_back(config, backup)
+            snapshots.put_back(config.database_url, backup)
         from certdesk.store.migrate import upgrade
 
         db = Database(config.database_url, sqlite_synchronous=config.database.sqlite_synchronous)
@@ -151,27 +113,3 @@ def restore(
     finally:
         os.close(lock)
     return Restored(backup, seq, replayed, refusal, accepted)
-
-
-def _put_back(config: Config, backup: Path) -> None:
-    url = config.database_url
-    if make_url(url).get_backend_name() != "sqlite":
-        _run(
-            "pg_restore",
-            "--clean",
-            "--if-exists",
-            "--single-transaction",
-            *_pg_args(url),
-            str(backup),
-        )
-        return
-    database = make_url(url).database
-    assert database, "an SQLite database file"
-    target = Path(database)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in ("-wal", "-shm"):
-        Path(f"{target}{suffix}").unlink(missing_ok=True)
-    with sqlite3.connect(backup) as source, sqlite3.connect(target) as copy:
-        source.backup(copy)
-    source.close()
-    copy.close()

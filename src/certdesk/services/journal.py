@@ -173,24 +173,16 @@ def replay(config: Config, db: Database, *, from_backup: bool) -> Replayed:
         return Replayed()
     counts: Counter[str] = Counter()
     for line in lines:
-        _apply(db, line)
+        with db.write() as conn:
+            journal_file.apply(conn, line)
+            if audit.head(conn) != (line.last, line.hash):
+                raise CertdeskError("journal.replay_failed", seq=line.last)
         counts.update(line.actions)
     if found.tail is not None and from_backup and not found.tail_in_doubt:
         journal_file.Journal(config.journal_dir).write({"k": "doubt", "last": found.tail.last})
     if not lines:
         return Replayed()
     return Replayed(len(lines), lines[0].first, lines[-1].last, dict(counts))
-
-
-def _apply(db: Database, line: journal_file.TxLine) -> None:
-    with db.write() as conn:
-        for statement, params, many in line.sql:
-            if many:
-                conn.exec_driver_sql(statement, [journal_file.decode(p) for p in params])
-            else:
-                conn.exec_driver_sql(statement, journal_file.decode(params))
-        if audit.head(conn) != (line.last, line.hash):
-            raise CertdeskError("journal.replay_failed", seq=line.last)
 
 
 def accept_loss(config: Config, db: Database, clock: Clock, actor: str) -> str | None:

@@ -318,3 +318,13 @@ def scan(path: Path, keep_after: int | None = None) -> Scan | None:
             else:
                 result.tail_in_doubt = True
     return result
+
+
+def apply(conn: Connection, line: TxLine) -> None:
+    """Run a committed line's SQL again, in the caller's transaction (replay after a restore:
+    same statements, same parameters, same order, on the same kind of database)."""
+    for statement, params, many in line.sql:
+        if many:
+            conn.exec_driver_sql(statement, [decode(p) for p in params])
+        else:
+            conn.exec_driver_sql(statement, decode(params))
