@@ -108,3 +108,32 @@ def test_kill_in_each_window(tmp_path: Path, db_url: str, clock: FixedClock) -> 
     again = journalled(tmp_path, db_url, clock)
     assert again.db.refusal is None and "AFTER" in units(again)
     again.db.dispose()
+
+
+def test_damage_in_the_middle_refuses_a_torn_tail_does_not(
+    tmp_path: Path, db_url: str, clock: FixedClock
+) -> None:
+    ctx = journalled(tmp_path, db_url, clock)
+    for code in ("FIN", "HR", "EDU"):
+        registry.add_unit(ctx, code, f"Unit {code}")
+    ctx.db.dispose()
+    path = ctx.config.journal_dir / "journal.log"
+    path.write_bytes(path.read_bytes() + b'0123 {"k":"tx","first":')  # torn by a crash
+    ctx = journalled(tmp_path, db_url, clock)
+    assert ctx.db.refusal is None
+    registry.add_unit(ctx, "OPS", "Operations")  # appended after cutting the torn line
+    ctx.db.dispose()
+    assert b'"first":\n' not in path.read_bytes()
+    reopened = journalled(tmp_path, db_url, clock)
+    assert reopened.db.refusal is None
+    reopened.db.dispose()
+
+    lines = path.read_bytes().split(b"\n")
+    (index,) = [i for i, line in enumerate(lines) if b"Unit HR" in line]
+    lines[index] = lines[index].replace(b"Unit HR", b"Unit XX")  # its hash no longer matches
+    path.write_bytes(b"\n".join(lines))
+    ctx = journalled(tmp_path, db_url, clock)
+    assert ctx.db.refusal is not None and ctx.db.refusal.code == "journal.unreadable"
+    message = ctx.db.refusal.message("en")
+    assert f"line {index + 1}" in message and "may be missing" in message
+    ctx.db.dispose()
