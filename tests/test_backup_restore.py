@@ -176,10 +176,26 @@ def test_checkpoint_catches_a_truncated_log(tmp_path: Path, db_url: str, clock: 
     assert [p.kind for p in report.problems] == ["truncated"]
     assert str(point.seq) in report.problems[0].detail
 
+    # the log grows again past the checkpoint, with another history: a rollback
+    for n in range(3, 6):
+        registry.add_person(ctx, f"p-{n}", f"Person {n}", "FIN", f"p{n}@fin.example")
+    report = verify_chain(ctx)
+    assert [p.kind for p in report.problems] == ["rolled back"]
+    # a checkpoint edited to match is refused by its signature
+    points = ctx.config.journal_dir / "checkpoints.log"
+    forged = points.read_text().replace(point.hash, audit_hash(ctx, point.seq))
+    points.write_text(forged)
+    assert [p.kind for p in verify_chain(ctx).problems] == ["checkpoint"]
+
     # the same log without the checkpoint looks intact: the checkpoint is what catches it
-    (ctx.config.journal_dir / "checkpoints.log").unlink()
+    points.unlink()
     assert verify_chain(ctx).ok
     ctx.db.dispose()
+
+
+def audit_hash(ctx: Context, seq: int) -> str:
+    with ctx.db.read() as conn:
+        return str(conn.execute(audit_log.select().where(audit_log.c.seq == seq)).one().hash)
 
 
 def test_crl_numbers_follow_time_and_never_go_back(ca_ctx: Context) -> None:

@@ -117,8 +117,9 @@ def public_key_pem(ctx: Context) -> str:
 
 
 def check(ctx: Context) -> tuple[Checkpoint | None, list[ChainProblem]]:
-    """Every checkpoint against the log: a record missing or different at a checkpoint's
-    sequence number is a truncation or a rollback. Returns the newest valid checkpoint."""
+    """Every checkpoint against the log, newest first: a record missing or different at a
+    checkpoint's sequence number is a truncation or a rollback (the newest one of each kind is
+    reported). Returns the newest validly signed checkpoint."""
     known = _read(ctx)
     if not known:
         return None, []
@@ -130,19 +131,22 @@ def check(ctx: Context) -> tuple[Checkpoint | None, list[ChainProblem]]:
     public = key.public_key()
     problems: list[ChainProblem] = []
     newest: Checkpoint | None = None
+
+    def report(problem: ChainProblem) -> None:  # the newest checkpoint's word per kind suffices
+        if all(p.kind != problem.kind for p in problems):
+            problems.append(problem)
+
     with ctx.db.read() as conn:
         seq, _digest = audit.head(conn)
-        for point, signature in known:
+        for point, signature in reversed(known):
             try:
                 public.verify(signature, point.body())
             except InvalidSignature:
-                problems.append(
-                    ChainProblem(point.seq, "checkpoint", "a checkpoint's signature is invalid")
-                )
+                report(ChainProblem(point.seq, "checkpoint", "a checkpoint's signature is invalid"))
                 continue
-            newest = point
+            newest = newest or point
             if point.seq > seq:
-                problems.append(
+                report(
                     ChainProblem(
                         seq + 1,
                         "truncated",
@@ -153,7 +157,7 @@ def check(ctx: Context) -> tuple[Checkpoint | None, list[ChainProblem]]:
                 continue
             record = audit.record_at(conn, point.seq)
             if record is None or record.hash != point.hash:
-                problems.append(
+                report(
                     ChainProblem(
                         point.seq,
                         "rolled back",
