@@ -16,10 +16,11 @@ from certdesk.domain.clock import FixedClock
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState, PersonState
 from certdesk.services import registry
-from certdesk.services.audit_log import make_checkpoint, verify_chain
+from certdesk.services.audit_log import verify_chain
 from certdesk.services.backup import restore, take_backup
 from certdesk.services.ca_hierarchy import init_hierarchy
 from certdesk.services.certificates import get_certificate
+from certdesk.services.checkpoints import write_checkpoint
 from certdesk.services.context import Context
 from certdesk.services.crl_publish import publish_crl
 from certdesk.services.enrolment.officer import OfficerEnrolment
@@ -164,8 +165,8 @@ def test_checkpoint_catches_a_truncated_log(tmp_path: Path, db_url: str, clock: 
     registry.add_unit(ctx, "FIN", "Finance Bureau", "Li Contact", "it@fin.example", "0771-1")
     for n in range(3):
         registry.add_person(ctx, f"p-{n}", f"Person {n}", "FIN", f"p{n}@fin.example")
-    point = make_checkpoint(ctx)
-    assert point is not None and make_checkpoint(ctx) is None  # nothing new to sign
+    point = write_checkpoint(ctx)
+    assert point is not None and write_checkpoint(ctx) is None  # nothing new to sign
     ctx.db.journal = None  # the intruder bypasses certdesk: SQL straight at the database
     with ctx.db.write() as conn:
         kept = point.seq - 2

@@ -22,6 +22,7 @@ def test_restore_without_the_journal_needs_an_explicit_acceptance(tmp_path: Path
     (backup,) = (tmp_path / "backups").iterdir()
     desk.ok("unit", "add", "HR", "Human Resources")  # after the backup: only in the journal
     desk.ok("audit", "checkpoint")
+    assert "BEGIN PUBLIC KEY" in desk.ok("audit", "checkpoint", "--public-key").stdout
 
     # with its journal, a restore gives back what came after the backup
     restored = desk.ok("restore", str(backup))

@@ -645,11 +645,19 @@ def audit_verify(as_json: JsonOpt = False) -> None:
 
 
 @audit_app.command("checkpoint")
-def audit_checkpoint() -> None:
+def audit_checkpoint(
+    public_key: Annotated[
+        bool,
+        typer.Option("--public-key", help="Print the key that checks checkpoints, for an auditor."),
+    ] = False,
+) -> None:
     """Sign a checkpoint of the audit head now (kept with the journal; `audit verify` uses it)."""
-    from certdesk.services.audit_log import make_checkpoint
+    from certdesk.services.checkpoints import public_key_pem, write_checkpoint
 
-    point = make_checkpoint(context())
+    if public_key:
+        sys.stdout.write(public_key_pem(context()))
+        return
+    point = write_checkpoint(context())
     if point is None:
         say("The audit head already has a checkpoint.", "审计日志的最新记录已有检查点。")
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from certdesk.services.checkpoints import Checkpoint, check, write_checkpoint
+from certdesk.services.checkpoints import Checkpoint, check
 from certdesk.services.context import Context
 from certdesk.store.audit import AuditRecord, ChainProblem, actions, newest_first, verify
 
@@ -42,11 +42,6 @@ def verify_chain(ctx: Context) -> AuditReport:
         count, problems = verify(conn)
     checkpoint, missing = check(ctx)
     return AuditReport(count, problems + missing, checkpoint)
-
-
-def make_checkpoint(ctx: Context) -> Checkpoint | None:
-    """A signed checkpoint of the audit head now (None: the head has one already)."""
-    return write_checkpoint(ctx)
 
 
 def list_records(
