@@ -2,7 +2,8 @@
 
 Writes go through `Database.write()`: on SQLite that is `BEGIN IMMEDIATE`, so the read-then-write
 steps of a use case (check, then insert) never interleave with another writer; on PostgreSQL the
-audit head row, updated in every write, serialises the chain.
+audit head row, updated in every write, serialises the chain. An audited write is also
+journalled (`store/journal.py`): its line is fsynced before the commit, its marker follows it.
 """
 
 from __future__ import annotations

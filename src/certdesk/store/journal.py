@@ -23,6 +23,7 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -34,6 +35,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 FILE = "journal.log"
+log = logging.getLogger("certdesk.journal")
 _TX = "certdesk_journal_tx"
 _WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
@@ -177,9 +179,13 @@ class Journal:
         self.write(capture.line())
 
     def committed(self, capture: Capture) -> None:
-        """The commit happened; not fsynced (the next line's fsync or the next start's check
-        against the database settle it if this marker is lost)."""
-        self.write({"k": "ok", "last": capture.last}, sync=False)
+        """The commit happened; not fsynced, and a failure to write it is only logged: the
+        next line or the next start's check against the database settle the line without it
+        (the caller's change is committed and must not be reported as failed)."""
+        try:
+            self.write({"k": "ok", "last": capture.last}, sync=False)
+        except OSError:
+            log.warning("journal: commit marker of record %s not written", capture.last)
 
     def close(self) -> None:
         with self._lock:
