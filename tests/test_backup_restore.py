@@ -5,6 +5,7 @@ PostgreSQL; a log cut at its end is caught by the signed checkpoints."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState, PersonState
 from certdesk.services import registry
 from certdesk.services.audit_log import verify_chain
-from certdesk.services.backup import restore, take_backup
+from certdesk.services.backup import hold_server_lock, restore, take_backup
 from certdesk.services.ca_hierarchy import init_hierarchy
 from certdesk.services.certificates import get_certificate
 from certdesk.services.checkpoints import write_checkpoint
@@ -206,3 +207,19 @@ def test_crl_numbers_follow_time_and_never_go_back(ca_ctx: Context) -> None:
     assert isinstance(ca_ctx.clock, FixedClock)
     ca_ctx.clock.advance(dt.timedelta(hours=1))
     assert publish_crl(ca_ctx).number >= first.number + 3600
+
+
+def test_restore_refuses_while_a_server_runs(
+    tmp_path: Path, db_url: str, clock: FixedClock
+) -> None:
+    ctx = journalled(tmp_path, db_url, clock)
+    backup = take_backup(ctx, tmp_path / "b.db")
+    ctx.db.dispose()
+    held = hold_server_lock(ctx.config)  # what `certdesk serve` holds for its life
+    try:
+        with pytest.raises(CertdeskError) as refused:
+            restore(ctx.config, backup.path, "test", accept_loss=False, clock=clock)
+        assert refused.value.code == "server.already_running"
+    finally:
+        os.close(held)
+    assert restore(ctx.config, backup.path, "test", accept_loss=False, clock=clock).refusal is None
