@@ -16,9 +16,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certdesk.config import load_config
+from certdesk.domain.clock import SystemClock
 from certdesk.services.context import Context
 from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance, IssuedCertificate
+from certdesk.services.journal import attach
 from certdesk.store.db import Database
 from test_web import free_port, wait_for_port
 
@@ -103,6 +105,7 @@ def live_portal(home: Path, extra_env: dict[str, str] | None = None) -> Iterator
     assert init.returncode == 0, init.stdout + init.stderr
     cfg = load_config(env=env)
     db = Database(cfg.database_url)
+    attach(cfg, db, SystemClock(), "test")  # the test's own writes go into the desk's journal
     with (home / "serve.log").open("wb") as log:
         proc = subprocess.Popen(
             [CERTDESK, "serve"],

@@ -200,7 +200,7 @@ def test_ca_admin_and_auditor(office: Office) -> None:
     assert (root["name"], issuing["name"], issuing["key_storage"]) == ("root", "issuing", "file")
     published = ca.post("/api/v1/crl")
     assert published.status_code == 201
-    assert published.json()["number"] == issuing["crl_number"] + 1
+    assert published.json()["number"] > issuing["crl_number"]  # never back (time-derived)
     assert ca.post("/api/v1/crl", json={"issuer": "root"}).json()["issuer"] == "root"
     auditor = office.api("auditor")
     first = auditor.get("/api/v1/audit?limit=5").json()

@@ -356,24 +356,30 @@ def test_crl_publish_with_wrong_passphrase_refused(desk: Desk) -> None:
 def test_audit_verify_then_tamper(registry_desk: Desk) -> None:
     desk = registry_desk
     intact = desk.ok("audit", "verify")
-    assert "Audit chain intact: 2 records." in flat(intact.stdout)
-    assert desk.json("audit", "verify") == {"records": 2, "ok": True, "problems": []}
+    # journal.start (the journal begins with the database), unit.add, person.add
+    assert "Audit chain intact: 3 records." in flat(intact.stdout)
+    assert desk.json("audit", "verify") == {
+        "records": 3,
+        "ok": True,
+        "problems": [],
+        "checkpoint": None,
+    }
 
     with sqlite3.connect(desk.db) as conn:
         changed = conn.execute(
             """UPDATE audit_log SET "after" = replace("after", 'Zhang San', 'Mallory') """
-            "WHERE seq = 2"
+            "WHERE seq = 3"
         ).rowcount
     assert changed == 1
 
     broken = desk.run("audit", "verify")
     assert broken.returncode != 0
-    assert_refused(broken, 1, "audit.broken", "broken at record 2", "edited")
+    assert_refused(broken, 1, "audit.broken", "broken at record 3", "edited")
     as_json = desk.run("audit", "verify", "--json")
     assert as_json.returncode != 0
     report = json.loads(as_json.stdout)
-    assert report["ok"] is False and report["records"] == 2
-    assert [(p["seq"], p["kind"]) for p in report["problems"]] == [(2, "edited")]
+    assert report["ok"] is False and report["records"] == 3
+    assert [(p["seq"], p["kind"]) for p in report["problems"]] == [(3, "edited")]
 
 
 def test_audit_verify_names_deleted_record(registry_desk: Desk) -> None:

@@ -28,12 +28,13 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from certdesk.config import Config
-from certdesk.domain.clock import FixedClock
+from certdesk.domain.clock import FixedClock, SystemClock
 from certdesk.services import registry
 from certdesk.services.context import Context
 from certdesk.services.demo import DEMO_PASSPHRASE, DEMO_UNIT
 from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
+from certdesk.services.journal import attach
 from certdesk.services.revocation import revoke
 from certdesk.store.db import Database
 from test_web import free_port, wait_for_port
@@ -167,6 +168,7 @@ def make_certificates(data_dir: Path, folder: Path) -> None:
     write_pair(folder, "valid", p12[1], p12[0])
     config = Config().replace(paths={"data_dir": str(data_dir)})
     db = Database(config.database_url)
+    attach(config, db, SystemClock(), "test")  # the desk's journal records these too
     try:
         past = FixedClock(dt.datetime.now(dt.UTC) - dt.timedelta(days=400))
         ctx = Context(config, db, past, actor="test")

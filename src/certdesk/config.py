@@ -138,6 +138,14 @@ class IssuanceConfig:
 
 
 @dataclass(frozen=True)
+class JournalConfig:
+    """Where every committed change is also written (see docs/deployment.md, Backup)."""
+
+    path: str = ""  # empty: <data_dir>/journal; best on another disk than the database
+    checkpoint_key: str = ""  # empty: <data_dir>/ca/checkpoint.key (Ed25519, made on first use)
+
+
+@dataclass(frozen=True)
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -150,6 +158,7 @@ class Config:
     issuance: IssuanceConfig = field(default_factory=IssuanceConfig)
     renewal: RenewalConfig = field(default_factory=RenewalConfig)
     support: SupportConfig = field(default_factory=SupportConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -158,6 +167,15 @@ class Config:
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.data_dir / 'certdesk.db'}"
+
+    @property
+    def journal_dir(self) -> Path:
+        return Path(self.journal.path) if self.journal.path else self.data_dir / "journal"
+
+    @property
+    def checkpoint_key_path(self) -> Path:
+        key = self.journal.checkpoint_key
+        return Path(key) if key else self.data_dir / "ca" / "checkpoint.key"
 
     @property
     def base_url(self) -> str:

@@ -745,6 +745,7 @@ def audit_verify(as_json: JsonOpt = False) -> None:
             {
                 "records": report.records,
                 "ok": report.ok,
+                "checkpoint": dataclasses.asdict(report.checkpoint) if report.checkpoint else None,
                 "problems": [dataclasses.asdict(p) for p in report.problems],
             }
         )
@@ -753,9 +754,104 @@ def audit_verify(as_json: JsonOpt = False) -> None:
             f"Audit chain intact: {report.records} records.",
             f"审计日志链完整：共 {report.records} 条记录。",
         )
+        if report.checkpoint is not None:
+            cp = report.checkpoint
+            say(
+                f"Matches the signed checkpoint of {cp.at} (record {cp.seq}).",
+                f"与 {cp.at} 的签名检查点（第 {cp.seq} 条记录）一致。",
+            )
     if not report.ok:
         first = report.problems[0]
         raise CertdeskError("audit.broken", seq=first.seq, detail=f"{first.kind}: {first.detail}")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    public_key: Annotated[
+        bool,
+        typer.Option("--public-key", help="Print the key that checks checkpoints, for an auditor."),
+    ] = False,
+) -> None:
+    """Sign a checkpoint of the audit head now (kept with the journal; `audit verify` uses it)."""
+    from certdesk.services.checkpoints import public_key_pem, write_checkpoint
+
+    if public_key:
+        sys.stdout.write(public_key_pem(context()))
+        return
+    point = write_checkpoint(context())
+    if point is None:
+        say("The audit head already has a checkpoint.", "审计日志的最新记录已有检查点。")
+        return
+    say(
+        f"Checkpoint signed: record {point.seq}, {point.hash}.",
+        f"已签名检查点：第 {point.seq} 条记录，{point.hash}。",
+    )
+
+
+@app.command("backup")
+def backup(
+    dest: Annotated[Path, typer.Argument(help="A directory (a new file goes in it) or a file")],
+) -> None:
+    """Back up the database while it runs (SQLite: online backup API; PostgreSQL: pg_dump).
+    Keep the CA keys, certdesk.toml, the passphrase and the journal too (docs/deployment.md)."""
+    from certdesk.services.backup import take_backup
+
+    done = take_backup(context(), dest)
+    say(
+        f"Backup ({done.kind}) of the database up to audit record {done.seq}: {done.path}",
+        f"数据库备份（{done.kind}）至审计记录第 {done.seq} 条：{done.path}",
+    )
+    if done.kind == "pg_dump":
+        say(
+            "PostgreSQL: this is a pg_dump; base backups with WAL archiving also work "
+            "(docs/deployment.md). Changes after it are in the journal.",
+            "PostgreSQL：这是 pg_dump 备份；也可使用基础备份加 WAL 归档（见 docs/deployment.md）。"
+            "其后的变更记录在日志中。",
+        )
+
+
+@app.command("restore")
+def restore(
+    backup_file: Annotated[
+        Path | None,
+        typer.Argument(help="The backup to put back (none: replay the journal into the database)"),
+    ] = None,
+    accept_loss: Annotated[
+        bool,
+        typer.Option(
+            "--accept-loss",
+            help="Accept what the journal cannot give back and start a new journal (audited).",
+        ),
+    ] = False,
+) -> None:
+    """Put a backup back (server stopped) and replay the journal: nothing since is forgotten."""
+    from certdesk.services.backup import restore as run_restore
+
+    config = load_config(_state["config"])
+    with console.status("Restoring… / 正在恢复…"):
+        done = run_restore(config, backup_file, f"cli:{getpass.getuser()}", accept_loss=accept_loss)
+    if done.backup is not None:
+        say(
+            f"Database put back from {done.backup} (audit record {done.seq}).",
+            f"已从 {done.backup} 恢复数据库（审计记录第 {done.seq} 条）。",
+        )
+    r = done.replayed
+    if r.transactions:
+        actions = ", ".join(f"{name} {n}" for name, n in sorted(r.actions.items()))
+        say(
+            f"Replayed from the journal: {r.transactions} transactions, records {r.first}–"
+            f"{r.last} ({actions}).",
+            f"已从日志重放：{r.transactions} 个事务，第 {r.first}–{r.last} 条记录（{actions}）。",
+        )
+    else:
+        say("Nothing to replay from the journal.", "日志中没有需要重放的变更。")
+    if done.loss_accepted is not None:
+        say(
+            f"Loss accepted (audited); new journal {done.loss_accepted}.",
+            f"已确认接受丢失（已审计）；新日志 {done.loss_accepted}。",
+        )
+    if done.refusal is not None:
+        raise done.refusal
 
 
 @app.command("maintenance")
@@ -792,6 +888,8 @@ def serve(
     ] = False,
 ) -> None:
     """Serve HTTPS (portal, EST, renewal API, CA certificates, CRLs)."""
+    from certdesk.services.backup import hold_server_lock
+    from certdesk.services.journal import require_trusted
     from certdesk.services.maintenance import run_maintenance, start_maintenance_thread
     from certdesk.services.server_tls import ensure_tls_certificate
     from certdesk.web.server import claim_port
@@ -803,7 +901,9 @@ def serve(
     config = load_config(_state["config"])
     config = config.replace(server={k: v for k, v in given.items() if v is not None})
     listener = claim_port(config)  # before anything else: a taken port changes nothing
+    hold_server_lock(config)  # `certdesk restore` refuses while this process lives
     ctx = context(config)
+    require_trusted(ctx)  # a journal that cannot be trusted: say so now, write nothing
     report = run_maintenance(ctx)  # e.g. issuances a crash interrupted are closed, audited
     if report.abandoned:
         n = len(report.abandoned)

@@ -228,6 +228,64 @@ CATALOG: dict[str, Message] = {
         "The audit chain is broken at record {seq}: {detail}",
         "审计日志链在第 {seq} 条记录处断裂：{detail}",
     ),
+    # backup, restore and the journal (a CA must never forget a revocation)
+    "journal.missing": Message(
+        503,
+        "The journal {path} is missing, but this database was written with one. If the database is a restored copy, every change after record {seq} ({at}) may be missing: put the journal back, or accept the loss with `certdesk restore --accept-loss`. Nothing is written until then.",
+        "日志文件 {path} 缺失，但本数据库曾使用日志。若数据库是恢复的副本，第 {seq} 条记录（{at}）之后的所有变更可能丢失：请放回日志文件，或执行 `certdesk restore --accept-loss` 确认接受丢失。在此之前不写入任何数据。",
+    ),
+    "journal.unreadable": Message(
+        503,
+        "The journal {path} cannot be read from line {line} ({detail}): changes after record {seq} ({at}) may be missing. Repair it from a copy, or accept the loss with `certdesk restore --accept-loss`. Nothing is written until then.",
+        "日志文件 {path} 自第 {line} 行起无法读取（{detail}）：第 {seq} 条记录（{at}）之后的变更可能丢失。请用副本修复，或执行 `certdesk restore --accept-loss` 确认接受丢失。在此之前不写入任何数据。",
+    ),
+    "journal.gap": Message(
+        503,
+        "The journal {path} begins after record {base}, the database ends at record {db_seq}: records {db_seq}–{base} are in neither. Use a newer backup, or accept the loss with `certdesk restore --accept-loss`.",
+        "日志文件 {path} 从第 {base} 条记录之后开始，而数据库止于第 {db_seq} 条：第 {db_seq}–{base} 条记录两处都没有。请使用更新的备份，或执行 `certdesk restore --accept-loss` 确认接受丢失。",
+    ),
+    "journal.ahead_of_database": Message(
+        503,
+        "The database ends at record {db_seq} but the journal {path} holds records up to {journal_seq}: the database is an older copy. Run `certdesk restore` to replay what is missing. Nothing is written until then.",
+        "数据库止于第 {db_seq} 条记录，而日志文件 {path} 记录到第 {journal_seq} 条：数据库是旧副本。请执行 `certdesk restore` 补回缺失的变更。在此之前不写入任何数据。",
+    ),
+    "journal.behind_database": Message(
+        503,
+        "The journal {path} ends at record {journal_seq}, the database at {db_seq}: records after {journal_seq} are not in the journal and a restore could not bring them back. Put the right journal back, or accept with `certdesk restore --accept-loss` (a new journal starts).",
+        "日志文件 {path} 止于第 {journal_seq} 条记录，数据库止于第 {db_seq} 条：第 {journal_seq} 条之后的记录不在日志中，恢复时无法找回。请放回正确的日志文件，或执行 `certdesk restore --accept-loss` 确认（将开始新的日志）。",
+    ),
+    "journal.mismatch": Message(
+        503,
+        "The journal {path} and the database differ at record {seq}: they are not the same history. Use the journal of this database, or accept with `certdesk restore --accept-loss`.",
+        "日志文件 {path} 与数据库在第 {seq} 条记录处不一致，二者不是同一历史。请使用本数据库的日志，或执行 `certdesk restore --accept-loss` 确认。",
+    ),
+    "journal.in_doubt": Message(
+        503,
+        "The journal {path} ends with records {first}–{last} ({at}) whose commit cannot be confirmed after a restore; they were not replayed. If they did commit, they are missing. Accept with `certdesk restore --accept-loss`.",
+        "日志文件 {path} 末尾的第 {first}–{last} 条记录（{at}）在恢复后无法确认是否已提交，未予重放；若已提交，则这些变更缺失。请执行 `certdesk restore --accept-loss` 确认。",
+    ),
+    "journal.replay_failed": Message(
+        500,
+        "Replaying the journal did not give back record {seq} as it was; the restore stopped there.",
+        "重放日志未能还原第 {seq} 条记录，恢复在此停止。",
+    ),
+    "server.already_running": Message(
+        409,
+        "A certdesk server is running on {path}; stop it first.",
+        "certdesk 服务正在使用 {path}，请先停止服务。",
+    ),
+    "backup.exists": Message(
+        409,
+        "{path} already exists; a backup never overwrites a file.",
+        "{path} 已存在，备份不会覆盖已有文件。",
+    ),
+    "backup.not_found": Message(404, "No backup file {path}.", "备份文件 {path} 不存在。"),
+    "backup.tool_missing": Message(
+        500,
+        "{tool} is not installed; for PostgreSQL, back up with pg_dump or base backups (docs/deployment.md).",
+        "未安装 {tool}；PostgreSQL 请使用 pg_dump 或基础备份（见 docs/deployment.md）。",
+    ),
+    "backup.failed": Message(500, "{tool} failed: {detail}", "{tool} 执行失败：{detail}"),
     "issuance.reservation_closed": Message(
         409,
         "The issuance of {serial} was closed as interrupted before it could be recorded; nothing was issued. Try again.",

@@ -1,4 +1,5 @@
-"""What every use case needs: configuration, database, clock and who is acting."""
+"""What every use case needs: configuration, database (with its journal), clock and who is
+acting."""
 
 from __future__ import annotations
 
@@ -24,11 +25,14 @@ class Context:
     @classmethod
     def open(cls, config: Config, actor: str) -> Context:
         """A command's or the server's context: its database, migrated to the newest schema."""
+        from certdesk.services.journal import attach
         from certdesk.store.migrate import upgrade  # Alembic: only for processes that open one
 
         db = Database(config.database_url, sqlite_synchronous=config.database.sqlite_synchronous)
         upgrade(db)
-        return cls(config, db, actor=actor)
+        ctx = cls(config, db, actor=actor)
+        attach(config, db, ctx.clock, actor)  # every audited write is journalled from here on
+        return ctx
 
     def acting_as(self, actor: str) -> Context:
         return Context(self.config, self.db, self.clock, actor)

@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 
 from certdesk.ca.crl import build_crl
 from certdesk.ca.signer import Signer
+from certdesk.domain.crl_numbers import next_crl_number
 from certdesk.domain.crl_schedule import (
     CRLDue,
     CRLKind,
@@ -40,7 +41,6 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import AuthorityState
 from certdesk.services.authorities import (
     ISSUING,
-    AuthorityInfo,
     delta_crl_url,
     get_authority,
     list_authorities,
@@ -86,12 +86,6 @@ class CRLStatus:
     next_due_at: dt.datetime | None
 
 
-def next_crl_number(info: AuthorityInfo) -> int:
-    """The one place a CRL number is derived (complete and delta alike), inside the reserving
-    transaction: one more than the issuer's counter, so numbers only increase across restarts."""
-    return info.crl_number + 1
-
-
 def publish_crl(
     ctx: Context,
     issuer: str = ISSUING,
@@ -124,7 +118,7 @@ def _publish(
             raise CertdeskError("crl.no_base", issuer=issuer)
         since = base.this_update - LATE_COMMIT if base is not None else None
         base_number = base.number if base is not None else None
-        number = next_crl_number(info)
+        number = next_crl_number(info.crl_number, now)  # complete and delta share the sequence
         entries = count_on_crl(conn, issuer, now, since)
         authority_store.set_crl_number(conn, issuer, number)
         crl_store.record(conn, issuer, number, at, next_update, entries, base_number)

@@ -1,7 +1,8 @@
 """Housekeeping a running server does every few minutes (and `certdesk maintenance` on demand):
 close issuances interrupted by a crash, withdraw renewals never installed, forget old nonces,
 retire an issuing CA whose last certificate has expired, publish the CRLs that are due
-(`crl_publish.republish_due`; a faster job loop may run it too)."""
+(`crl_publish.republish_due`; a faster job loop may run it too), sign a checkpoint of the audit
+head."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
+from certdesk.services.checkpoints import write_checkpoint
 from certdesk.services.context import Context
 from certdesk.services.crl_publish import republish_due
 from certdesk.services.issuance import abandon_stale_reservations
@@ -28,6 +30,7 @@ class MaintenanceReport:
     nonces_forgotten: int = 0
     retired: list[str] = field(default_factory=list)
     crls: list[str] = field(default_factory=list)  # "issuing/7 delta"
+    checkpoint: int | None = None  # the audit sequence number signed, if the head moved
 
 
 def run_maintenance(ctx: Context, nonces: Nonces | None = None) -> MaintenanceReport:
@@ -36,7 +39,9 @@ def run_maintenance(ctx: Context, nonces: Nonces | None = None) -> MaintenanceRe
     forgotten = (nonces or Nonces(ctx)).prune()
     retired = retire_finished(ctx)  # a retired CA's last CRL is its own; it is not republished
     crls = [f"{c.issuer}/{c.number} {c.kind}" for c in republish_due(ctx)]
-    return MaintenanceReport(abandoned, withdrawn, forgotten, retired, crls)
+    point = write_checkpoint(ctx)  # last: it signs the head the steps above left
+    seq = point.seq if point else None
+    return MaintenanceReport(abandoned, withdrawn, forgotten, retired, crls, seq)
 
 
 def start_maintenance_thread(ctx: Context, every: dt.timedelta) -> threading.Event:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from certdesk.store import journal
 from certdesk.store.tables import audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -89,6 +90,7 @@ def append_many(conn: Connection, entries: list[Entry]) -> int:
     """
     head = conn.execute(_HEAD).one()
     seq, prev = int(head.seq), str(head.hash)
+    start, first_prev = seq, prev
     rows = []
     for e in entries:
         seq += 1
@@ -114,7 +116,32 @@ def append_many(conn: Connection, entries: list[Entry]) -> int:
     if rows:
         conn.execute(_INSERT, rows)
         conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
+        journal.note_audit(
+            conn, start + 1, first_prev, seq, prev, entries[-1].at, [e.action for e in entries]
+        )
     return seq
+
+
+def head(conn: Connection) -> tuple[int, str]:
+    """(seq, hash) of the newest record (0 and the genesis hash for an empty log)."""
+    row = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).one()
+    return int(row.seq), str(row.hash)
+
+
+def record_at(conn: Connection, seq: int) -> AuditRecord | None:
+    row = conn.execute(select(audit_log).where(audit_log.c.seq == seq)).first()
+    return AuditRecord(**row._asdict()) if row is not None else None
+
+
+def newest_of(conn: Connection, action: str) -> AuditRecord | None:
+    """The newest record of `action` (e.g. the journal this database was last written with)."""
+    row = conn.execute(
+        select(audit_log)
+        .where(audit_log.c.action == action)
+        .order_by(audit_log.c.seq.desc())
+        .limit(1)
+    ).first()
+    return AuditRecord(**row._asdict()) if row is not None else None
 
 
 def append(

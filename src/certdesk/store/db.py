@@ -2,7 +2,8 @@
 
 Writes go through `Database.write()`: on SQLite that is `BEGIN IMMEDIATE`, so the read-then-write
 steps of a use case (check, then insert) never interleave with another writer; on PostgreSQL the
-audit head row, updated in every write, serialises the chain.
+audit head row, updated in every write, serialises the chain. An audited write is also
+journalled (`store/journal.py`): its line is fsynced before the commit, its marker follows it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.store import journal as journal_file
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 # A row of any query, read by its column names.
@@ -34,6 +38,16 @@ class Database:
         self._write_lock: AbstractContextManager[object] = (
             threading.RLock() if self.is_sqlite else nullcontext()
         )
+        # Set by `services/journal.py` when a process opens its context: every audited write is
+        # then journalled; `refusal` (a journal that cannot be trusted) refuses every write.
+        self.journal: journal_file.Journal | None = None
+        self.refusal: CertdeskError | None = None
+
+        @event.listens_for(self.engine, "before_cursor_execute")
+        def _capture(
+            conn: Connection, _cur: Any, statement: str, params: Any, _ctx: Any, many: bool
+        ) -> None:
+            journal_file.capture_statement(conn, statement, params, many)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -42,12 +56,27 @@ class Database:
         On SQLite, writers of this process queue on a lock first: SQLite's own busy handler makes
         a waiting writer sleep and poll, which under load leaves some waiting for seconds.
         """
+        if self.refusal is not None:
+            raise self.refusal
+        journal = self.journal
         with (
             self._write_lock,
             self.engine.connect().execution_options(certdesk_write=True) as conn,
-            conn.begin(),
         ):
-            yield conn
+            if journal is None:
+                with conn.begin():
+                    yield conn
+                return
+            capture = journal_file.begin_capture(conn)
+            try:
+                with conn.begin():
+                    yield conn
+                    if capture.last:  # audited: durable in the journal before the commit
+                        journal.before_commit(capture)
+                if capture.last:
+                    journal.committed(capture)
+            finally:
+                journal_file.end_capture(conn)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -1,0 +1,336 @@
+"""The journal: every committed change, in a file the database backup does not hold.
+
+Each write transaction that appends audit records also writes one line here — the SQL it ran,
+with its parameters, and the audit sequence range and hashes it produced — and fsyncs it
+*before* the database commits (`store/db.py` `Database.write`). After the commit a short `ok`
+marker follows. Appends hold the audit head (PostgreSQL's row lock, SQLite's write lock), so
+lines are in commit order, and which lines committed is provable from the file alone:
+
+- a `tx` line that the next `tx` line continues (`first` = its `last` + 1, `prev` = its `hash`)
+  committed: the next writer read the head it left;
+- a `tx` line that the next one starts over (same `first` and `prev`) never committed;
+- the last `tx` line is settled by its `ok` marker, or at the next start against the database
+  (`services/journal.py`: `ok` when the database holds its records, `void` when not).
+
+A line is `<sha256 of the JSON> <JSON>`; a torn last line (a crash while writing, before the
+fsync, so before any commit) is ignored. Anything else unreadable is damage that stops replay.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
+
+FILE = "journal.log"
+log = logging.getLogger("certdesk.journal")
+_TX = "certdesk_journal_tx"
+_WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
+
+
+@dataclass
+class Capture:
+    """What one write transaction did: its SQL and the audit records it appended."""
+
+    statements: list[list[Any]] = field(default_factory=list)
+    first: int = 0
+    prev: str = ""
+    last: int = 0
+    hash: str = ""
+    at: str = ""
+    actions: list[str] = field(default_factory=list)
+
+    def line(self) -> dict[str, Any]:
+        return {
+            "k": "tx",
+            "first": self.first,
+            "last": self.last,
+            "prev": self.prev,
+            "hash": self.hash,
+            "at": self.at,
+            "actions": sorted(set(self.actions)),
+            "sql": self.statements,
+        }
+
+
+def begin_capture(conn: Connection) -> Capture:
+    capture = Capture()
+    conn.info[_TX] = capture
+    return capture
+
+
+def end_capture(conn: Connection) -> None:
+    conn.info.pop(_TX, None)
+
+
+def capture_statement(conn: Connection, statement: str, parameters: Any, many: bool) -> None:
+    """Keep a write statement of a journalled transaction (called for every cursor execute)."""
+    capture: Capture | None = conn.info.get(_TX)
+    if capture is not None and _WRITES.match(statement):
+        capture.statements.append([statement, _encode(parameters), many])
+
+
+def note_audit(
+    conn: Connection,
+    first: int,
+    prev: str,
+    last: int,
+    digest: str,
+    at: dt.datetime,
+    actions: list[str],
+) -> None:
+    """Called by `store/audit.py` for every append: the range of records this line covers."""
+    capture: Capture | None = conn.info.get(_TX)
+    if capture is None:
+        return
+    if not capture.first:
+        capture.first, capture.prev = first, prev
+    capture.last, capture.hash = last, digest
+    capture.at = at.astimezone(dt.UTC).isoformat()
+    capture.actions.extend(actions)
+
+
+def _encode(value: Any) -> Any:
+    """JSON for DB-API parameters, keeping the types the driver needs back."""
+    if type(value).__name__ == "Binary" and isinstance(getattr(value, "obj", None), bytes):
+        value = value.obj  # psycopg's DB-API wrapper of bytea values; plain bytes replay alike
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$b": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, dt.datetime):
+        return {"$t": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"$d": value.isoformat()}
+    if isinstance(value, dict):
+        return {"$m": {k: _encode(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "$b" in value:
+            return base64.b64decode(value["$b"])
+        if "$t" in value:
+            return dt.datetime.fromisoformat(value["$t"])
+        if "$d" in value:
+            return dt.date.fromisoformat(value["$d"])
+        return {k: decode(v) for k, v in value["$m"].items()}
+    if isinstance(value, list):
+        return tuple(decode(v) for v in value)
+    return value
+
+
+def _frame(entry: dict[str, Any]) -> bytes:
+    body = json.dumps(entry, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return f"{hashlib.sha256(body.encode()).hexdigest()} {body}\n".encode()
+
+
+class Journal:
+    """Appends to `<directory>/journal.log`: O_APPEND, one write per line under an exclusive
+    `flock` (several processes may share the file), fsync when the line must be durable."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / FILE
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            created = not self.path.exists()
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            if created:  # the new name must survive a crash too
+                dir_fd = os.open(self.directory, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+        return self._fd
+
+    def write(self, entry: dict[str, Any], *, sync: bool = True) -> None:
+        data = _frame(entry)
+        with self._lock:
+            fd = self._open()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                _drop_torn_tail(fd)
+                os.write(fd, data)
+                if sync:
+                    os.fsync(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def before_commit(self, capture: Capture) -> None:
+        """The transaction's line, durable before the database commits it."""
+        self.write(capture.line())
+
+    def committed(self, capture: Capture) -> None:
+        """The commit happened; not fsynced, and a failure to write it is only logged: the
+        next line or the next start's check against the database settle the line without it
+        (the caller's change is committed and must not be reported as failed)."""
+        try:
+            self.write({"k": "ok", "last": capture.last}, sync=False)
+        except OSError:
+            log.warning("journal: commit marker of record %s not written", capture.last)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _drop_torn_tail(fd: int) -> None:
+    """A line cut by a crash (no newline at the end) was never fsynced, so never committed:
+    cut it off before appending, or the next line would be glued to it."""
+    end = os.fstat(fd).st_size
+    if end == 0 or os.pread(fd, 1, end - 1) == b"\n":
+        return
+    start = end
+    while start > 0:
+        start = max(0, start - (1 << 16))
+        cut = os.pread(fd, end - start, start).rfind(b"\n")
+        if cut >= 0:
+            os.ftruncate(fd, start + cut + 1)
+            return
+    os.ftruncate(fd, 0)
+
+
+@dataclass(frozen=True)
+class TxLine:
+    first: int
+    last: int
+    prev: str
+    hash: str
+    at: str
+    actions: tuple[str, ...]
+    sql: tuple[tuple[str, Any, bool], ...]
+
+
+@dataclass
+class Scan:
+    """What a journal file proves: its start, the committed lines (those after `keep_after`
+    kept whole), the unsettled last line, and the first damage, if any."""
+
+    journal_id: str | None = None
+    base_seq: int = 0
+    base_hash: str = ""
+    last_seq: int = 0
+    last_hash: str = ""
+    last_at: str = ""
+    committed: list[TxLine] = field(default_factory=list)
+    tail: TxLine | None = None
+    tail_in_doubt: bool = False
+    damage: str | None = None
+    damage_line: int = 0
+
+    def end(self) -> int:
+        """The last sequence number the journal holds, committed or pending."""
+        return self.tail.last if self.tail is not None else self.last_seq
+
+    def end_hash(self) -> str:
+        return self.tail.hash if self.tail is not None else self.last_hash
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if raw.endswith(b"\n"):  # a line without its newline is a torn tail: ignored
+                yield number, raw[:-1]
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    digest, _, body = raw.partition(b" ")
+    if hashlib.sha256(body).hexdigest().encode() != digest:
+        return None
+    try:
+        entry: dict[str, Any] = json.loads(body)
+    except ValueError:
+        return None
+    return entry
+
+
+def _tx(entry: dict[str, Any], keep: bool) -> TxLine:
+    sql = tuple((s, p, bool(m)) for s, p, m in entry["sql"]) if keep else ()
+    return TxLine(
+        int(entry["first"]),
+        int(entry["last"]),
+        str(entry["prev"]),
+        str(entry["hash"]),
+        str(entry["at"]),
+        tuple(entry["actions"]),
+        sql,
+    )
+
+
+def scan(path: Path, keep_after: int | None = None) -> Scan | None:
+    """Read the journal (None: there is none). Lines whose records end after `keep_after` are
+    kept with their SQL, for replay; the others only move the position."""
+    if not path.exists():
+        return None
+    result = Scan()
+
+    def settle(line: TxLine) -> None:
+        result.last_seq, result.last_hash, result.last_at = line.last, line.hash, line.at
+        if keep_after is not None and line.last > keep_after:
+            result.committed.append(line)
+
+    for number, raw in _lines(path):
+        entry = _parse(raw)
+        if entry is None:
+            result.damage, result.damage_line = "unreadable or altered line", number
+            return result
+        kind = entry.get("k")
+        if kind == "start":
+            result.journal_id = str(entry["journal"])
+            result.base_seq = result.last_seq = int(entry["base"])
+            result.base_hash = result.last_hash = str(entry["hash"])
+            continue
+        if kind == "tx":
+            line = _tx(entry, keep_after is not None and int(entry["last"]) > keep_after)
+            pending = result.tail
+            if pending is not None and line.first == pending.first and line.prev == pending.prev:
+                result.tail = line  # the pending line never committed: started over
+            elif line.first == result.end() + 1 and line.prev == result.end_hash():
+                if pending is not None:
+                    settle(pending)
+                result.tail = line
+            else:
+                result.damage, result.damage_line = "does not follow the line before", number
+                return result
+            result.tail_in_doubt = False
+        elif kind in ("ok", "void", "doubt") and result.tail is not None:
+            if int(entry["last"]) != result.tail.last:
+                continue  # a late marker of a line already settled by its successor
+            if kind == "ok":
+                settle(result.tail)
+                result.tail = None
+            elif kind == "void":
+                result.tail = None
+            else:
+                result.tail_in_doubt = True
+    return result
+
+
+def apply(conn: Connection, line: TxLine) -> None:
+    """Run a committed line's SQL again, in the caller's transaction (replay after a restore:
+    same statements, same parameters, same order, on the same kind of database)."""
+    for statement, params, many in line.sql:
+        if many:
+            conn.exec_driver_sql(statement, [decode(p) for p in params])
+        else:
+            conn.exec_driver_sql(statement, decode(params))
