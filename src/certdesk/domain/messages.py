@@ -43,6 +43,25 @@ CATALOG: dict[str, Message] = {
         "不支持的密钥：{detail}。请使用 ECDSA P-256/P-384 或 RSA 2048/3072/4096。",
     ),
     "input.invalid": Message(400, "Invalid input: {detail}", "输入无效：{detail}"),
+    # the request itself, refused before any of it is parsed
+    "request.too_large": Message(
+        413,
+        "The request body is too large: at most {limit} bytes are accepted here. Nothing was stored.",
+        "请求内容过大：此处最多接受 {limit} 字节。未保存任何内容。",
+    ),
+    "request.unknown_host": Message(
+        421,
+        "This server does not answer for the host named in the request; use {base}.",
+        "本服务器不响应请求中指定的主机名；请使用 {base}。",
+    ),
+    "request.not_found": Message(
+        404, "There is nothing at this address.", "此地址没有对应的内容。"
+    ),
+    "request.method_not_allowed": Message(
+        405,
+        "This address does not accept the method {method}.",
+        "此地址不接受 {method} 请求方法。",
+    ),
     # registry
     "unit.not_found": Message(404, "Unknown unit {code!r}.", "单位 {code!r} 不存在。"),
     "unit.duplicate": Message(

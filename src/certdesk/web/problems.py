@@ -14,18 +14,21 @@ from certdesk.domain.messages import Locale
 PROBLEM_BASE = "urn:certdesk:problem:"
 
 
+def locale_of(accept_language: str) -> Locale:
+    return "zh-CN" if accept_language.lower().startswith("zh") else "en"
+
+
 def request_locale(request: Request) -> Locale:
-    accept = request.headers.get("accept-language", "").lower()
-    return "zh-CN" if accept.startswith("zh") else "en"
+    return locale_of(request.headers.get("accept-language", ""))
 
 
-def problem_response(
-    request: Request,
+def problem_json(
     exc: CertdeskError,
+    locale: Locale,
     status: int | None = None,
     extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    locale = request_locale(request)
     status = status or exc.status
     body = {
         "type": PROBLEM_BASE + exc.code,
@@ -36,10 +39,20 @@ def problem_response(
         "code": exc.code,
         **(extra or {}),
     }
-    headers = {"WWW-Authenticate": 'Basic realm="certdesk EST"'} if status == 401 else None
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": 'Basic realm="certdesk EST"'}
     return JSONResponse(
         body, status_code=status, media_type="application/problem+json", headers=headers
     )
+
+
+def problem_response(
+    request: Request,
+    exc: CertdeskError,
+    status: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    return problem_json(exc, request_locale(request), status, extra)
 
 
 def validation_error(exc: RequestValidationError) -> tuple[CertdeskError, list[dict[str, Any]]]:

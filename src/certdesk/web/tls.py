@@ -17,14 +17,18 @@ from collections.abc import Callable
 from typing import Any
 
 from uvicorn.config import Config as UvicornConfig
-from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from certdesk.web.connections import BoundedProtocol
 
 X509_V_FLAG_NO_CHECK_TIME = 0x200000  # OpenSSL's flag; Python's ssl has no name for it
+# TLS 1.2 suites: forward secret AEAD only, no CBC (TLS 1.3's suites are all AEAD)
+CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 def server_context(cert_file: str, key_file: str, ca_file: str) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(CIPHERS)
     context.load_cert_chain(cert_file, key_file)
     context.load_verify_locations(cafile=ca_file)
     context.verify_mode = ssl.CERT_OPTIONAL
@@ -41,7 +45,7 @@ def context_factory(
     return make
 
 
-class ClientCertProtocol(H11Protocol):
+class ClientCertProtocol(BoundedProtocol):
     """uvicorn's HTTP/1.1 protocol, plus the verified client certificate in the scope."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
