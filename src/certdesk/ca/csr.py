@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from certdesk.ca.keys import key_type_of
@@ -18,14 +19,23 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
             csr = x509.load_pem_x509_csr(data)
         else:
             csr = x509.load_der_x509_csr(data)
-    except ValueError as exc:
-        raise CertdeskError("input.malformed_csr", detail=str(exc)) from None
+        # the subject and extensions are parsed lazily: read them now, so a malformed one is
+        # refused here and not met later by whoever looks at them
+        csr.subject.rfc4514_string()
+        list(csr.extensions)
+    except (ValueError, x509.InvalidVersion) as exc:
+        raise CertdeskError("input.malformed_csr", detail=str(exc)[:200]) from None
     try:
         key: CertificatePublicKeyTypes = csr.public_key()
-    except ValueError as exc:
-        raise CertdeskError("input.unsupported_key", detail=str(exc)) from None
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        # a curve or algorithm the library cannot load (SM2, secp112r1…) is a refusal, not a crash
+        raise CertdeskError("input.unsupported_key", detail=str(exc)[:200]) from None
     key_type_of(key)
-    if not csr.is_signature_valid:
+    try:
+        signed = csr.is_signature_valid
+    except (ValueError, UnsupportedAlgorithm):
+        signed = False
+    if not signed:
         raise CertdeskError("input.csr_bad_signature")
     return csr
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.messages import Locale
@@ -68,3 +69,13 @@ def validation_error(exc: RequestValidationError) -> tuple[CertdeskError, list[d
     ]
     summary = "; ".join(f"{'.'.join(e['loc'][1:] or e['loc'])}: {e['msg']}" for e in errors[:5])
     return CertdeskError("input.invalid", detail=summary[:500] or "malformed request"), errors
+
+
+def http_error(request: Request, exc: HTTPException) -> CertdeskError:
+    """Starlette's own refusals (no route, wrong method, a body that cannot be parsed: deep
+    nesting, invalid UTF-8, numbers too long to convert) as catalog codes, not `{"detail": …}`."""
+    if exc.status_code == 404:
+        return CertdeskError("request.not_found")
+    if exc.status_code == 405:
+        return CertdeskError("request.method_not_allowed", method=request.method)
+    return CertdeskError("input.invalid", detail=str(exc.detail)[:200])

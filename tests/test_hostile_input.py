@@ -1,0 +1,116 @@
+"""Hostile and odd input (issue 13): every refusal is a 4xx problem+json with a catalog code in
+both languages — unknown routes, wrong methods, bodies that cannot be parsed, and certificate
+requests the crypto library cannot load (SM2 and other curves, a bad version)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from certdesk.domain.errors import CertdeskError
+from certdesk.domain.states import CertState
+from certdesk.services.certificates import get_certificate
+from certdesk.services.context import Context
+from certdesk.services.renewal import Renewals
+from certdesk.web.app import create_app
+from conftest import openssl
+from test_renewal import DAY, Holder, clock_of, setup  # noqa: F401 (setup is a fixture)
+
+
+def assert_problem(answer: Response, status: int, code: str) -> None:
+    assert answer.status_code == status, answer.text[:300]
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    body = answer.json()
+    assert body["code"] == code
+    assert body["messages"]["en"] and body["messages"]["zh-CN"]
+    assert body["messages"]["en"] != body["messages"]["zh-CN"]
+
+
+@pytest.fixture
+def client(ca_ctx: Context) -> TestClient:
+    return TestClient(create_app(ca_ctx), raise_server_exceptions=False)
+
+
+def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
+    assert_problem(client.get("/no/such/page"), 404, "request.not_found")
+    assert_problem(client.get("/static/nothing.css"), 404, "request.not_found")
+    wrong = client.delete("/healthz")
+    assert_problem(wrong, 405, "request.method_not_allowed")
+    assert wrong.headers["allow"] == "GET"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,  # nesting deeper than any parser's recursion
+        b'{"code": "\xff\xfe"}',  # not UTF-8
+        b"1" * 100_000,  # a number too long to convert
+        b'{"code": 1e999999}',
+    ],
+    ids=["deep", "utf8", "long-number", "huge-exponent"],
+)
+def test_unparsable_json_bodies_are_problems(client: TestClient, body: bytes) -> None:
+    answer = client.post(
+        "/api/v1/units", content=body, headers={"content-type": "application/json"}
+    )
+    assert 400 <= answer.status_code < 500, answer.text[:300]
+    assert_problem(answer, answer.status_code, answer.json()["code"])
+    assert answer.json()["code"] in {"input.invalid", "login.no_certificate"}
+
+
+def odd_csrs(tmp: Path) -> dict[str, bytes]:
+    """CSRs made by openssl that cryptography cannot load, and one with a bad version."""
+    made: dict[str, bytes] = {}
+    for name, keygen in {
+        "sm2": ["genpkey", "-algorithm", "SM2"],
+        "secp112r1": ["ecparam", "-name", "secp112r1", "-genkey"],
+        "p256": ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    }.items():
+        key, csr = tmp / f"{name}.key", tmp / f"{name}.der"
+        assert openssl(*keygen, "-out", key).returncode == 0
+        made_csr = openssl(
+            "req", "-new", "-key", key, "-subj", "/CN=x", "-outform", "DER", "-out", csr
+        )
+        assert made_csr.returncode == 0, made_csr.stderr
+        made[name] = csr.read_bytes()
+    good = made.pop("p256")
+    version = good.index(b"\x02\x01\x00")  # CertificationRequestInfo.version, v1 (0)
+    made["version-6"] = good[: version + 2] + b"\x05" + good[version + 3 :]
+    return made
+
+
+EXPECTED = {
+    "sm2": "input.unsupported_key",
+    "secp112r1": "input.unsupported_key",
+    "version-6": "input.malformed_csr",
+}
+
+
+def test_est_refuses_unloadable_csrs_with_a_problem(client: TestClient, tmp_path: Path) -> None:
+    for name, der in odd_csrs(tmp_path).items():
+        answer = client.post(
+            "/.well-known/est/simpleenroll",
+            content=base64.encodebytes(der),
+            headers={"content-type": "application/pkcs10"},
+            auth=("p-001", "not-a-code"),
+        )
+        assert_problem(answer, 400, EXPECTED[name])
+
+
+def test_renewal_refuses_unloadable_csrs(
+    setup: tuple[Renewals, Holder],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    renewals, holder = setup
+    clock_of(renewals).advance(340 * DAY)
+    for name, der in odd_csrs(tmp_path).items():
+        csr = base64.urlsafe_b64encode(der).rstrip(b"=").decode()
+        with pytest.raises(CertdeskError) as refused:
+            renewals.renew(holder.signed("renew", {"csr": csr}))
+        assert refused.value.code == EXPECTED[name]
+        assert refused.value.status == 400
+    assert get_certificate(renewals.ctx, holder.serial).state is CertState.ACTIVE
