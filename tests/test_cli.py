@@ -252,6 +252,22 @@ def test_person_duplicate_and_bad_email(registry_desk: Desk) -> None:
     assert_refused(bad, 2, "input.invalid", "no-at-sign")
 
 
+def test_names_and_codes_are_checked_alike(registry_desk: Desk) -> None:
+    desk = registry_desk
+    person = ("--unit", "FIN", "--email", "z@fin.example")
+    for name in ("Zhang\r\nSan", "\x1b[31mRed", "Zhang\u202eSan", "x" * 65):
+        refused = desk.run("person", "add", "p-009", "--name", name, *person)
+        assert refused.returncode == 2, refused.stderr
+        assert "input.bad_characters" in refused.stderr or "input.too_long" in refused.stderr
+    for code in ("../../etc", "a/b", "p 1", "p..1"):
+        assert_refused(desk.run("person", "add", code, "--name", "X", *person), 2, "input.bad_code")
+        assert_refused(desk.run("unit", "add", code, "Some Unit"), 2, "input.bad_code")
+    desk.ok("unit", "add", "GXCZ", "广西财政厅预算处")
+    desk.ok("person", "add", "p-010", "--name", "张三", "--unit", "GXCZ", "--email", "z@gx.example")
+    assert desk.json("person", "show", "p-010")["name"] == "张三"  # type: ignore[index]
+    assert [p["person_id"] for p in desk.json("person", "list")] == ["p-001", "p-010"]  # type: ignore[index, union-attr]
+
+
 # -- certificates and CRL -----------------------------------------------------------------------
 
 

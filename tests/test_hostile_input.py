@@ -18,6 +18,7 @@ from certdesk.services.context import Context
 from certdesk.services.renewal import Renewals
 from certdesk.web.app import create_app
 from conftest import openssl
+from officers import open_office
 from test_renewal import DAY, Holder, clock_of, setup  # noqa: F401 (setup is a fixture)
 
 
@@ -114,3 +115,49 @@ def test_renewal_refuses_unloadable_csrs(
         assert refused.value.code == EXPECTED[name]
         assert refused.value.status == 400
     assert get_certificate(renewals.ctx, holder.serial).state is CertState.ACTIVE
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("name", "Zhang\r\nSan", "input.bad_characters"),
+        ("name", "\x1b]0;owned\x07", "input.bad_characters"),
+        ("name", "abc\u202edcba", "input.bad_characters"),  # right-to-left override
+        ("name", "Zhang\u200bSan", "input.bad_characters"),  # zero-width space
+        ("name", "张" * 65, "input.too_long"),  # ub-common-name is 64
+        ("person_id", "../../etc/passwd", "input.bad_code"),
+        ("person_id", "p_1", "input.bad_code"),  # serialNumber is a PrintableString
+        ("email", "a b@x.example", "input.invalid"),
+        ("email", "张@x.example", "input.invalid"),
+    ],
+)
+def test_identity_fields_are_checked_by_the_api(
+    ctx: Context, field: str, value: str, code: str
+) -> None:
+    office = open_office(ctx)
+    ra = office.api("ra")
+    seq = office.last_seq()
+    person = {"person_id": "api-9", "name": "Zhao Liu", "unit_code": "DEMO", "email": "z@x.example"}
+    refused = ra.post("/api/v1/people", json={**person, field: value})
+    assert_problem(refused, 400, code)
+    assert office.last_seq() == seq  # nothing stored, nothing audited
+    if field != "person_id":
+        assert_problem(ra.patch("/api/v1/people/demo-0001", json={field: value}), 400, code)
+
+
+def test_chinese_names_and_units_stay_valid(ctx: Context) -> None:
+    ra = open_office(ctx).api("ra")
+    made = ra.post("/api/v1/units", json={"code": "GXCZ-YS", "name": "广西财政厅预算处"})
+    assert made.status_code == 201, made.text
+    traversal = ra.post("/api/v1/units", json={"code": "../x", "name": "单位"})
+    assert_problem(traversal, 400, "input.bad_code")
+    person = {
+        "person_id": "gx-001",
+        "name": "张三",
+        "unit_code": "GXCZ-YS",
+        "email": "z@gx.example",
+    }
+    added = ra.post("/api/v1/people", json=person)
+    assert added.status_code == 201 and added.json()["name"] == "张三"
+    decomposed = ra.patch("/api/v1/people/gx-001", json={"name": "Zoe\u0301"})  # e + combining
+    assert decomposed.json()["name"] == "Zo\u00e9"  # stored in NFC

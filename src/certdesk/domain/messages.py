@@ -43,6 +43,23 @@ CATALOG: dict[str, Message] = {
         "不支持的密钥：{detail}。请使用 ECDSA P-256/P-384 或 RSA 2048/3072/4096。",
     ),
     "input.invalid": Message(400, "Invalid input: {detail}", "输入无效：{detail}"),
+    "input.bad_characters": Message(
+        400,
+        "The {field} contains a character that cannot go into a certificate or a record "
+        "(a control, line-break, escape or bidirectional-override character).",
+        "{field} 含有不能写入证书或记录的字符（控制符、换行、转义符或双向文本覆盖符）。",
+    ),
+    "input.too_long": Message(
+        400,
+        "The {field} is longer than {limit} characters, the most a certificate allows.",
+        "{field} 超过 {limit} 个字符，超出证书允许的长度。",
+    ),
+    "input.bad_code": Message(
+        400,
+        "The {field} {value!r} is not valid: use letters and digits, with single dots or "
+        "hyphens between them, at most 64 characters.",
+        "{field} {value!r} 无效：只能使用字母和数字，中间可用单个点号或连字符，最多 64 个字符。",
+    ),
     # the request itself, refused before any of it is parsed
     "request.too_large": Message(
         413,
