@@ -501,28 +501,33 @@ def ca_desk(registry_desk: Desk) -> Desk:
     return registry_desk
 
 
-def test_enroll_from_openssl_csr(ca_desk: Desk) -> None:
-    key, csr = ca_desk.home / "k.pem", ca_desk.home / "r.csr"
+def openssl_csr(home: Path, name: str, *req: str) -> Path:
+    """A CSR made by `openssl req` with a new P-256 key and the options `req`."""
+    key, csr = home / f"{name}.key", home / f"{name}.csr"
     made = openssl(
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        key,
-        "-out",
-        csr,
-        "-subj",
-        "/CN=Somebody Else",
-    )
+        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", key, "-out", csr, *req,
+    )  # fmt: skip
     assert made.returncode == 0, made.stderr
+    return csr
+
+
+def test_enroll_from_openssl_csr(ca_desk: Desk) -> None:
+    # a CSR that asks for another name is refused with what differs, as renewal refuses it
+    other = openssl_csr(ca_desk.home, "other", "-subj", "/CN=Somebody Else")
+    refused = ca_desk.run("enroll", "p-001", "--csr", str(other))
+    assert_refused(refused, 6, "enrolment.identity_change", "Somebody Else", "Zhang San")
+    sans = ",".join(f"DNS:h{n}.example" for n in range(5000))
+    many = openssl_csr(
+        ca_desk.home, "many", "-subj", "/CN=Zhang San", "-addext", f"subjectAltName={sans}"
+    )
+    assert_refused(ca_desk.run("enroll", "p-001", "--csr", str(many)), 1, "input.csr_too_large")
+    assert ca_desk.json("cert", "list", "--person", "p-001") == []
+    csr = openssl_csr(ca_desk.home, "own", "-subj", "/CN=Zhang San")  # repeats the registry
     out = ca_desk.json("enroll", "p-001", "--csr", str(csr), "--out", "cert.pem")
     assert isinstance(out, dict) and out["person"] == "p-001"
     shown = openssl("x509", "-in", ca_desk.home / "cert.pem", "-noout", "-subject")
-    assert "CN = Zhang San" in shown.stdout  # the registry's name, not the CSR's
+    assert "OU = Finance Bureau, CN = Zhang San" in shown.stdout  # the registry's identity
     again = ca_desk.run("enroll", "p-001", "--csr", str(csr))
     assert_refused(again, 3, "person.has_active_certificate", out["serial"])
 

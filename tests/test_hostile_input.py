@@ -13,8 +13,9 @@ from httpx import Response
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
-from certdesk.services.certificates import get_certificate
+from certdesk.services.certificates import get_certificate, list_certificates
 from certdesk.services.context import Context
+from certdesk.services.enrolment_codes import create_code
 from certdesk.services.renewal import Renewals
 from certdesk.web.app import create_app
 from conftest import openssl
@@ -100,6 +101,36 @@ def test_est_refuses_unloadable_csrs_with_a_problem(client: TestClient, tmp_path
             auth=("p-001", "not-a-code"),
         )
         assert_problem(answer, 400, EXPECTED[name])
+
+
+def test_est_refuses_a_csr_asking_for_another_identity(
+    client: TestClient, ca_ctx: Context, tmp_path: Path
+) -> None:
+    code, _ = create_code(ca_ctx, "p-001")
+
+    def csr(subject: str) -> bytes:
+        key, der = tmp_path / "k.pem", tmp_path / "r.der"
+        made = openssl(
+            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", key, "-subj", subject, "-outform", "DER", "-out", der,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        return der.read_bytes()
+
+    def enrol(body: bytes) -> Response:
+        return client.post(
+            "/.well-known/est/simpleenroll",
+            content=base64.encodebytes(body),
+            headers={"content-type": "application/pkcs10"},
+            auth=("p-001", code),
+        )
+
+    answer = enrol(csr("/CN=Li Si"))
+    assert_problem(answer, 403, "enrolment.identity_change")
+    assert "Li Si" in answer.json()["detail"] and "Zhang San" in answer.json()["detail"]
+    assert_problem(enrol(b"0" * 20_000), 413, "input.csr_too_large")
+    assert list_certificates(ca_ctx, "p-001") == []
+    assert enrol(csr("/CN=Zhang San")).status_code == 200  # the code was not spent by refusals
 
 
 def test_renewal_refuses_unloadable_csrs(

@@ -9,11 +9,17 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from certdesk.ca.keys import key_type_of
 from certdesk.domain.errors import CertdeskError
 
+# An RSA-4096 CSR in PEM is under 2 KiB; a bigger one carries what no personal certificate
+# takes (thousands of names), so it is refused before it is parsed, on every path
+MAX_CSR_BYTES = 16 * 1024
+
 
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     """Parse a PEM or DER CSR and verify its self-signature; refuse unsupported keys."""
     if not data.strip():
         raise CertdeskError("input.malformed_csr", detail="empty input")
+    if len(data) > MAX_CSR_BYTES:
+        raise CertdeskError("input.csr_too_large", size=len(data), limit=MAX_CSR_BYTES)
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
             csr = x509.load_pem_x509_csr(data)

@@ -32,6 +32,11 @@ CATALOG: dict[str, Message] = {
         "The certificate request cannot be parsed: {detail}",
         "无法解析证书请求（CSR）：{detail}",
     ),
+    "input.csr_too_large": Message(
+        413,
+        "The certificate request is {size} bytes; at most {limit} are accepted.",
+        "证书请求大小为 {size} 字节，最多只接受 {limit} 字节。",
+    ),
     "input.csr_bad_signature": Message(
         400,
         "The certificate request's signature does not verify; it was altered or not made with its key.",
@@ -285,7 +290,7 @@ CATALOG: dict[str, Message] = {
         "The certificate is {state}; only an active certificate can be renewed.",
         "证书状态为 {state}，只有有效的证书才能更新。",
     ),
-    "renewal.identity_change": Message(
+    "enrolment.identity_change": Message(
         403,
         "The request asks for {field} {asked!r}, but the registry holds {registered!r}. Your data cannot be changed here; contact the registration office: {contacts}.",
         "请求中的{field} {asked!r} 与登记信息 {registered!r} 不符。个人信息不能在此修改，请联系证书受理点：{contacts}。",
