@@ -39,6 +39,13 @@ class BoundedProtocol(H11Protocol):
         else:
             self.disarm_head_timer()
 
+    def on_response_complete(self) -> None:
+        if self.transport.is_closing():
+            # closed after a refusal while the body was still coming in: reads were paused when
+            # the application stopped taking it, and the TLS shutdown must read on to finish
+            self.flow.resume_reading()
+        super().on_response_complete()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.disarm_head_timer()
         super().connection_lost(exc)
