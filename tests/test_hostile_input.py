@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
@@ -192,3 +194,51 @@ def test_chinese_names_and_units_stay_valid(ctx: Context) -> None:
     assert added.status_code == 201 and added.json()["name"] == "张三"
     decomposed = ra.patch("/api/v1/people/gx-001", json={"name": "Zoe\u0301"})  # e + combining
     assert decomposed.json()["name"] == "Zo\u00e9"  # stored in NFC
+
+
+def test_mutated_csrs_never_crash_and_store_nothing(
+    client: TestClient, ca_ctx: Context, tmp_path: Path
+) -> None:
+    """Byte flips and cuts of a good CSR (a fixed seed: the same cases every run), sent to EST
+    with a valid code: every answer is < 500, every refusal problem+json, nothing stored."""
+    key, der = tmp_path / "k.pem", tmp_path / "r.der"
+    made = openssl(
+        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", key, "-subj", "/CN=Zhang San", "-outform", "DER", "-out", der,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    good = der.read_bytes()
+    code, _ = create_code(ca_ctx, "p-001")
+
+    @given(
+        flips=st.lists(st.tuples(st.integers(0, len(good) - 1), st.integers(0, 255)), max_size=4),
+        cut=st.integers(1, len(good)),
+    )
+    @settings(
+        max_examples=80,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(flips: list[tuple[int, int]], cut: int) -> None:
+        mutated = bytearray(good[:cut])
+        for at, value in flips:
+            if at < len(mutated):
+                mutated[at] = value
+        if bytes(mutated) == good:
+            return
+        before = len(list_certificates(ca_ctx))
+        answer = client.post(
+            "/.well-known/est/simpleenroll",
+            content=base64.encodebytes(bytes(mutated)),
+            headers={"content-type": "application/pkcs10"},
+            auth=("p-001", code),
+        )
+        assert answer.status_code < 500, answer.text[:300]
+        if answer.status_code >= 400:
+            assert answer.headers["content-type"].startswith("application/problem+json")
+            assert answer.json()["messages"]["zh-CN"]
+            assert len(list_certificates(ca_ctx)) == before
+
+    run()
