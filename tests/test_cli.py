@@ -252,6 +252,22 @@ def test_person_duplicate_and_bad_email(registry_desk: Desk) -> None:
     assert_refused(bad, 2, "input.invalid", "no-at-sign")
 
 
+def test_names_and_codes_are_checked_alike(registry_desk: Desk) -> None:
+    desk = registry_desk
+    person = ("--unit", "FIN", "--email", "z@fin.example")
+    for name in ("Zhang\r\nSan", "\x1b[31mRed", "Zhang\u202eSan", "x" * 65):
+        refused = desk.run("person", "add", "p-009", "--name", name, *person)
+        assert refused.returncode == 2, refused.stderr
+        assert "input.bad_characters" in refused.stderr or "input.too_long" in refused.stderr
+    for code in ("../../etc", "a/b", "p 1", "p..1"):
+        assert_refused(desk.run("person", "add", code, "--name", "X", *person), 2, "input.bad_code")
+        assert_refused(desk.run("unit", "add", code, "Some Unit"), 2, "input.bad_code")
+    desk.ok("unit", "add", "GXCZ", "广西财政厅预算处")
+    desk.ok("person", "add", "p-010", "--name", "张三", "--unit", "GXCZ", "--email", "z@gx.example")
+    assert desk.json("person", "show", "p-010")["name"] == "张三"  # type: ignore[index]
+    assert [p["person_id"] for p in desk.json("person", "list")] == ["p-001", "p-010"]  # type: ignore[index, union-attr]
+
+
 # -- certificates and CRL -----------------------------------------------------------------------
 
 
@@ -473,13 +489,13 @@ def test_bad_configuration_refused(desk: Desk) -> None:
 
 def test_names_with_brackets_are_printed_as_given(desk: Desk) -> None:
     """User data is not rich markup: a unit called "[/]" must neither vanish nor crash a listing."""
-    added = desk.run("unit", "add", "[/]", "Odd [bold]Unit")
+    added = desk.run("unit", "add", "ODD", "[/] Odd [bold]Unit")
     assert added.returncode == 0, added.stderr
     listed = desk.run("unit", "list")
     assert listed.returncode == 0, listed.stderr
-    assert "[/]" in listed.stdout and "Odd [bold]Unit" in listed.stdout
-    dup = desk.run("unit", "add", "[/]", "Again")
-    assert_refused(dup, 3, "unit.duplicate", "A unit with code '[/]' already exists.")
+    assert "[/] Odd [bold]Unit" in listed.stdout
+    # a refusal that repeats what was typed shows it as typed too
+    assert_refused(desk.run("unit", "add", "[/]", "Again"), 2, "input.bad_code", "'[/]'")
 
 
 # -- enrolment --------------------------------------------------------------------------------
@@ -491,28 +507,33 @@ def ca_desk(registry_desk: Desk) -> Desk:
     return registry_desk
 
 
-def test_enroll_from_openssl_csr(ca_desk: Desk) -> None:
-    key, csr = ca_desk.home / "k.pem", ca_desk.home / "r.csr"
+def openssl_csr(home: Path, name: str, *req: str) -> Path:
+    """A CSR made by `openssl req` with a new P-256 key and the options `req`."""
+    key, csr = home / f"{name}.key", home / f"{name}.csr"
     made = openssl(
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        key,
-        "-out",
-        csr,
-        "-subj",
-        "/CN=Somebody Else",
-    )
+        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", key, "-out", csr, *req,
+    )  # fmt: skip
     assert made.returncode == 0, made.stderr
+    return csr
+
+
+def test_enroll_from_openssl_csr(ca_desk: Desk) -> None:
+    # a CSR that asks for another name is refused with what differs, as renewal refuses it
+    other = openssl_csr(ca_desk.home, "other", "-subj", "/CN=Somebody Else")
+    refused = ca_desk.run("enroll", "p-001", "--csr", str(other))
+    assert_refused(refused, 6, "enrolment.identity_change", "Somebody Else", "Zhang San")
+    sans = ",".join(f"DNS:h{n}.example" for n in range(5000))
+    many = openssl_csr(
+        ca_desk.home, "many", "-subj", "/CN=Zhang San", "-addext", f"subjectAltName={sans}"
+    )
+    assert_refused(ca_desk.run("enroll", "p-001", "--csr", str(many)), 1, "input.csr_too_large")
+    assert ca_desk.json("cert", "list", "--person", "p-001") == []
+    csr = openssl_csr(ca_desk.home, "own", "-subj", "/CN=Zhang San")  # repeats the registry
     out = ca_desk.json("enroll", "p-001", "--csr", str(csr), "--out", "cert.pem")
     assert isinstance(out, dict) and out["person"] == "p-001"
     shown = openssl("x509", "-in", ca_desk.home / "cert.pem", "-noout", "-subject")
-    assert "CN = Zhang San" in shown.stdout  # the registry's name, not the CSR's
+    assert "OU = Finance Bureau, CN = Zhang San" in shown.stdout  # the registry's identity
     again = ca_desk.run("enroll", "p-001", "--csr", str(csr))
     assert_refused(again, 3, "person.has_active_certificate", out["serial"])
 

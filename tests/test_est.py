@@ -52,7 +52,7 @@ class Curl:
 SAME_NAME = "/C=CN/O=certdesk Demo/OU=Demo Finance Bureau/CN=Demo Holder/serialNumber=demo-0001"
 
 
-def new_csr(tmp: Path, name: str, subject: str = "/CN=ignored") -> tuple[Path, Path]:
+def new_csr(tmp: Path, name: str, subject: str = SAME_NAME) -> tuple[Path, Path]:
     key, der, b64 = tmp / f"{name}.key", tmp / f"{name}.der", tmp / f"{name}.b64"
     made = openssl(
         "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -100,7 +100,7 @@ def test_est_enrol_and_reenrol(tmp_path: Path, softhsm: SoftHSM) -> None:
     with desk.serving(340):
         _, renamed = new_csr(tmp_path, "renamed", SAME_NAME.replace("Demo Holder", "Li Si"))
         status, body = curl("/simplereenroll", "--cert", cert, "--key", key, data=renamed)
-        assert status == 403 and json.loads(body)["code"] == "renewal.identity_change"
+        assert status == 403 and json.loads(body)["code"] == "enrolment.identity_change"
         status, body = curl("/simplereenroll", "--cert", cert, "--key", key, data=csr2)
         assert status == 200, body
         renewed = curl.certificates(body)

@@ -25,10 +25,12 @@ from certdesk.services.tokens import assign_token, register_token
 from conftest import openssl, openssl_verify
 
 
-def make_csr(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cn: str = "ignored") -> bytes:
+def make_csr(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cn: str | None = None) -> bytes:
+    """A CSR with an empty subject (the registry names the holder), or only `cn`."""
+    names = [x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else []
     csr = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+        .subject_name(x509.Name(names))
         .sign(key, hashes.SHA256())
     )
     return csr.public_bytes(serialization.Encoding.PEM)
@@ -47,10 +49,13 @@ def write(path: Path, data: bytes) -> Path:
 
 def test_enrol_from_csr_identity_from_registry(issuance: Issuance, tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    issued = enrol_csr(issuance, "p-001", make_csr(key, cn="Somebody Else"))
+    with pytest.raises(CertdeskError) as other:  # a CSR may not ask for another name
+        enrol_csr(issuance, "p-001", make_csr(key, cn="Somebody Else"))
+    assert other.value.code == "enrolment.identity_change"
+    issued = enrol_csr(issuance, "p-001", make_csr(key, cn="Zhang San"))  # may repeat it
     cert = issued.certificate
     subject = {a.oid: a.value for a in cert.subject}
-    assert subject[NameOID.COMMON_NAME] == "Zhang San"  # from the registry, not the CSR
+    assert subject[NameOID.COMMON_NAME] == "Zhang San"  # from the registry
     assert subject[NameOID.ORGANIZATIONAL_UNIT_NAME] == "Finance Bureau"
     assert subject[NameOID.SERIAL_NUMBER] == "p-001"
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -106,6 +106,17 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """What one caller may cost the server before any of its request is parsed."""
+
+    body_bytes: int = 256 * 1024  # request body of a caller with a client certificate
+    anonymous_body_bytes: int = 32 * 1024  # without one (EST, renewal API, OCSP: a few KiB)
+    header_seconds: int = 10  # time to send the whole request head
+    keepalive_seconds: int = 5  # an idle kept-alive connection is closed after this
+    max_connections: int = 256  # open connections; more are closed at once
+
+
+@dataclass(frozen=True)
 class TokenConfig:
     module: str = SOFTHSM_MODULE
     key_type: str = "ec-p256"
@@ -154,6 +165,7 @@ class Config:
     urls: UrlsConfig = field(default_factory=UrlsConfig)
     crl: CRLConfig = field(default_factory=CRLConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     token: TokenConfig = field(default_factory=TokenConfig)
     issuance: IssuanceConfig = field(default_factory=IssuanceConfig)
     renewal: RenewalConfig = field(default_factory=RenewalConfig)

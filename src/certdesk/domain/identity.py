@@ -2,7 +2,57 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
+
+from certdesk.domain.errors import CertdeskError
+
+# Upper bounds of X.520 attributes (RFC 5280 appendix A, checked by pkilint), in characters
+UB_NAME = 64  # ub-common-name, ub-organizational-unit-name, ub-organization-name
+UB_SERIAL_NUMBER = 64  # ub-serial-number: person ids are the subject's serialNumber
+UB_EMAIL = 255  # ub-emailaddress-length
+UB_PHONE = 32  # ub-telephone-number
+# Person ids are a PrintableString (serialNumber) and unit codes end up in paths and URLs:
+# letters and digits, with single dots or hyphens between them (no "../", no "/", no spaces)
+CODE = re.compile(r"[A-Za-z0-9]+(?:[.-][A-Za-z0-9]+)*")
+# control, format (bidi overrides, zero-width), surrogate, private-use, unassigned, line and
+# paragraph separators: nothing a reader of a certificate subject or a log could see or trust
+FORBIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def checked_text(field: str, value: str, limit: int, *, required: bool = True) -> str:
+    """`value` stripped and in Unicode NFC, or a refusal: empty when required, a character that
+    must not appear in a name (CR, LF, ESC, bidi overrides…), longer than `limit` characters.
+    Chinese names (张三, 广西财政厅预算处) are ordinary letters."""
+    text = unicodedata.normalize("NFC", value.strip())
+    if required and not text:
+        raise CertdeskError("input.invalid", detail=f"{field} must not be empty")
+    if any(unicodedata.category(ch) in FORBIDDEN for ch in text):
+        raise CertdeskError("input.bad_characters", field=field)
+    if len(text) > limit:
+        raise CertdeskError("input.too_long", field=field, limit=limit)
+    return text
+
+
+def checked_code(field: str, value: str) -> str:
+    """A person id or unit code: the pattern `CODE`, at most 64 characters."""
+    if len(value) > UB_SERIAL_NUMBER or not CODE.fullmatch(value):
+        raise CertdeskError("input.bad_code", field=field, value=value[:80])
+    return value
+
+
+def checked_email(value: str) -> str:
+    """An e-mail address as it can go into a certificate (IA5String): printable ASCII, no
+    spaces, one @ with something on both sides."""
+    email = value.strip()
+    local, at, domain = email.partition("@")
+    printable = all("!" <= ch <= "~" for ch in email)
+    if not (at and local and domain and "@" not in domain and printable):
+        raise CertdeskError("input.invalid", detail=f"e-mail address {value[:80]!r}")
+    if len(email) > UB_EMAIL:
+        raise CertdeskError("input.too_long", field="e-mail", limit=UB_EMAIL)
+    return email
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,11 @@ CATALOG: dict[str, Message] = {
         "The certificate request cannot be parsed: {detail}",
         "无法解析证书请求（CSR）：{detail}",
     ),
+    "input.csr_too_large": Message(
+        413,
+        "The certificate request is {size} bytes; at most {limit} are accepted.",
+        "证书请求大小为 {size} 字节，最多只接受 {limit} 字节。",
+    ),
     "input.csr_bad_signature": Message(
         400,
         "The certificate request's signature does not verify; it was altered or not made with its key.",
@@ -43,6 +48,42 @@ CATALOG: dict[str, Message] = {
         "不支持的密钥：{detail}。请使用 ECDSA P-256/P-384 或 RSA 2048/3072/4096。",
     ),
     "input.invalid": Message(400, "Invalid input: {detail}", "输入无效：{detail}"),
+    "input.bad_characters": Message(
+        400,
+        "The {field} contains a character that cannot go into a certificate or a record "
+        "(a control, line-break, escape or bidirectional-override character).",
+        "{field} 含有不能写入证书或记录的字符（控制符、换行、转义符或双向文本覆盖符）。",
+    ),
+    "input.too_long": Message(
+        400,
+        "The {field} is longer than {limit} characters, the most a certificate allows.",
+        "{field} 超过 {limit} 个字符，超出证书允许的长度。",
+    ),
+    "input.bad_code": Message(
+        400,
+        "The {field} {value!r} is not valid: use letters and digits, with single dots or "
+        "hyphens between them, at most 64 characters.",
+        "{field} {value!r} 无效：只能使用字母和数字，中间可用单个点号或连字符，最多 64 个字符。",
+    ),
+    # the request itself, refused before any of it is parsed
+    "request.too_large": Message(
+        413,
+        "The request body is too large: at most {limit} bytes are accepted here. Nothing was stored.",
+        "请求内容过大：此处最多接受 {limit} 字节。未保存任何内容。",
+    ),
+    "request.unknown_host": Message(
+        421,
+        "This server does not answer for the host named in the request; use {base}.",
+        "本服务器不响应请求中指定的主机名；请使用 {base}。",
+    ),
+    "request.not_found": Message(
+        404, "There is nothing at this address.", "此地址没有对应的内容。"
+    ),
+    "request.method_not_allowed": Message(
+        405,
+        "This address does not accept the method {method}.",
+        "此地址不接受 {method} 请求方法。",
+    ),
     # registry
     "unit.not_found": Message(404, "Unknown unit {code!r}.", "单位 {code!r} 不存在。"),
     "unit.duplicate": Message(
@@ -317,7 +358,7 @@ CATALOG: dict[str, Message] = {
         "The certificate is {state}; only an active certificate can be renewed.",
         "证书状态为 {state}，只有有效的证书才能更新。",
     ),
-    "renewal.identity_change": Message(
+    "enrolment.identity_change": Message(
         403,
         "The request asks for {field} {asked!r}, but the registry holds {registered!r}. Your data cannot be changed here; contact the registration office: {contacts}.",
         "请求中的{field} {asked!r} 与登记信息 {registered!r} 不符。个人信息不能在此修改，请联系证书受理点：{contacts}。",

@@ -7,6 +7,13 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import Connection
 
 from certdesk.domain.errors import CertdeskError
+from certdesk.domain.identity import (
+    UB_NAME,
+    UB_PHONE,
+    checked_code,
+    checked_email,
+    checked_text,
+)
 from certdesk.domain.registry import Person, Position, Unit
 from certdesk.domain.states import PersonState, RevocationReason
 from certdesk.services.context import Context
@@ -26,10 +33,17 @@ class Departure:
     tokens_to_return: list[str]
 
 
-def _require_text(**values: str) -> None:
-    for key, value in values.items():
-        if not value or not value.strip():
-            raise CertdeskError("input.invalid", detail=f"{key} must not be empty")
+def _checked_changes(name: str | None, email: str | None, phone: str | None) -> dict[str, str]:
+    """The person fields given, each checked by the domain's rule for what goes into a
+    certificate or a record (so console, API and CLI refuse alike)."""
+    changes: dict[str, str] = {}
+    if name is not None:
+        changes["name"] = checked_text("name", name, UB_NAME)
+    if email is not None:
+        changes["email"] = checked_email(email)
+    if phone is not None:
+        changes["phone"] = checked_text("phone", phone, UB_PHONE, required=False)
+    return changes
 
 
 def get_unit(conn: Connection, code: str) -> Unit:
@@ -47,8 +61,13 @@ def add_unit(
     contact_email: str = "",
     contact_phone: str = "",
 ) -> Unit:
-    _require_text(code=code, name=name)
-    unit = Unit(code, name, contact_name, contact_email, contact_phone)
+    unit = Unit(
+        checked_code("unit code", code),
+        checked_text("unit name", name, UB_NAME),
+        checked_text("contact name", contact_name, UB_NAME, required=False),
+        checked_email(contact_email) if contact_email.strip() else "",
+        checked_text("contact phone", contact_phone, UB_PHONE, required=False),
+    )
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         if registry_store.get_unit(conn, code) is not None:
@@ -72,7 +91,7 @@ def list_units(ctx: Context) -> list[Unit]:
 
 def define_role(ctx: Context, code: str, name: str, permissions: list[str]) -> None:
     """Create or replace a role and its permissions."""
-    _require_text(code=code, name=name)
+    code, name = checked_text("code", code, UB_NAME), checked_text("name", name, UB_NAME)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         registry_store.replace_role(conn, code, name, permissions)
@@ -88,7 +107,7 @@ def define_role(ctx: Context, code: str, name: str, permissions: list[str]) -> N
 
 def define_position(ctx: Context, code: str, name: str, role_codes: list[str]) -> None:
     """Create or replace a position and the roles it brings."""
-    _require_text(code=code, name=name)
+    code, name = checked_text("code", code, UB_NAME), checked_text("name", name, UB_NAME)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         missing = sorted(set(role_codes) - registry_store.role_codes(conn))
@@ -133,9 +152,8 @@ def add_person(
     phone: str = "",
     position_code: str | None = None,
 ) -> Person:
-    _require_text(person_id=person_id, name=name, email=email)
-    if "@" not in email:
-        raise CertdeskError("input.invalid", detail=f"e-mail address {email!r}")
+    checked_code("person id", person_id)
+    fields = _checked_changes(name, email, phone)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         get_unit(conn, unit_code)
@@ -145,10 +163,10 @@ def add_person(
             raise CertdeskError("person.duplicate", person_id=person_id)
         values = {
             "person_id": person_id,
-            "name": name,
+            "name": fields["name"],
             "unit_code": unit_code,
-            "email": email,
-            "phone": phone,
+            "email": fields["email"],
+            "phone": fields["phone"],
             "position_code": position_code,
             "state": PersonState.ACTIVE.value,
         }
@@ -210,17 +228,9 @@ def update_person(
     phone: str | None = None,
 ) -> Person:
     """Correct a person's name, e-mail or phone (the unit and position have their own steps)."""
-    changes = {
-        key: value.strip()
-        for key, value in (("name", name), ("email", email), ("phone", phone))
-        if value is not None
-    }
+    changes = _checked_changes(name, email, phone)
     if not changes:
         raise CertdeskError("input.invalid", detail="nothing to change")
-    if "name" in changes:
-        _require_text(name=changes["name"])
-    if "email" in changes and "@" not in changes["email"]:
-        raise CertdeskError("input.invalid", detail=f"e-mail address {changes['email']!r}")
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         before = get_person(conn, person_id)

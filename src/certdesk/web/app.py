@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certdesk import __version__
 from certdesk.domain.errors import CertdeskError
@@ -39,7 +40,7 @@ from certdesk.web.portal import (
 from certdesk.web.portal.i18n import chosen_locale, translations
 from certdesk.web.portal.render import render
 from certdesk.web.portal.security import SecurityHeaders
-from certdesk.web.problems import problem_response, validation_error
+from certdesk.web.problems import http_error, problem_response, validation_error
 
 MEDIA = {
     ".crt": "application/pkix-cert",
@@ -51,6 +52,7 @@ HEADINGS = {
     "login": "You are not logged in",
     "access": "Not allowed",
     "input": "The request was not accepted",
+    "request": "The request was not accepted",
 }
 
 
@@ -110,6 +112,12 @@ def create_app(ctx: Context) -> FastAPI:
     @app.exception_handler(CertdeskError)
     async def _problem(request: Request, exc: CertdeskError) -> Response:
         return answer_problem(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        answer = answer_problem(request, http_error(request, exc), status=exc.status_code)
+        answer.headers.update(exc.headers or {})  # e.g. Allow on 405
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _malformed(request: Request, exc: RequestValidationError) -> Response:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+from typing import Any
 
 import uvicorn
 
@@ -19,6 +20,8 @@ from certdesk.services.authorities import pki_dir
 from certdesk.services.context import Context
 from certdesk.services.server_tls import tls_paths
 from certdesk.web.app import create_app
+from certdesk.web.connections import BoundedProtocol, bounded
+from certdesk.web.limits import RequestLimits
 from certdesk.web.tls import ClientCertProtocol, context_factory
 
 
@@ -58,19 +61,26 @@ def claim_port(config: Config) -> socket.socket:
 
 
 def serve(ctx: Context, listener: socket.socket) -> None:
-    """Run the application on the socket `claim_port` bound."""
+    """Run the application on the socket `claim_port` bound, behind the request limits, with
+    the connection bounds of `[limits]` and no `server` banner."""
+    limits = ctx.config.limits
+    common: dict[str, Any] = {
+        "app": RequestLimits(create_app(ctx), ctx.config),
+        "proxy_headers": False,
+        "server_header": False,
+        "timeout_keep_alive": limits.keepalive_seconds,
+        "log_level": "info",
+    }
     if not ctx.config.server.tls:
-        config = uvicorn.Config(create_app(ctx), proxy_headers=False, log_level="info")
+        config = uvicorn.Config(**common, http=bounded(BoundedProtocol, limits))
     else:
         key_path, cert_path = tls_paths(ctx)
         config = uvicorn.Config(
-            create_app(ctx),
-            http=ClientCertProtocol,
+            **common,
+            http=bounded(ClientCertProtocol, limits),
             ssl_certfile=str(cert_path),
             ssl_context_factory=context_factory(
                 str(cert_path), str(key_path), str(pki_dir(ctx) / "chain.pem")
             ),
-            proxy_headers=False,
-            log_level="info",
         )
     uvicorn.Server(config).run(sockets=[listener])

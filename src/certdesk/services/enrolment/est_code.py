@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from certdesk.ca.csr import load_csr
-from certdesk.ca.keys import as_public_key
 from certdesk.services.context import Context
 from certdesk.services.enrolment import Intent
 from certdesk.services.enrolment.officer import OfficerEnrolment
@@ -25,8 +23,8 @@ class EstCodeEnrolment:
 
     @classmethod
     def from_csr(cls, ctx: Context, person_id: str, code: str, csr_data: bytes) -> EstCodeEnrolment:
-        key = as_public_key(load_csr(csr_data).public_key())
-        return cls(ctx, person_id, code, OfficerEnrolment(ctx, person_id, key, method="est_code"))
+        officer_rules = OfficerEnrolment.from_csr(ctx, person_id, csr_data, method="est_code")
+        return cls(ctx, person_id, code, officer_rules)
 
     def authorise(self, conn: Connection) -> Intent:
         code_hash = check_code(conn, self.ctx, self.person_id, self.code)  # before anything

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from certdesk.ca.csr import load_csr
+from certdesk.ca.csr import load_csr, requested_identity
 from certdesk.ca.keys import PublicKey, as_public_key
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.identity import PersonIdentity
@@ -16,6 +16,7 @@ from certdesk.services.context import Context
 from certdesk.services.enrolment import Claim, Intent
 from certdesk.services.enrolment.personal import (
     personal_intent,
+    refuse_identity_change,
     registered_identity,
     require_active,
 )
@@ -59,6 +60,9 @@ class OfficerEnrolment:
     public_key: PublicKey
     token_serial: str | None = None
     method: str = "officer"
+    # what a CSR asked to be named (nothing when the key was made on a token or in software)
+    attributes: tuple[tuple[str, str], ...] = ()
+    emails: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         as_public_key(self.public_key)  # a key type we do not issue for is refused up front
@@ -72,12 +76,16 @@ class OfficerEnrolment:
         token_serial: str | None = None,
         method: str = "officer",
     ) -> OfficerEnrolment:
-        """The subject comes from the registry; the CSR only proves the key."""
-        key = as_public_key(load_csr(csr_data).public_key())
-        return cls(ctx, person_id, key, token_serial, method)
+        """The subject comes from the registry; the CSR proves the key and may only repeat
+        the registry's data."""
+        csr = load_csr(csr_data)
+        key = as_public_key(csr.public_key())
+        attributes, emails = requested_identity(csr)
+        return cls(ctx, person_id, key, token_serial, method, tuple(attributes), tuple(emails))
 
     def authorise(self, conn: Connection) -> Intent:
         identity = check_enrolment(conn, self.ctx, self.person_id, self.token_serial)
+        refuse_identity_change(self.ctx.config, identity, self.attributes, self.emails)
         return personal_intent(
             identity,
             self.public_key,

@@ -7,7 +7,7 @@ from certdesk.ca.keys import PublicKey
 from certdesk.ca.profiles import Extensions, Profile, SubjectAltNames, make_name
 from certdesk.config import Config
 from certdesk.domain.errors import CertdeskError
-from certdesk.domain.identity import PersonIdentity
+from certdesk.domain.identity import PersonIdentity, identity_mismatch
 from certdesk.domain.registry import Person
 from certdesk.domain.states import CertState, PersonState
 from certdesk.services.enrolment import Claim, Intent
@@ -25,6 +25,26 @@ def registered_identity(config: Config, person: Person) -> PersonIdentity:
     return PersonIdentity(
         person.person_id, person.name, person.unit_name, ca.organisation, ca.country, person.email
     )
+
+
+def refuse_identity_change(
+    config: Config,
+    identity: PersonIdentity,
+    attributes: tuple[tuple[str, str], ...],
+    emails: tuple[str, ...],
+) -> None:
+    """A CSR may leave its subject empty or repeat the registry's data; one that asks for any
+    other name or address is refused with what differs — on every path that takes a CSR
+    (officer, EST, renewal), never silently replaced by the registry's data."""
+    mismatch = identity_mismatch(identity, list(attributes), list(emails))
+    if mismatch is not None:
+        raise CertdeskError(
+            "enrolment.identity_change",
+            field=mismatch.field,
+            asked=mismatch.asked,
+            registered=mismatch.registered,
+            contacts=config.support.contacts(),
+        )
 
 
 def personal_intent(

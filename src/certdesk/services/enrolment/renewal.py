@@ -20,13 +20,13 @@ from sqlalchemy import Connection
 from certdesk.ca.csr import requested_identity
 from certdesk.ca.keys import PublicKey, as_public_key
 from certdesk.domain.errors import CertdeskError
-from certdesk.domain.identity import identity_mismatch
 from certdesk.domain.renewal import RenewalDecision, RenewalRefusal
 from certdesk.domain.states import CertState, RevocationReason
 from certdesk.services.context import Context
 from certdesk.services.enrolment import Claim, Intent
 from certdesk.services.enrolment.personal import (
     personal_intent,
+    refuse_identity_change,
     registered_identity,
     require_active,
 )
@@ -132,15 +132,7 @@ class RenewalEnrolment:
         person = get_person(conn, self.current.person_id)
         require_active(person)
         identity = registered_identity(ctx.config, person)
-        mismatch = identity_mismatch(identity, list(self.attributes), list(self.emails))
-        if mismatch is not None:
-            raise CertdeskError(
-                "renewal.identity_change",
-                field=mismatch.field,
-                asked=mismatch.asked,
-                registered=mismatch.registered,
-                contacts=ctx.config.support.contacts(),
-            )
+        refuse_identity_change(ctx.config, identity, self.attributes, self.emails)
         return personal_intent(
             identity,
             self.public_key,

@@ -15,6 +15,7 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.services.access import Principal
 from certdesk.services.content import MAX_FORM_BYTES
 from certdesk.services.officer import OfficerDesk
+from certdesk.web.limits import MAX_UPLOAD_REQUEST
 from certdesk.web.portal.guard import access, csrf_checked, logged_in
 from certdesk.web.portal.render import render
 
@@ -94,10 +95,6 @@ def paged(
         link(offset + PAGE_SIZE) if more else None,
         f"{export}?{urlencode(kept)}" if export and kept else export,
     )
-
-
-# A form of MAX_FORM_BYTES plus the multipart envelope and the other fields.
-MAX_UPLOAD_REQUEST = MAX_FORM_BYTES + 64 * 1024
 
 
 def upload_limit(request: Request, me: Me) -> None:

@@ -20,15 +20,20 @@ from certdesk.web.tls import client_certificate_der
 PROXY_CERT_HEADER = "x-ssl-client-cert"
 
 
-def trusted_proxy(request: Request) -> bool:
-    proxies = request.app.state.ctx.config.server.trusted_proxies
-    if not proxies or request.client is None:
+def peer_trusted(proxies: str, host: str | None) -> bool:
+    """Whether the TCP peer `host` is one of `server.trusted_proxies`."""
+    if not proxies or host is None:
         return False
     try:
-        peer = ipaddress.ip_address(request.client.host)
+        peer = ipaddress.ip_address(host)
     except ValueError:
         return False
     return any(peer in ipaddress.ip_network(p.strip(), strict=False) for p in proxies.split(","))
+
+
+def trusted_proxy(request: Request) -> bool:
+    proxies = request.app.state.ctx.config.server.trusted_proxies
+    return peer_trusted(proxies, request.client.host if request.client else None)
 
 
 def client_der(request: Request) -> bytes | None:
