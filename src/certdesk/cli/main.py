@@ -666,7 +666,10 @@ def serve(
     ] = False,
 ) -> None:
     """Serve HTTPS (portal, EST, renewal API, CA certificates, CRLs)."""
+    from certdesk.services.jobs import JobRunner
     from certdesk.services.maintenance import run_maintenance, start_maintenance_thread
+    from certdesk.services.ocsp import OcspResponder, add_ocsp_jobs
+    from certdesk.services.ocsp_responders import ensure_responders
     from certdesk.services.server_tls import ensure_tls_certificate
     from certdesk.web.server import claim_port
     from certdesk.web.server import serve as run_server
@@ -684,7 +687,13 @@ def serve(
         say(f"Closed {n} interrupted issuance(s).", f"已关闭 {n} 个中断的签发。")
     ensure_tls_certificate(ctx)
     start_maintenance_thread(ctx, dt.timedelta(minutes=ctx.config.renewal.maintenance_minutes))
-    run_server(ctx, listener)
+    ensure_responders(ctx)  # OCSP answers from the first request on
+    ocsp = OcspResponder(ctx)
+    runner = JobRunner()
+    add_ocsp_jobs(runner, ocsp)
+    ctx.db.after_commit(runner.wake)  # a revocation in this process re-signs at once
+    runner.start()
+    run_server(ctx, listener, ocsp)
 
 
 holder.register(app, token_app)

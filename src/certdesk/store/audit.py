@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from certdesk.store.db import note_change
 from certdesk.store.tables import audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -114,7 +115,26 @@ def append_many(conn: Connection, entries: list[Entry]) -> int:
     if rows:
         conn.execute(_INSERT, rows)
         conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
+        if any(e.object_type in WATCHED for e in entries):
+            note_change(conn)
     return seq
+
+
+# Objects whose changes a running server reacts to at once (OCSP re-signing): the commit of a
+# transaction that recorded one wakes `Database.after_commit` listeners.
+WATCHED = ("certificate", "authority")
+
+
+def changes_since(conn: Connection, seq: int) -> tuple[int, list[tuple[str, str]]]:
+    """The chain's head and the (object type, id) of watched records after `seq`: the change
+    feed of every process writing this database (every state change is recorded)."""
+    head = int(conn.execute(select(audit_head.c.seq).where(audit_head.c.id == 1)).scalar_one())
+    if head <= seq:
+        return head, []
+    query = select(audit_log.c.object_type, audit_log.c.object_id).where(
+        audit_log.c.seq > seq, audit_log.c.seq <= head, audit_log.c.object_type.in_(WATCHED)
+    )
+    return head, [(str(t), str(i)) for t, i in conn.execute(query)]
 
 
 def append(

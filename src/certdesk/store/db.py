@@ -8,7 +8,7 @@ audit head row, updated in every write, serialises the chain.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,12 @@ class Database:
         self._write_lock: AbstractContextManager[object] = (
             threading.RLock() if self.is_sqlite else nullcontext()
         )
+        self._listeners: list[Callable[[], None]] = []
+
+    def after_commit(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each write transaction that `note_change` marked commits (the
+        OCSP responder re-signs at once what this process revoked)."""
+        self._listeners.append(listener)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -45,9 +51,15 @@ class Database:
         with (
             self._write_lock,
             self.engine.connect().execution_options(certdesk_write=True) as conn,
-            conn.begin(),
         ):
-            yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                changed = conn.info.pop(_CHANGED, False)
+        if changed:
+            for listener in self._listeners:
+                listener()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -56,6 +68,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_CHANGED = "certdesk.changed"
+
+
+def note_change(conn: Connection) -> None:
+    """Mark the transaction on `conn` as one `Database.after_commit` listeners hear about."""
+    conn.info[_CHANGED] = True
 
 
 def _create(url: str, *, echo: bool, is_sqlite: bool, synchronous: str) -> Engine:

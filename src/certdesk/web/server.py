@@ -17,8 +17,10 @@ from certdesk.config import Config
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.authorities import pki_dir
 from certdesk.services.context import Context
+from certdesk.services.ocsp import OcspResponder
 from certdesk.services.server_tls import tls_paths
 from certdesk.web.app import create_app
+from certdesk.web.ocsp import OcspEndpoint
 from certdesk.web.tls import ClientCertProtocol, context_factory
 
 
@@ -57,14 +59,15 @@ def claim_port(config: Config) -> socket.socket:
     return sock
 
 
-def serve(ctx: Context, listener: socket.socket) -> None:
-    """Run the application on the socket `claim_port` bound."""
+def serve(ctx: Context, listener: socket.socket, ocsp: OcspResponder) -> None:
+    """Run the application on the socket `claim_port` bound, OCSP answered in front of it."""
+    app = OcspEndpoint(create_app(ctx), ocsp, ctx.config.url("ocsp"))
     if not ctx.config.server.tls:
-        config = uvicorn.Config(create_app(ctx), proxy_headers=False, log_level="info")
+        config = uvicorn.Config(app, proxy_headers=False, log_level="info")
     else:
         key_path, cert_path = tls_paths(ctx)
         config = uvicorn.Config(
-            create_app(ctx),
+            app,
             http=ClientCertProtocol,
             ssl_certfile=str(cert_path),
             ssl_context_factory=context_factory(
