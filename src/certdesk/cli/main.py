@@ -20,6 +20,7 @@ from certdesk.cli.output import (
     emit_json,
     fail,
     fields,
+    progress,
     say,
     table,
 )
@@ -66,6 +67,7 @@ cert_app = typer.Typer(help="Certificates: list, show, revoke.", no_args_is_help
 crl_app = typer.Typer(help="Certificate revocation lists.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 code_app = typer.Typer(help="One-time EST enrolment codes.", no_args_is_help=True)
+ocsp_app = typer.Typer(help="The OCSP responder's pre-signed responses.", no_args_is_help=True)
 for sub, name in [
     (ca_app, "ca"),
     (unit_app, "unit"),
@@ -76,6 +78,7 @@ for sub, name in [
     (crl_app, "crl"),
     (audit_app, "audit"),
     (code_app, "enroll-code"),
+    (ocsp_app, "ocsp"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -635,6 +638,30 @@ def audit_verify(as_json: JsonOpt = False) -> None:
     if not report.ok:
         first = report.problems[0]
         raise CertdeskError("audit.broken", seq=first.seq, detail=f"{first.kind}: {first.detail}")
+
+
+@ocsp_app.command("presign")
+def ocsp_presign(as_json: JsonOpt = False) -> None:
+    """Sign the OCSP responses that are missing, near their nextUpdate or no longer true (and
+    their files for nginx); renews a responder certificate past half its life."""
+    from certdesk.services.ocsp import OcspResponder
+
+    def step(issuer: str, looked: int, signed: int) -> None:
+        progress(
+            f"{issuer}: {looked} certificates looked at, {signed} responses signed",
+            f"{issuer}：已检查 {looked} 张证书，已签 {signed} 个响应",
+        )
+
+    report = OcspResponder(context()).presign(progress=step)
+    if as_json:
+        emit_json(dataclasses.asdict(report))
+        return
+    say(
+        f"OCSP: {report.signed} responses signed for {report.certificates} certificates of "
+        f"{', '.join(report.issuers)} in {report.seconds:.1f} s.",
+        f"OCSP：为 {', '.join(report.issuers)} 的 {report.certificates} 张证书签发 "
+        f"{report.signed} 个响应，用时 {report.seconds:.1f} 秒。",
+    )
 
 
 @app.command("maintenance")

@@ -199,6 +199,7 @@ class OcspResponder:
             and stored.status == truth.status.value
             and stored.revoked_at == truth.revoked_at
             and stored.next_update - now > refresh
+            and stored.responder == responder.serial
         ):
             result = served(bytes(stored.der), stored.this_update, stored.next_update)
         else:
@@ -254,6 +255,7 @@ class OcspResponder:
                         if row.stored_status != truth.status.value
                         or row.stored_revoked_at != truth.revoked_at
                         or row.stored_next_update - now <= refresh
+                        or row.stored_responder != responder.serial
                     ]
                     signed += self._sign_rows(responder, due, now)
                     if progress is not None:
@@ -321,7 +323,10 @@ class OcspResponder:
             with self.ctx.db.read() as conn:
                 head, changes = audit.changes_since(conn, self._seq)
             serials = sorted({i for kind, i in changes if kind == "certificate"})
-            if any(kind == "authority" for kind, _ in changes):
+            ours = {r.serial for r in self._responders.values()}
+            if ours.intersection(serials):  # a responder revoked: a new one signs from now on
+                ensure_responders(self.ctx)
+            if ours.intersection(serials) or any(kind == "authority" for kind, _ in changes):
                 self.reload()
             self._evict(int(s, 16) for s in serials)
             resigned = self.resign(serials)

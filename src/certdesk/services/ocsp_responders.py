@@ -53,15 +53,25 @@ def answering_issuers(ctx: Context) -> list[AuthorityInfo]:
 
 
 def ensure_responders(ctx: Context) -> list[str]:
-    """Give every answering issuer a responder with at least half its life left; returns the
-    serials of the certificates issued now."""
+    """Give every answering issuer a responder with at least half its life left and not
+    revoked (an officer may revoke a compromised one); returns the serials issued now."""
     now = ctx.clock.now().replace(microsecond=0)
     with ctx.db.read() as conn:
         newest = {row.issuer: row for row in ocsp_store.responders(conn)}
+        revoked = {
+            row.serial
+            for row in ocsp_store.responders(conn)
+            if (found := cert_store.get(conn, row.serial)) is not None
+            and found.state != CertState.ACTIVE.value
+        }
     issued = []
     for info in answering_issuers(ctx):
         row = newest.get(info.name)
-        if row is None or now >= row.not_before + (row.not_after - row.not_before) / 2:
+        if (
+            row is None
+            or row.serial in revoked
+            or now >= row.not_before + (row.not_after - row.not_before) / 2
+        ):
             issued.append(_issue(ctx, info, now))
     return issued
 

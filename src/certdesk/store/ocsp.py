@@ -54,6 +54,7 @@ def certificate_and_response(
             ocsp_responses.c.der,
             ocsp_responses.c.this_update,
             ocsp_responses.c.next_update,
+            ocsp_responses.c.responder,
         ).where(and_(ocsp_responses.c.issuer == issuer, ocsp_responses.c.serial == serial))
     ).first()
     return cert, stored
@@ -70,7 +71,8 @@ def certificates_by_serial(conn: Connection, serials: Sequence[str]) -> list[Any
 
 def signed_with_response(conn: Connection, issuer: str, now: dt.datetime) -> Iterator[list[AnyRow]]:
     """`issuer`'s signed, unexpired certificates with their stored response's status, revocation
-    time and nextUpdate (None when none), in batches by serial (keyset: memory stays flat)."""
+    time, nextUpdate and responder (None when none), in batches by serial (keyset: memory stays
+    flat)."""
     after = ""
     while True:
         query = (
@@ -79,6 +81,7 @@ def signed_with_response(conn: Connection, issuer: str, now: dt.datetime) -> Ite
                 ocsp_responses.c.status.label("stored_status"),
                 ocsp_responses.c.revoked_at.label("stored_revoked_at"),
                 ocsp_responses.c.next_update.label("stored_next_update"),
+                ocsp_responses.c.responder.label("stored_responder"),
             )
             .select_from(
                 certificates.outerjoin(
