@@ -173,7 +173,7 @@ class OcspResponder:
         hit = self._cache.get(key)
         if hit is None or time.monotonic() - self._watched_at > self._watch_limit:
             return question
-        if hit.next_update - time.time() < self._refresh_seconds:
+        if hit.next_update - self.ctx.clock.now().timestamp() < self._refresh_seconds:
             return question  # due for refresh: the slow path signs a new one
         return hit
 
