@@ -79,7 +79,8 @@ def openssl_status(ctx: Context, tmp_path: Path, response: bytes, serial: int) -
 
 
 def test_responder_certificate(ca_ctx: Context, clock: FixedClock, tmp_path: Path) -> None:
-    (serial,) = ensure_responders(ca_ctx)
+    assert len(ensure_responders(ca_ctx)) == 2  # the root's and the issuing CA's
+    serial = load_responders(ca_ctx)[ISSUING].serial
     assert ensure_responders(ca_ctx) == []  # one is enough while it has half its life
     responder = load_responders(ca_ctx)[ISSUING]
     cert = responder.key.certificate
@@ -91,14 +92,16 @@ def test_responder_certificate(ca_ctx: Context, clock: FixedClock, tmp_path: Pat
     cert.extensions.get_extension_for_class(x509.OCSPNoCheck)
     life = cert.not_valid_after_utc - clock.now()
     assert life <= dt.timedelta(days=ca_ctx.config.ocsp.responder_days)
-    result = lint_cli(cert, tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
+    for each in load_responders(ca_ctx).values():  # the root's and the issuing CA's
+        each.key.certificate.verify_directly_issued_by(each.issuer.certificate)
+        result = lint_cli(each.key.certificate, tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
     with ca_ctx.db.read() as conn:
         actions = [r.action for r in audit.iter_records(conn)]
-    assert actions.count("ocsp.responder_issue") == 1
+    assert actions.count("ocsp.responder_issue") == 2
     clock.advance(dt.timedelta(days=ca_ctx.config.ocsp.responder_days / 2, minutes=1))
-    (renewed,) = ensure_responders(ca_ctx)
-    assert renewed != serial and load_responders(ca_ctx)[ISSUING].serial == renewed
+    assert len(ensure_responders(ca_ctx)) == 2
+    assert load_responders(ca_ctx)[ISSUING].serial != serial
 
 
 def test_presigned_responses_follow_the_status(ca_ctx: Context, tmp_path: Path) -> None:

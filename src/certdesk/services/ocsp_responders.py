@@ -1,8 +1,9 @@
-"""Delegated OCSP responders (RFC 6960 §4.2.2.2): per issuing CA still answering for its
-certificates (active or retiring), a short-lived certificate with extended key usage OCSPSigning
-and id-pkix-ocsp-nocheck, signed by that CA, whose key — a passphrase-encrypted file even when
-the CA key is on an HSM — signs the responses. The CA key signs only these certificates, never a
-response. A responder with less than half its life left is replaced (recorded and audited).
+"""Delegated OCSP responders (RFC 6960 §4.2.2.2): for each CA still answering for its
+certificates (the root, and the issuing CAs active or retiring), a short-lived certificate with
+extended key usage OCSPSigning and id-pkix-ocsp-nocheck, signed by that CA, whose key — a
+passphrase-encrypted file even when the CA key is on an HSM — signs the responses. The CA key
+signs only these certificates, never a response. A responder with less than half its life left
+is replaced (recorded and audited).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from certdesk.domain.states import AuthorityState, CertState
 from certdesk.domain.validity import CLOCK_SKEW
 from certdesk.services.authorities import (
     ISSUING,
+    ROOT,
     AuthorityInfo,
     list_authorities,
     load_signer,
@@ -46,10 +48,11 @@ class Responder:
 
 
 def answering_issuers(ctx: Context) -> list[AuthorityInfo]:
-    """The issuing CAs whose certificates the responder answers for (not the retired ones)."""
+    """The CAs whose certificates the responder answers for: the root (for the issuing CAs'
+    certificates, which `ssl_ocsp on` in nginx checks too) and the issuing CAs not retired."""
     with ctx.db.read() as conn:
         infos = list_authorities(conn)
-    return [i for i in infos if i.role == ISSUING and i.state in ANSWERING]
+    return [i for i in infos if i.role in (ROOT, ISSUING) and i.state in ANSWERING]
 
 
 def ensure_responders(ctx: Context) -> list[str]:
