@@ -30,6 +30,7 @@ from certdesk.ca.ocsp import (
     CANONICAL_HASH,
     INTERNAL_ERROR,
     MALFORMED,
+    MAX_REQUEST,
     UNAUTHORIZED,
     Answer,
     MalformedRequest,
@@ -50,6 +51,8 @@ from certdesk.services.jobs import JobRunner
 from certdesk.services.ocsp_responders import Responder, ensure_responders, load_responders
 from certdesk.store import audit
 from certdesk.store import ocsp as ocsp_store
+
+__all__ = ["ERRORS", "MAX_REQUEST", "OcspResponder", "Served", "add_ocsp_jobs"]
 
 OCSP_MEDIA = b"application/ocsp-response"
 PRESIGN_EVERY = 300.0  # seconds between pre-signing rounds in `serve`

@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from certdesk.ca.ocsp import MAX_REQUEST
-from certdesk.services.ocsp import ERRORS, OcspResponder, Served
+from certdesk.services.ocsp import ERRORS, MAX_REQUEST, OcspResponder, Served
 
 _NOT_ALLOWED = [(b"allow", b"GET, POST"), (b"content-length", b"0")]
 
