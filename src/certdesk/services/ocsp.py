@@ -80,18 +80,24 @@ class Served:
     this_update: float = 0.0  # POSIX seconds; 0 for the unsuccessful answers (not cached)
     next_update: float = 0.0
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    _second: int = -1  # the headers below are for this second (max-age counts down)
+    _current: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     def http_headers(self, now: float) -> list[tuple[bytes, bytes]]:
-        """Content type, length and RFC 5019 §6 caching headers (max-age up to nextUpdate)."""
-        if not self.next_update:
-            return [
-                (b"content-type", OCSP_MEDIA),
-                (b"content-length", str(len(self.der)).encode()),
-                (b"cache-control", b"no-cache"),
-            ]
-        max_age = max(0, int(self.next_update - now))
-        cache = b"max-age=%d, public, no-transform, must-revalidate" % max_age
-        return [*self.headers, (b"cache-control", cache)]
+        """Content type, length and RFC 5019 §6 caching headers (max-age up to nextUpdate),
+        built at most once a second."""
+        second = int(now)
+        if second != self._second:
+            if not self.next_update:
+                cache = b"no-cache"
+            else:
+                max_age = max(0, int(self.next_update) - second)
+                cache = b"max-age=%d, public, no-transform, must-revalidate" % max_age
+            length = (b"content-length", str(len(self.der)).encode())
+            base = self.headers or [(b"content-type", OCSP_MEDIA)]
+            self._current = [*base, length, (b"cache-control", cache)]
+            self._second = second
+        return self._current
 
 
 def served(der: bytes, this_update: dt.datetime, next_update: dt.datetime) -> Served:
@@ -99,7 +105,6 @@ def served(der: bytes, this_update: dt.datetime, next_update: dt.datetime) -> Se
     etag = b'"' + hashlib.sha1(der, usedforsecurity=False).hexdigest().encode() + b'"'
     headers = [
         (b"content-type", OCSP_MEDIA),
-        (b"content-length", str(len(der)).encode()),
         (b"last-modified", format_datetime(this_update, usegmt=True).encode()),
         (b"expires", format_datetime(next_update, usegmt=True).encode()),
         (b"etag", etag),
@@ -126,6 +131,10 @@ class PresignReport:
 Progress = Callable[[str, int, int], object]  # issuer, looked at so far, signed so far
 
 
+def _key(question: Question) -> Key:
+    return (question.algorithm, question.name_hash, question.key_hash, question.serial)
+
+
 class OcspResponder:
     """Keep one per process: responder keys, the issuer index, the answers in memory."""
 
@@ -133,11 +142,12 @@ class OcspResponder:
         self.ctx = ctx
         self.files_dir = ctx.config.data_dir / "ocsp-files"
         self._lock = threading.Lock()  # reloads and the change feed; answering takes none
-        self._cache: dict[Key, Served] = {}
-        self._by_serial: dict[int, list[Key]] = {}
+        self._cache: dict[bytes | Key, Served] = {}  # by request bytes and by CertID
+        self._by_serial: dict[int, list[bytes | Key]] = {}
         self._generation = 0  # bumped at every eviction: a slow answer read before it is not kept
         self._seq = 0  # the audit record up to which changes have been applied
         self._watched_at = -1e9  # monotonic time the change feed was last read
+        self._refresh_after = 0.0  # POSIX time: an answer whose nextUpdate is before is due
         self.reload()
         with ctx.db.read() as conn:
             self._seq = audit.changes_since(conn, 2**62)[0]
@@ -163,7 +173,14 @@ class OcspResponder:
 
     def cached(self, der: bytes) -> Served | Question:
         """The answer if it is known without the database (malformed, unauthorized, or in
-        memory while the change feed is being read); otherwise the question for `answer`."""
+        memory while the change feed is being read); otherwise the question for `answer`.
+
+        The same request bytes are looked up first, without parsing (most clients send the
+        same canonical request every time); then the parsed CertID (a request with a nonce)."""
+        fresh = time.monotonic() - self._watched_at < self._watch_limit
+        hit = self._cache.get(der)
+        if hit is not None and fresh and hit.next_update > self._refresh_after:
+            return hit
         try:
             question = parse_request(der)
         except MalformedRequest:
@@ -172,17 +189,15 @@ class OcspResponder:
             return ERRORS["unauthorized"]
         if question.nonce is not None and self.ctx.config.ocsp.sign_live_with_nonce:
             return question
-        key = (question.algorithm, question.name_hash, question.key_hash, question.serial)
-        hit = self._cache.get(key)
-        if hit is None or time.monotonic() - self._watched_at > self._watch_limit:
-            return question
-        if hit.next_update - self.ctx.clock.now().timestamp() < self._refresh_seconds:
-            return question  # due for refresh: the slow path signs a new one
+        hit = self._cache.get(_key(question))
+        if hit is None or not fresh or hit.next_update <= self._refresh_after:
+            return question  # unknown here, the feed is late, or due for refresh
         return hit
 
-    def answer(self, question: Question) -> Served:
+    def answer(self, question: Question, der: bytes | None = None) -> Served:
         """Answer from the store when its response agrees with the certificate's status now,
-        else sign one now (and store it if it is the canonical question)."""
+        else sign one now (and store it if it is the canonical question); kept in memory under
+        the CertID and, without a nonce, the request's bytes `der`."""
         responder = self._index.get((question.algorithm, question.name_hash, question.key_hash))
         if responder is None:
             return ERRORS["unauthorized"]
@@ -214,15 +229,16 @@ class OcspResponder:
                 self._store([(responder, question, truth, der, this_update, next_update)])
             result = served(der, this_update, next_update)
         if not live_nonce and generation == self._generation:
-            self._remember(question, result)
+            self._remember(question, None if question.nonce else der, result)
         return result
 
-    def _remember(self, question: Question, result: Served) -> None:
-        if len(self._cache) >= self.ctx.config.ocsp.cache_entries:
-            self._cache.pop(next(iter(self._cache)), None)  # the oldest goes
-        key = (question.algorithm, question.name_hash, question.key_hash, question.serial)
-        self._cache[key] = result
-        self._by_serial.setdefault(question.serial, []).append(key)
+    def _remember(self, question: Question, der: bytes | None, result: Served) -> None:
+        keys: list[bytes | Key] = [_key(question)] if der is None else [_key(question), der]
+        while len(self._cache) + len(keys) > self.ctx.config.ocsp.cache_entries:
+            self._cache.pop(next(iter(self._cache)), None)  # the oldest go
+        for key in keys:
+            self._cache[key] = result
+        self._by_serial.setdefault(question.serial, []).extend(keys)
 
     @property
     def _watch_limit(self) -> float:
@@ -335,6 +351,7 @@ class OcspResponder:
             resigned = self.resign(serials)
             self._seq = head
             self._watched_at = time.monotonic()
+            self._refresh_after = self.ctx.clock.now().timestamp() + self._refresh_seconds
             return resigned
 
     def _evict(self, serials: Iterable[int]) -> None:

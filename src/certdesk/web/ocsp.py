@@ -54,7 +54,7 @@ class OcspEndpoint:
                 result = found
             else:
                 try:
-                    result = await run_in_threadpool(self.responder.answer, found)
+                    result = await run_in_threadpool(self.responder.answer, found, der)
                 except Exception:  # a database outage: tryLater-like, never a 500 page
                     result = ERRORS["internal"]
         await send(
