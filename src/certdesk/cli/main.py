@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import getpass
 import sys
 from pathlib import Path
@@ -694,7 +693,7 @@ def serve(
 ) -> None:
     """Serve HTTPS (portal, EST, renewal API, CA certificates, CRLs)."""
     from certdesk.services.jobs import JobRunner
-    from certdesk.services.maintenance import run_maintenance, start_maintenance_thread
+    from certdesk.services.maintenance import add_maintenance_job, run_maintenance
     from certdesk.services.ocsp import OcspResponder, add_ocsp_jobs
     from certdesk.services.ocsp_responders import ensure_responders
     from certdesk.services.server_tls import ensure_tls_certificate
@@ -713,10 +712,10 @@ def serve(
         n = len(report.abandoned)
         say(f"Closed {n} interrupted issuance(s).", f"已关闭 {n} 个中断的签发。")
     ensure_tls_certificate(ctx)
-    start_maintenance_thread(ctx, dt.timedelta(minutes=ctx.config.renewal.maintenance_minutes))
     ensure_responders(ctx)  # OCSP answers from the first request on
     ocsp = OcspResponder(ctx)
-    runner = JobRunner()
+    runner = JobRunner()  # periodic work of this process, on one thread
+    add_maintenance_job(runner, ctx)
     add_ocsp_jobs(runner, ocsp)
     ctx.db.after_commit(runner.wake)  # a revocation in this process re-signs at once
     runner.start()

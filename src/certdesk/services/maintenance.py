@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from dataclasses import dataclass, field
 
 from certdesk.services.context import Context
 from certdesk.services.issuance import abandon_stale_reservations
+from certdesk.services.jobs import JobRunner
 from certdesk.services.nonces import Nonces
 from certdesk.services.renewal_install import expire_pending
 
@@ -32,19 +32,15 @@ def run_maintenance(ctx: Context, nonces: Nonces | None = None) -> MaintenanceRe
     )
 
 
-def start_maintenance_thread(ctx: Context, every: dt.timedelta) -> threading.Event:
-    """Run `run_maintenance` every `every` until the returned event is set."""
-    stop = threading.Event()
+def add_maintenance_job(runner: JobRunner, ctx: Context) -> None:
+    """Run `run_maintenance` every `renewal.maintenance_minutes` on the server's job runner
+    (the first round one interval after start: `serve` runs one before it listens)."""
+    nonces = Nonces(ctx)
+    every = ctx.config.renewal.maintenance_minutes * 60.0
 
-    def loop() -> None:
-        nonces = Nonces(ctx)
-        while not stop.wait(every.total_seconds()):
-            try:
-                report = run_maintenance(ctx, nonces)
-                if report.abandoned or report.withdrawn:
-                    log.info("maintenance: %s", report)
-            except Exception:  # keep serving; the next round tries again
-                log.exception("maintenance failed")
+    def job() -> None:
+        report = run_maintenance(ctx, nonces)
+        if report.abandoned or report.withdrawn:
+            log.info("maintenance: %s", report)
 
-    threading.Thread(target=loop, name="certdesk-maintenance", daemon=True).start()
-    return stop
+    runner.add("maintenance", every, job, first_in=every)
