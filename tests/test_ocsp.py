@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certdesk.ca.ocsp import MALFORMED, UNAUTHORIZED, Question, canonical_question, request_der
 from certdesk.domain.clock import FixedClock
+from certdesk.domain.lifecycle import ON_CRL, RevocationStatus, Status, revocation_status
 from certdesk.services.authorities import ISSUING, ROOT, load_authority
 from certdesk.services.context import Context
 from certdesk.services.enrolment.officer import OfficerEnrolment
@@ -225,3 +226,16 @@ def test_revoked_responder_is_replaced(ca_ctx: Context) -> None:
     revoke(ca_ctx, first, "keyCompromise")
     responder.apply_changes()
     assert load_responders(ca_ctx)[ISSUING].serial != first
+
+
+def test_what_a_relying_party_is_told() -> None:
+    """Revoked exactly when the CRL lists it (superseded too); never-signed serials unknown;
+    dates do not matter (OCSP speaks of revocation, not validity)."""
+    told = {status: revocation_status(status) for status in Status}
+    revoked = {s for s, r in told.items() if r is RevocationStatus.REVOKED}
+    assert {s.value for s in revoked} == {s.value for s in ON_CRL}
+    assert {s for s, r in told.items() if r is RevocationStatus.UNKNOWN} == {
+        Status.RESERVED,
+        Status.ABANDONED,
+    }
+    assert told[Status.EXPIRED] is told[Status.PENDING] is RevocationStatus.GOOD

@@ -142,6 +142,7 @@ class OcspResponder:
         self.ctx = ctx
         self.files_dir = ctx.config.data_dir / "ocsp-files"
         self._lock = threading.Lock()  # reloads and the change feed; answering takes none
+        self._writing = threading.RLock()  # changes to the memory cache (lookups take none)
         self._cache: dict[bytes | Key, Served] = {}  # by request bytes and by CertID
         self._by_serial: dict[int, list[bytes | Key]] = {}
         self._generation = 0  # bumped at every eviction: a slow answer read before it is not kept
@@ -164,10 +165,12 @@ class OcspResponder:
                 assert algorithm is not None
                 hashes = issuer_hashes(responder.issuer.certificate, algorithm)
                 index[(name, *hashes)] = responder
-        self._responders = responders
-        self._index = index
-        self._cache.clear()
-        self._by_serial.clear()
+        with self._writing:
+            self._responders = responders
+            self._index = index
+            self._generation += 1
+            self._cache.clear()
+            self._by_serial.clear()
 
     # -- answering ------------------------------------------------------------------------
 
@@ -228,17 +231,21 @@ class OcspResponder:
             if canonical and cert is not None:
                 self._store([(responder, question, truth, der, this_update, next_update)])
             result = served(der, this_update, next_update)
-        if not live_nonce and generation == self._generation:
-            self._remember(question, None if question.nonce else der, result)
+        if not live_nonce:
+            with self._writing:
+                if generation == self._generation:
+                    self._remember(question, None if question.nonce else der, result)
         return result
 
     def _remember(self, question: Question, der: bytes | None, result: Served) -> None:
         keys: list[bytes | Key] = [_key(question)] if der is None else [_key(question), der]
-        while len(self._cache) + len(keys) > self.ctx.config.ocsp.cache_entries:
-            self._cache.pop(next(iter(self._cache)), None)  # the oldest go
-        for key in keys:
-            self._cache[key] = result
-        self._by_serial.setdefault(question.serial, []).extend(keys)
+        with self._writing:
+            if len(self._by_serial) >= self.ctx.config.ocsp.cache_entries:
+                self._cache.clear()  # full: start again (what is asked often comes back soon)
+                self._by_serial.clear()
+            for key in keys:
+                self._cache[key] = result
+            self._by_serial.setdefault(question.serial, []).extend(keys)
 
     @property
     def _watch_limit(self) -> float:
@@ -343,9 +350,9 @@ class OcspResponder:
                 head, changes = audit.changes_since(conn, self._seq)
             serials = sorted({i for kind, i in changes if kind == "certificate"})
             ours = {r.serial for r in self._responders.values()}
-            if ours.intersection(serials):  # a responder revoked: a new one signs from now on
-                ensure_responders(self.ctx)
+            # a responder revoked, a CA added or retired: responders as needed, then reload
             if ours.intersection(serials) or any(kind == "authority" for kind, _ in changes):
+                ensure_responders(self.ctx)
                 self.reload()
             self._evict(int(s, 16) for s in serials)
             resigned = self.resign(serials)
@@ -355,10 +362,11 @@ class OcspResponder:
             return resigned
 
     def _evict(self, serials: Iterable[int]) -> None:
-        self._generation += 1
-        for serial in serials:
-            for key in self._by_serial.pop(serial, ()):
-                self._cache.pop(key, None)
+        with self._writing:
+            self._generation += 1
+            for serial in serials:
+                for key in self._by_serial.pop(serial, ()):
+                    self._cache.pop(key, None)
 
     def resign(self, serials: Sequence[str]) -> list[str]:
         """Sign the canonical responses of `serials` now, from their status now."""
