@@ -239,3 +239,21 @@ def test_what_a_relying_party_is_told() -> None:
         Status.ABANDONED,
     }
     assert told[Status.EXPIRED] is told[Status.PENDING] is RevocationStatus.GOOD
+
+
+def test_responses_of_expired_certificates_are_dropped(ca_ctx: Context, clock: FixedClock) -> None:
+    issued = enrol(ca_ctx, "p-old")
+    responder = OcspResponder(ca_ctx)
+    responder.presign()
+    issuing = load_authority(ca_ctx, ISSUING).certificate
+    assert issuing is not None
+    path = responder.file_path(canonical_question(issuing, issued.certificate.serial_number))
+    assert path.exists()
+    clock.current = issued.certificate.not_valid_after_utc - dt.timedelta(hours=1)
+    responder.presign()  # the last refresh while it is valid
+    clock.advance(dt.timedelta(hours=2))  # expired: its response is not refreshed any more
+    responder.presign()
+    assert path.exists()  # still within the last response's life
+    clock.advance(dt.timedelta(hours=ca_ctx.config.ocsp.response_hours + 1))
+    responder.presign()
+    assert not path.exists()

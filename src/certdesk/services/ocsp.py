@@ -77,8 +77,7 @@ class Served:
     """An OCSP answer ready for HTTP: the DER and what its caching headers are made of."""
 
     der: bytes
-    this_update: float = 0.0  # POSIX seconds; 0 for the unsuccessful answers (not cached)
-    next_update: float = 0.0
+    next_update: float = 0.0  # POSIX seconds; 0 for the unsuccessful answers (not cached)
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     _second: int = -1  # the headers below are for this second (max-age counts down)
     _current: list[tuple[bytes, bytes]] = field(default_factory=list)
@@ -109,7 +108,7 @@ def served(der: bytes, this_update: dt.datetime, next_update: dt.datetime) -> Se
         (b"expires", format_datetime(next_update, usegmt=True).encode()),
         (b"etag", etag),
     ]
-    return Served(der, this_update.timestamp(), next_update.timestamp(), headers)
+    return Served(der, next_update.timestamp(), headers)
 
 
 ERRORS = {
@@ -286,9 +285,21 @@ class OcspResponder:
                     signed += self._sign_rows(responder, due, now)
                     if progress is not None:
                         progress(name, looked, signed)
+        self._forget_expired()
         return PresignReport(
             sorted(self._responders), looked, signed, time.monotonic() - started, issued
         )
+
+    def _forget_expired(self) -> None:
+        """Responses of expired certificates are no longer refreshed: once past their
+        nextUpdate they are dropped, files too (a stale file would only be refused)."""
+        with self.ctx.db.write() as conn:
+            gone = ocsp_store.forget_expired(conn, self.ctx.clock.now())
+        for issuer, serial in gone:
+            responder = self._responders.get(issuer)
+            if responder is not None:
+                question = canonical_question(responder.issuer.certificate, int(serial, 16))
+                self.file_path(question).unlink(missing_ok=True)
 
     def _sign_rows(
         self, responder: Responder, rows: Sequence[tuple[Any, Answer]], now: dt.datetime

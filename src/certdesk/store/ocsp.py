@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 
-from sqlalchemy import Connection, and_, delete, func, insert, select
+from sqlalchemy import Connection, and_, delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -126,13 +126,15 @@ def save_responses(conn: Connection, rows: Sequence[Mapping[str, object]]) -> No
     )
 
 
-def count_responses(conn: Connection, issuer: str) -> int:
-    query = select(func.count()).where(ocsp_responses.c.issuer == issuer)
-    return int(conn.execute(query).scalar_one())
-
-
-def forget_expired(conn: Connection, before: dt.datetime) -> int:
-    """Drop responses whose nextUpdate passed long ago (their certificates expired)."""
-    return int(
-        conn.execute(delete(ocsp_responses).where(ocsp_responses.c.next_update < before)).rowcount
-    )
+def forget_expired(conn: Connection, before: dt.datetime) -> list[tuple[str, str]]:
+    """Drop the responses whose nextUpdate is before `before` (their certificates expired, so
+    nothing refreshed them); returns their (issuer, serial)."""
+    stale = ocsp_responses.c.next_update < before
+    gone = [
+        (str(i), str(s))
+        for i, s in conn.execute(
+            select(ocsp_responses.c.issuer, ocsp_responses.c.serial).where(stale)
+        )
+    ]
+    conn.execute(delete(ocsp_responses).where(stale))
+    return gone
