@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -174,11 +173,6 @@ def request_der(question: Question) -> bytes:
         question.name_hash, question.key_hash, question.serial, _HASHES[question.algorithm]
     )
     return builder.build().public_bytes(Encoding.DER)
-
-
-def get_path(request: bytes) -> str:
-    """The part after `/ocsp/` of the GET URL for `request` (base64, URL-escaped, RFC 5019)."""
-    return quote(base64.b64encode(request).decode(), safe="")
 
 
 def file_name(request: bytes) -> str:
