@@ -97,6 +97,17 @@ class CRLConfig:
 
 
 @dataclass(frozen=True)
+class OCSPConfig:
+    responder_days: int = 7  # validity of a delegated responder certificate (renewed at half)
+    response_hours: int = 24  # nextUpdate - thisUpdate of a pre-signed response
+    refresh_hours: int = 12  # re-sign a response whose nextUpdate is closer than this
+    poll_seconds: int = 2  # how often `serve` looks for changes made by other processes
+    sign_live_with_nonce: bool = False  # false: a nonce gets the pre-signed answer (RFC 5019)
+    files: bool = True  # also write the responses under <data_dir>/ocsp-files for nginx
+    cache_entries: int = 200_000  # answers kept in memory by `serve`
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8443
@@ -164,6 +175,7 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     urls: UrlsConfig = field(default_factory=UrlsConfig)
     crl: CRLConfig = field(default_factory=CRLConfig)
+    ocsp: OCSPConfig = field(default_factory=OCSPConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     token: TokenConfig = field(default_factory=TokenConfig)

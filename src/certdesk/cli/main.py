@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import getpass
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from certdesk.cli.output import (
     emit_json,
     fail,
     fields,
+    progress,
     say,
     table,
 )
@@ -66,6 +66,7 @@ cert_app = typer.Typer(help="Certificates: list, show, revoke.", no_args_is_help
 crl_app = typer.Typer(help="Certificate revocation lists.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 code_app = typer.Typer(help="One-time EST enrolment codes.", no_args_is_help=True)
+ocsp_app = typer.Typer(help="The OCSP responder's pre-signed responses.", no_args_is_help=True)
 for sub, name in [
     (ca_app, "ca"),
     (unit_app, "unit"),
@@ -76,6 +77,7 @@ for sub, name in [
     (crl_app, "crl"),
     (audit_app, "audit"),
     (code_app, "enroll-code"),
+    (ocsp_app, "ocsp"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -854,6 +856,30 @@ def restore(
         raise done.refusal
 
 
+@ocsp_app.command("presign")
+def ocsp_presign(as_json: JsonOpt = False) -> None:
+    """Sign the OCSP responses that are missing, near their nextUpdate or no longer true (and
+    their files for nginx); renews a responder certificate past half its life."""
+    from certdesk.services.ocsp import OcspResponder
+
+    def step(issuer: str, looked: int, signed: int) -> None:
+        progress(
+            f"{issuer}: {looked} certificates looked at, {signed} responses signed",
+            f"{issuer}：已检查 {looked} 张证书，已签 {signed} 个响应",
+        )
+
+    report = OcspResponder(context()).presign(progress=step)
+    if as_json:
+        emit_json(dataclasses.asdict(report))
+        return
+    say(
+        f"OCSP: {report.signed} responses signed for {report.certificates} certificates of "
+        f"{', '.join(report.issuers)} in {report.seconds:.1f} s.",
+        f"OCSP：为 {', '.join(report.issuers)} 的 {report.certificates} 张证书签发 "
+        f"{report.signed} 个响应，用时 {report.seconds:.1f} 秒。",
+    )
+
+
 @app.command("maintenance")
 def maintenance(as_json: JsonOpt = False) -> None:
     """Close interrupted issuances, withdraw renewals never installed, forget old nonces, retire
@@ -889,8 +915,11 @@ def serve(
 ) -> None:
     """Serve HTTPS (portal, EST, renewal API, CA certificates, CRLs)."""
     from certdesk.services.backup import hold_server_lock
+    from certdesk.services.jobs import JobRunner
     from certdesk.services.journal import require_trusted
-    from certdesk.services.maintenance import run_maintenance, start_maintenance_thread
+    from certdesk.services.maintenance import add_crl_job, add_maintenance_job, run_maintenance
+    from certdesk.services.ocsp import OcspResponder, add_ocsp_jobs
+    from certdesk.services.ocsp_responders import ensure_responders
     from certdesk.services.server_tls import ensure_tls_certificate
     from certdesk.web.server import claim_port
     from certdesk.web.server import serve as run_server
@@ -909,8 +938,15 @@ def serve(
         n = len(report.abandoned)
         say(f"Closed {n} interrupted issuance(s).", f"已关闭 {n} 个中断的签发。")
     ensure_tls_certificate(ctx)
-    start_maintenance_thread(ctx, dt.timedelta(minutes=ctx.config.renewal.maintenance_minutes))
-    run_server(ctx, listener)
+    ensure_responders(ctx)  # OCSP answers from the first request on
+    ocsp = OcspResponder(ctx)
+    runner = JobRunner()  # periodic work of this process, on one thread
+    add_maintenance_job(runner, ctx)
+    add_crl_job(runner, ctx)
+    add_ocsp_jobs(runner, ocsp)
+    ctx.db.after_commit(runner.wake)  # a revocation in this process re-signs at once
+    runner.start()
+    run_server(ctx, listener, ocsp)
 
 
 holder.register(app, token_app)

@@ -97,3 +97,22 @@ def certificate_status(
     if not_after is not None and now > not_after:
         return Status.EXPIRED
     return Status.ACTIVE
+
+
+class RevocationStatus(enum.StrEnum):
+    """What a relying party is told (OCSP's CertStatus): revoked exactly when the CRL lists it."""
+
+    GOOD = "good"
+    REVOKED = "revoked"
+    UNKNOWN = "unknown"
+
+
+def revocation_status(status: Status) -> RevocationStatus:
+    """Revoked and superseded certificates are revoked (as on the CRL); a certificate that was
+    signed and is neither is good, whatever its dates (OCSP says nothing of validity); a serial
+    never signed (reserved, abandoned) is unknown."""
+    if status.value in {s.value for s in ON_CRL}:
+        return RevocationStatus.REVOKED
+    if status in (Status.RESERVED, Status.ABANDONED):
+        return RevocationStatus.UNKNOWN
+    return RevocationStatus.GOOD

@@ -142,7 +142,7 @@ class Issuance:
         self._authorities[self.default_issuer] = authority or self._load(self.default_issuer)
 
     def _load(self, name: str) -> Authority:
-        return load_authority(self.ctx, name, hooks=_hooks(self.ctx))
+        return load_authority(self.ctx, name, hooks=lint_hooks(self.ctx))
 
     def authority_of(self, name: str) -> Authority:
         if name not in self._authorities:
@@ -309,7 +309,7 @@ def _issuer_certificate(authority: Authority) -> x509.Certificate:
     return authority.certificate
 
 
-def _hooks(ctx: Context) -> tuple[LintHook, ...]:
+def lint_hooks(ctx: Context) -> tuple[LintHook, ...]:
     if not ctx.config.issuance.lint:
         return ()
     from certdesk.ca.lint import PkilintHook

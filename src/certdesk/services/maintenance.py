@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from dataclasses import dataclass, field
 
 from certdesk.services.checkpoints import write_checkpoint
 from certdesk.services.context import Context
 from certdesk.services.crl_publish import republish_due
 from certdesk.services.issuance import abandon_stale_reservations
+from certdesk.services.jobs import JobRunner
 from certdesk.services.nonces import Nonces
 from certdesk.services.renewal_install import expire_pending
 from certdesk.services.rollover import retire_finished
 
 STALE_RESERVATION = dt.timedelta(minutes=10)
+CRL_CHECK_SECONDS = 30.0  # a revocation is on a published CRL within a minute
 log = logging.getLogger("certdesk.maintenance")
 
 
@@ -44,19 +45,21 @@ def run_maintenance(ctx: Context, nonces: Nonces | None = None) -> MaintenanceRe
     return MaintenanceReport(abandoned, withdrawn, forgotten, retired, crls, seq)
 
 
-def start_maintenance_thread(ctx: Context, every: dt.timedelta) -> threading.Event:
-    """Run `run_maintenance` every `every` until the returned event is set."""
-    stop = threading.Event()
+def add_maintenance_job(runner: JobRunner, ctx: Context) -> None:
+    """Run `run_maintenance` every `renewal.maintenance_minutes` on the server's job runner
+    (the first round one interval after start: `serve` runs one before it listens)."""
+    nonces = Nonces(ctx)
+    every = ctx.config.renewal.maintenance_minutes * 60.0
 
-    def loop() -> None:
-        nonces = Nonces(ctx)
-        while not stop.wait(every.total_seconds()):
-            try:
-                report = run_maintenance(ctx, nonces)
-                if report.abandoned or report.withdrawn or report.retired or report.crls:
-                    log.info("maintenance: %s", report)
-            except Exception:  # keep serving; the next round tries again
-                log.exception("maintenance failed")
+    def job() -> None:
+        report = run_maintenance(ctx, nonces)
+        if report.abandoned or report.withdrawn or report.retired or report.crls:
+            log.info("maintenance: %s", report)
 
-    threading.Thread(target=loop, name="certdesk-maintenance", daemon=True).start()
-    return stop
+    runner.add("maintenance", every, job, first_in=every)
+
+
+def add_crl_job(runner: JobRunner, ctx: Context) -> None:
+    """Publish the CRLs that are due every `CRL_CHECK_SECONDS` (a round with nothing due is a few
+    indexed queries per CA); not on every wake: a burst of revocations makes one CRL, not many."""
+    runner.add("crl.republish", CRL_CHECK_SECONDS, lambda: republish_due(ctx))

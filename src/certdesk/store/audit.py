@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from certdesk.store import journal
+from certdesk.store.db import note_change
 from certdesk.store.tables import audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -119,6 +120,8 @@ def append_many(conn: Connection, entries: list[Entry]) -> int:
         journal.note_audit(
             conn, start + 1, first_prev, seq, prev, entries[-1].at, [e.action for e in entries]
         )
+        if any(e.object_type in WATCHED for e in entries):
+            note_change(conn)
     return seq
 
 
@@ -142,6 +145,23 @@ def newest_of(conn: Connection, action: str) -> AuditRecord | None:
         .limit(1)
     ).first()
     return AuditRecord(**row._asdict()) if row is not None else None
+
+
+# Objects whose changes a running server reacts to at once (OCSP re-signing): the commit of a
+# transaction that recorded one wakes `Database.after_commit` listeners.
+WATCHED = ("certificate", "authority")
+
+
+def changes_since(conn: Connection, seq: int) -> tuple[int, list[tuple[str, str]]]:
+    """The chain's head and the (object type, id) of watched records after `seq`: the change
+    feed of every process writing this database (every state change is recorded)."""
+    top = head(conn)[0]
+    if top <= seq:
+        return top, []
+    query = select(audit_log.c.object_type, audit_log.c.object_id).where(
+        audit_log.c.seq > seq, audit_log.c.seq <= top, audit_log.c.object_type.in_(WATCHED)
+    )
+    return top, [(str(t), str(i)) for t, i in conn.execute(query)]
 
 
 def append(

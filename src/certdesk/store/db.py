@@ -9,7 +9,7 @@ journalled (`store/journal.py`): its line is fsynced before the commit, its mark
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -42,12 +42,18 @@ class Database:
         # then journalled; `refusal` (a journal that cannot be trusted) refuses every write.
         self.journal: journal_file.Journal | None = None
         self.refusal: CertdeskError | None = None
+        self._listeners: list[Callable[[], None]] = []
 
         @event.listens_for(self.engine, "before_cursor_execute")
         def _capture(
             conn: Connection, _cur: Any, statement: str, params: Any, _ctx: Any, many: bool
         ) -> None:
             journal_file.capture_statement(conn, statement, params, many)
+
+    def after_commit(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each write transaction that `note_change` marked commits (the
+        OCSP responder re-signs at once what this process revoked)."""
+        self._listeners.append(listener)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -63,20 +69,21 @@ class Database:
             self._write_lock,
             self.engine.connect().execution_options(certdesk_write=True) as conn,
         ):
-            if journal is None:
-                with conn.begin():
-                    yield conn
-                return
-            capture = journal_file.begin_capture(conn)
+            capture = journal_file.begin_capture(conn) if journal is not None else None
             try:
                 with conn.begin():
                     yield conn
-                    if capture.last:  # audited: durable in the journal before the commit
-                        journal.before_commit(capture)
-                if capture.last:
+                    if journal is not None and capture is not None and capture.last:
+                        journal.before_commit(capture)  # audited: in the journal before commit
+                if journal is not None and capture is not None and capture.last:
                     journal.committed(capture)
             finally:
-                journal_file.end_capture(conn)
+                if capture is not None:
+                    journal_file.end_capture(conn)
+                changed = conn.info.pop(_CHANGED, False)
+        if changed:
+            for listener in self._listeners:
+                listener()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -85,6 +92,14 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_CHANGED = "certdesk.changed"
+
+
+def note_change(conn: Connection) -> None:
+    """Mark the transaction on `conn` as one `Database.after_commit` listeners hear about."""
+    conn.info[_CHANGED] = True
 
 
 def _create(url: str, *, echo: bool, is_sqlite: bool, synchronous: str) -> Engine:

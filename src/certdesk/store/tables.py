@@ -277,3 +277,32 @@ forms = Table(
     Column("uploaded_by", String(255), nullable=False),
     Column("uploaded_at", UTC, nullable=False),
 )
+
+# Delegated OCSP responders (RFC 6960 §4.2.2.2): one current per issuing CA, renewed before half
+# its life is gone; the certificate is also a row of `certificates` (profile ocsp_signing).
+ocsp_responders = Table(
+    "ocsp_responders",
+    metadata,
+    Column("serial", String(40), primary_key=True),
+    Column("issuer", ForeignKey("authorities.name"), nullable=False, index=True),
+    Column("key_ref", Text, nullable=False),  # passphrase-encrypted PKCS#8 file
+    Column("certificate_der", LargeBinary, nullable=False),
+    Column("not_before", UTC, nullable=False),
+    Column("not_after", UTC, nullable=False),
+    Column("created_at", UTC, nullable=False),
+)
+
+# Pre-signed OCSP responses (canonical SHA-1 CertID, no nonce), one per certificate: what the
+# responder serves and nginx's files hold, as long as `status` agrees with the certificate's.
+ocsp_responses = Table(
+    "ocsp_responses",
+    metadata,
+    Column("issuer", ForeignKey("authorities.name"), primary_key=True),
+    Column("serial", String(40), primary_key=True),
+    Column("status", String(16), nullable=False),  # good | revoked | unknown
+    Column("revoked_at", UTC, nullable=True),
+    Column("der", LargeBinary, nullable=False),
+    Column("this_update", UTC, nullable=False),
+    Column("next_update", UTC, nullable=False, index=True),
+    Column("responder", String(40), nullable=False),  # ocsp_responders.serial that signed it
+)

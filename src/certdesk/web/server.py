@@ -18,10 +18,12 @@ from certdesk.config import Config
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.authorities import pki_dir
 from certdesk.services.context import Context
+from certdesk.services.ocsp import OcspResponder
 from certdesk.services.server_tls import tls_paths
 from certdesk.web.app import create_app
-from certdesk.web.connections import BoundedProtocol, bounded
+from certdesk.web.connections import bounded
 from certdesk.web.limits import RequestLimits
+from certdesk.web.ocsp import OcspEndpoint
 from certdesk.web.tls import ClientCertProtocol, context_factory
 
 
@@ -60,19 +62,24 @@ def claim_port(config: Config) -> socket.socket:
     return sock
 
 
-def serve(ctx: Context, listener: socket.socket) -> None:
-    """Run the application on the socket `claim_port` bound, behind the request limits, with
-    the connection bounds of `[limits]` and no `server` banner."""
+def serve(ctx: Context, listener: socket.socket, ocsp: OcspResponder) -> None:
+    """Run the application on the socket `claim_port` bound: OCSP answered in front of it, both
+    behind the request limits, with no `server` banner.
+
+    With its own TLS, connections get the bounds of `[limits]` (request-head time, how many).
+    Behind nginx (plain HTTP on loopback) nginx bounds them (`client_header_timeout`,
+    `worker_connections`), and uvicorn's faster httptools parser takes the requests."""
     limits = ctx.config.limits
+    app = OcspEndpoint(create_app(ctx), ocsp, ctx.config.url("ocsp"))
     common: dict[str, Any] = {
-        "app": RequestLimits(create_app(ctx), ctx.config),
+        "app": RequestLimits(app, ctx.config),
         "proxy_headers": False,
         "server_header": False,
         "timeout_keep_alive": limits.keepalive_seconds,
         "log_level": "info",
     }
     if not ctx.config.server.tls:
-        config = uvicorn.Config(**common, http=bounded(BoundedProtocol, limits))
+        config = uvicorn.Config(**common)
     else:
         key_path, cert_path = tls_paths(ctx)
         config = uvicorn.Config(

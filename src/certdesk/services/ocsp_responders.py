@@ -1,0 +1,157 @@
+"""Delegated OCSP responders (RFC 6960 §4.2.2.2): for each CA still answering for its
+certificates (the root, and the issuing CAs active or retiring), a short-lived certificate with
+extended key usage OCSPSigning and id-pkix-ocsp-nocheck, signed by that CA, whose key — a
+passphrase-encrypted file even when the CA key is on an HSM — signs the responses. The CA key
+signs only these certificates, never a response. A responder with less than half its life left
+is replaced (recorded and audited).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from certdesk.ca.issuer import Authority, CertificateOrder
+from certdesk.ca.keys import KeyType, generate_key, read_encrypted_key, write_encrypted_key
+from certdesk.ca.ocsp import ResponderKey
+from certdesk.ca.profiles import Profile, make_name
+from certdesk.domain.states import AuthorityState, CertState
+from certdesk.domain.validity import CLOCK_SKEW
+from certdesk.services.authorities import (
+    ISSUING,
+    ROOT,
+    AuthorityInfo,
+    list_authorities,
+    load_signer,
+    passphrase,
+)
+from certdesk.services.context import Context
+from certdesk.services.issuance import lint_hooks
+from certdesk.store import certificates as cert_store
+from certdesk.store import ocsp as ocsp_store
+
+ANSWERING = (AuthorityState.ACTIVE, AuthorityState.RETIRING)
+
+
+@dataclass(frozen=True)
+class Responder:
+    """One issuer's current responder, ready to sign."""
+
+    issuer: AuthorityInfo
+    serial: str
+    key: ResponderKey
+
+
+def answering_issuers(ctx: Context) -> list[AuthorityInfo]:
+    """The CAs whose certificates the responder answers for: the root (for the issuing CAs'
+    certificates, which `ssl_ocsp on` in nginx checks too) and the issuing CAs not retired."""
+    with ctx.db.read() as conn:
+        infos = list_authorities(conn)
+    return [i for i in infos if i.role in (ROOT, ISSUING) and i.state in ANSWERING]
+
+
+def ensure_responders(ctx: Context) -> list[str]:
+    """Give every answering issuer a responder with at least half its life left and not
+    revoked (an officer may revoke a compromised one); returns the serials issued now."""
+    now = ctx.clock.now().replace(microsecond=0)
+    with ctx.db.read() as conn:
+        newest = {row.issuer: row for row in ocsp_store.responders(conn)}
+        revoked = {
+            row.serial
+            for row in ocsp_store.responders(conn)
+            if (found := cert_store.get(conn, row.serial)) is not None
+            and found.state != CertState.ACTIVE.value
+        }
+    issued = []
+    for info in answering_issuers(ctx):
+        row = newest.get(info.name)
+        if (
+            row is None
+            or row.serial in revoked
+            or now >= row.not_before + (row.not_after - row.not_before) / 2
+        ):
+            issued.append(_issue(ctx, info, now))
+    return issued
+
+
+def _issue(ctx: Context, info: AuthorityInfo, now: dt.datetime) -> str:
+    key_type = KeyType.parse(info.key_type)
+    key = generate_key(key_type)
+    serial = x509.random_serial_number()
+    hexserial = format(serial, "x")
+    key_path = ctx.config.data_dir / "ocsp" / f"{info.name}-{hexserial}.key"
+    write_encrypted_key(key, key_path, passphrase(ctx))
+    ca = ctx.config.ca
+    names = info.certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    cn = str(names[0].value) if names else info.name
+    subject = make_name(
+        (("C", ca.country), ("O", ca.organisation), ("CN", f"{cn} OCSP Responder"[:64]))
+    )
+    not_after = now + dt.timedelta(days=ctx.config.ocsp.responder_days)
+    authority = Authority(load_signer(ctx, info), info.certificate, None, lint_hooks(ctx))
+    certificate = authority.issue(
+        CertificateOrder(
+            serial, subject, key.public_key(), Profile.OCSP_SIGNING, now - CLOCK_SKEW, not_after
+        )
+    )
+    der = certificate.public_bytes(Encoding.DER)
+    with ctx.db.write() as conn:
+        cert_store.insert_signed(
+            conn,
+            {
+                "serial": hexserial,
+                "issuer": info.name,
+                "profile": Profile.OCSP_SIGNING.value,
+                "state": CertState.ACTIVE.value,
+                "subject": certificate.subject.rfc4514_string(),
+                "not_before": certificate.not_valid_before_utc,
+                "not_after": certificate.not_valid_after_utc,
+                "fingerprint": hashlib.sha256(der).hexdigest(),
+                "der": der,
+                "reserved_at": now,
+                "issued_at": now,
+            },
+        )
+        ocsp_store.insert_responder(
+            conn,
+            {
+                "serial": hexserial,
+                "issuer": info.name,
+                "key_ref": str(key_path),
+                "certificate_der": der,
+                "not_before": certificate.not_valid_before_utc,
+                "not_after": certificate.not_valid_after_utc,
+                "created_at": now,
+            },
+        )
+        ctx.record(
+            conn,
+            now,
+            "ocsp.responder_issue",
+            "authority",
+            info.name,
+            after={"serial": hexserial, "not_after": not_after.isoformat()},
+        )
+    return hexserial
+
+
+def load_responders(ctx: Context) -> dict[str, Responder]:
+    """The newest responder of each answering issuer, keys loaded (by issuer id)."""
+    issuers = {i.name: i for i in answering_issuers(ctx)}
+    with ctx.db.read() as conn:
+        newest = {row.issuer: row for row in ocsp_store.responders(conn)}
+    secret = passphrase(ctx)
+    found: dict[str, Responder] = {}
+    for name, row in newest.items():
+        if name not in issuers:
+            continue
+        info = issuers[name]
+        certificate = x509.load_der_x509_certificate(row.certificate_der)
+        key = read_encrypted_key(Path(row.key_ref), secret)
+        found[name] = Responder(info, row.serial, ResponderKey(info.certificate, certificate, key))
+    return found

@@ -1,0 +1,140 @@
+"""The OCSP tables: delegated responders and pre-signed responses, and the certificate rows the
+responder judges them against."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+
+from sqlalchemy import Connection, and_, delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from certdesk.store.db import AnyRow
+from certdesk.store.tables import certificates, ocsp_responders, ocsp_responses
+
+_BATCH = 5_000
+
+# What the responder needs of a certificate to know its status.
+_STATUS_COLUMNS = (
+    certificates.c.serial,
+    certificates.c.issuer,
+    certificates.c.state,
+    certificates.c.not_before,
+    certificates.c.not_after,
+    certificates.c.revoked_at,
+    certificates.c.revocation_reason,
+)
+
+
+def insert_responder(conn: Connection, values: Mapping[str, object]) -> None:
+    conn.execute(insert(ocsp_responders).values(**values))
+
+
+def responders(conn: Connection) -> list[AnyRow]:
+    """Every responder certificate, newest last per issuer."""
+    query = select(ocsp_responders).order_by(ocsp_responders.c.issuer, ocsp_responders.c.not_after)
+    return list(conn.execute(query))
+
+
+def certificate_and_response(
+    conn: Connection, issuer: str, serial: str
+) -> tuple[AnyRow | None, AnyRow | None]:
+    """The certificate's status columns (None: no such serial of `issuer`) and its stored
+    response (None: not signed yet)."""
+    cert = conn.execute(
+        select(*_STATUS_COLUMNS).where(
+            and_(certificates.c.serial == serial, certificates.c.issuer == issuer)
+        )
+    ).first()
+    stored = conn.execute(
+        select(
+            ocsp_responses.c.status,
+            ocsp_responses.c.revoked_at,
+            ocsp_responses.c.der,
+            ocsp_responses.c.this_update,
+            ocsp_responses.c.next_update,
+            ocsp_responses.c.responder,
+        ).where(and_(ocsp_responses.c.issuer == issuer, ocsp_responses.c.serial == serial))
+    ).first()
+    return cert, stored
+
+
+def certificates_by_serial(conn: Connection, serials: Sequence[str]) -> list[AnyRow]:
+    """Status columns of the given serials (those that exist)."""
+    found: list[AnyRow] = []
+    for start in range(0, len(serials), 500):
+        chunk = serials[start : start + 500]
+        found += conn.execute(select(*_STATUS_COLUMNS).where(certificates.c.serial.in_(chunk)))
+    return found
+
+
+def signed_with_response(conn: Connection, issuer: str, now: dt.datetime) -> Iterator[list[AnyRow]]:
+    """`issuer`'s signed, unexpired certificates with their stored response's status, revocation
+    time, nextUpdate and responder (None when none), in batches by serial (keyset: memory stays
+    flat)."""
+    after = ""
+    while True:
+        query = (
+            select(
+                *_STATUS_COLUMNS,
+                ocsp_responses.c.status.label("stored_status"),
+                ocsp_responses.c.revoked_at.label("stored_revoked_at"),
+                ocsp_responses.c.next_update.label("stored_next_update"),
+                ocsp_responses.c.responder.label("stored_responder"),
+            )
+            .select_from(
+                certificates.outerjoin(
+                    ocsp_responses,
+                    and_(
+                        ocsp_responses.c.issuer == certificates.c.issuer,
+                        ocsp_responses.c.serial == certificates.c.serial,
+                    ),
+                )
+            )
+            .where(
+                and_(
+                    certificates.c.issuer == issuer,
+                    certificates.c.der.is_not(None),
+                    certificates.c.not_after >= now,
+                    certificates.c.serial > after,
+                )
+            )
+            .order_by(certificates.c.serial)
+            .limit(_BATCH)
+        )
+        rows = list(conn.execute(query))
+        if not rows:
+            return
+        yield rows
+        after = rows[-1].serial
+
+
+def save_responses(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
+    """Insert or replace pre-signed responses (keyed by issuer and serial)."""
+    if not rows:
+        return
+    maker = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = maker(ocsp_responses)
+    replaced = {
+        c: statement.excluded[c]
+        for c in ("status", "revoked_at", "der", "this_update", "next_update", "responder")
+    }
+    conn.execute(
+        statement.on_conflict_do_update(index_elements=["issuer", "serial"], set_=replaced),
+        list(rows),
+    )
+
+
+def forget_expired(conn: Connection, before: dt.datetime) -> list[tuple[str, str]]:
+    """Drop the responses whose nextUpdate is before `before` (their certificates expired, so
+    nothing refreshed them); returns their (issuer, serial)."""
+    stale = ocsp_responses.c.next_update < before
+    gone = [
+        (str(i), str(s))
+        for i, s in conn.execute(
+            select(ocsp_responses.c.issuer, ocsp_responses.c.serial).where(stale)
+        )
+    ]
+    conn.execute(delete(ocsp_responses).where(stale))
+    return gone
