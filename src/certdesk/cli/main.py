@@ -701,6 +701,61 @@ def maintenance(as_json: JsonOpt = False) -> None:
     )
 
 
+@app.command("remind")
+def remind_now(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be queued now.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue the expiry reminders and digests due now and deliver the outbox."""
+    from certdesk.services import reminders
+
+    ctx = context()
+    if dry_run:
+        planned = reminders.plan(ctx)
+        if as_json:
+            emit_json([dataclasses.asdict(p) for p in planned])
+            return
+        table(
+            "Would send / 将发送",
+            ["topic", "channel", "recipient", "locale"],
+            [[p.topic, p.channel, p.recipient, p.locale] for p in planned],
+        )
+        return
+    report = reminders.remind(ctx)
+    if as_json:
+        emit_json(dataclasses.asdict(report))
+        return
+    say(
+        f"Queued {report.queued}; sent {report.sent}; to retry {report.retried}; "
+        f"failed {report.failed}.",
+        f"入队 {report.queued} 条；已发送 {report.sent} 条；待重试 {report.retried} 条；"
+        f"失败 {report.failed} 条。",
+    )
+
+
+@app.command("outbox")
+def outbox_log(
+    state: Annotated[
+        str | None, typer.Option(help="Only pending, sending, sent or failed messages.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The delivery log of reminders, digests and webhooks, newest first."""
+    from certdesk.services.reminders import delivery_log
+
+    rows = delivery_log(context(), state)
+    if as_json:
+        emit_json([dataclasses.asdict(r) for r in rows])
+        return
+    table(
+        "Outbox / 发送记录",
+        ["id", "topic", "channel", "recipient", "state", "attempts", "error"],
+        [[r.id, r.topic, r.channel, r.recipient, r.state, r.attempts, r.last_error] for r in rows],
+    )
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,

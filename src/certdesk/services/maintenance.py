@@ -1,6 +1,7 @@
 """Housekeeping a running server does every few minutes (and `certdesk maintenance` on demand):
 close issuances interrupted by a crash, withdraw renewals never installed, forget old nonces,
-publish the CRLs that are due (`crl_publish.republish_due`; a faster job loop may run it too)."""
+publish the CRLs that are due (`crl_publish.republish_due`; a faster job loop may run it too),
+queue and deliver expiry reminders once a channel ([smtp] host, a webhook) is configured."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from certdesk.services.context import Context
 from certdesk.services.crl_publish import republish_due
 from certdesk.services.issuance import abandon_stale_reservations
 from certdesk.services.nonces import Nonces
+from certdesk.services.reminders import RemindReport, delivery_configured, remind
 from certdesk.services.renewal_install import expire_pending
 
 STALE_RESERVATION = dt.timedelta(minutes=10)
@@ -25,6 +27,7 @@ class MaintenanceReport:
     withdrawn: list[str] = field(default_factory=list)
     nonces_forgotten: int = 0
     crls: list[str] = field(default_factory=list)  # "issuing/7 delta"
+    reminders: RemindReport = field(default_factory=RemindReport)
 
 
 def run_maintenance(ctx: Context, nonces: Nonces | None = None) -> MaintenanceReport:
@@ -33,6 +36,7 @@ def run_maintenance(ctx: Context, nonces: Nonces | None = None) -> MaintenanceRe
         expire_pending(ctx),
         (nonces or Nonces(ctx)).prune(),
         [f"{c.issuer}/{c.number} {c.kind}" for c in republish_due(ctx)],
+        remind(ctx) if delivery_configured(ctx) else RemindReport(),
     )
 
 
