@@ -282,6 +282,13 @@ def _person_row(p: Person) -> list[str | None]:
     return [p.person_id, p.name, p.unit_code, p.position_code, p.email, p.state.value]
 
 
+@person_app.command("locale")
+def person_locale(person_id: str, language: str) -> None:
+    """Set the language of a holder's reminders: zh-CN or en."""
+    _registry().set_locale(context(), person_id, language)
+    say(f"{person_id}: reminders in {language}.", f"{person_id}：提醒语言设为 {language}。")
+
+
 @person_app.command("list")
 def person_list(
     unit: Annotated[str | None, typer.Option(help="Only this unit")] = None,

@@ -63,9 +63,9 @@ def build(
     msg["To"] = to
     msg["Subject"] = subject
     msg["Message-ID"] = message_id(outbox_id, topic, config.smtp.sender)
-    msg["Content-Language"] = locale
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
+    msg["Content-Language"] = locale  # after: making it multipart moves Content-* headers down
     return msg
 
 

@@ -18,6 +18,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Connection
+
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.reminders import (
     DueReminder,
@@ -31,6 +33,7 @@ from certdesk.services import reminder_mail, webhooks
 from certdesk.services.context import Context
 from certdesk.services.expiry import ExpiryEntry, expiry_dashboard
 from certdesk.services.policy import renewal_policy
+from certdesk.store import certificates as certificates_store
 from certdesk.store import outbox as outbox_store
 from certdesk.store import registry as registry_store
 from certdesk.store.db import AnyRow
@@ -106,20 +109,20 @@ def _entry(e: ExpiryEntry) -> dict[str, Any]:
     }
 
 
-def _digests(ctx: Context, renewed: set[str]) -> list[Planned]:
+def _digests(ctx: Context, conn: Connection) -> list[Planned]:
     """Today's digest for each unit with people to renew or expired (renewed ones left out)."""
     if not ctx.config.remind.digest:
         return []
-    with ctx.db.read() as conn:
-        units = registry_store.all_units(conn)
     today = _day(ctx.clock.now())
     out = []
-    for unit in units:
+    for unit in registry_store.all_units(conn):
         if not unit.contact_email:
             continue
         board = expiry_dashboard(ctx, unit.code)
+        listed = [e.serial for e in board.in_window + board.expired if e.serial]
+        renewed = certificates_store.renewed(conn, listed)
         in_window = [_entry(e) for e in board.in_window if e.serial not in renewed]
-        expired = [_entry(e) for e in board.expired]
+        expired = [_entry(e) for e in board.expired if e.serial not in renewed]
         if not (in_window or expired):
             continue
         payload = {
@@ -143,7 +146,7 @@ def _digests(ctx: Context, renewed: set[str]) -> list[Planned]:
     return out
 
 
-def _plan(ctx: Context, conn: Any) -> list[Planned]:
+def _plan(ctx: Context, conn: Connection) -> list[Planned]:
     """Everything due now and not queued yet, read in `conn`'s transaction."""
     now = ctx.clock.now()
     days = thresholds(ctx)
@@ -161,7 +164,7 @@ def _plan(ctx: Context, conn: Any) -> list[Planned]:
     planned: list[Planned] = []
     for due in due_reminders(candidates, days, now):
         planned += _reminder_messages(ctx, by_serial[due.serial], due)
-    planned += _digests(ctx, {r.serial for r in rows if r.renewed})
+    planned += _digests(ctx, conn)
     fresh: list[Planned] = []
     for channel in {p.channel for p in planned}:
         mine = [p for p in planned if p.channel == channel]
@@ -183,7 +186,7 @@ def queue_due(ctx: Context) -> int:
         if not planned:
             return 0
         now = ctx.clock.now()
-        outbox_store.queue(
+        added = outbox_store.queue(
             conn,
             [
                 {
@@ -197,8 +200,9 @@ def queue_due(ctx: Context) -> int:
             ],
             now,
         )
-        ctx.record(conn, now, "remind.queue", "outbox", _day(now), after={"queued": len(planned)})
-    return len(planned)
+        if added:
+            ctx.record(conn, now, "remind.queue", "outbox", _day(now), after={"queued": added})
+    return added
 
 
 def _channels(ctx: Context) -> list[str]:

@@ -36,11 +36,11 @@ def queued_topics(conn: Connection, channel: str, topics: Sequence[str]) -> set[
     return found
 
 
-def queue(conn: Connection, rows: Sequence[Mapping[str, Any]], at: dt.datetime) -> None:
+def queue(conn: Connection, rows: Sequence[Mapping[str, Any]], at: dt.datetime) -> int:
     """Insert messages (topic, channel, recipient, locale, payload) as pending, skipping any
-    (topic, channel) already queued."""
+    (topic, channel) already queued (e.g. by a job that committed first); how many went in."""
     if not rows:
-        return
+        return 0
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     values = [
         {
@@ -52,9 +52,15 @@ def queue(conn: Connection, rows: Sequence[Mapping[str, Any]], at: dt.datetime) 
         }
         for r in rows
     ]
+    stmt = (
+        dialect.insert(outbox)
+        .on_conflict_do_nothing(index_elements=["topic", "channel"])
+        .returning(outbox.c.id)
+    )
+    added = 0
     for i in range(0, len(values), _CHUNK):
-        stmt = dialect.insert(outbox).on_conflict_do_nothing(index_elements=["topic", "channel"])
-        conn.execute(stmt, values[i : i + _CHUNK])
+        added += len(conn.execute(stmt, values[i : i + _CHUNK]).all())
+    return added
 
 
 def claim(
