@@ -9,6 +9,9 @@ import email.policy
 import hashlib
 import hmac
 import json
+import os
+import signal
+import subprocess
 import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -35,8 +38,9 @@ from certdesk.services.reminders import deliver_due, delivery_log, plan, queue_d
 from certdesk.services.renewal import Renewals
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import register_token
+from test_renew_faketime import _libfaketime
 from test_renewal import Holder
-from test_web import free_port
+from test_web import CERTDESK, free_port
 
 DAY = dt.timedelta(days=1)
 END = dt.datetime(2027, 3, 1, 9, 30, tzinfo=dt.UTC)  # the conftest START + 1 year
@@ -283,3 +287,74 @@ def test_webhook_retried_until_accepted(
     # the endpoint whose secret does not match is refused every time and ends as failed
     assert (log["webhook:down"].state, log["webhook:down"].attempts) == ("failed", 4)
     assert "500" in (log["webhook:down"].last_error or "")
+
+
+class KillingInbox(Inbox):
+    """Takes the first mail, then SIGKILLs the sending job before it can mark it sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.victim: subprocess.Popen[bytes] | None = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        answer = await super().handle_DATA(server, session, envelope)
+        if self.victim is not None:
+            self.victim.send_signal(signal.SIGKILL)
+            self.victim.wait()
+            self.victim = None
+        return answer
+
+
+def test_killed_between_send_and_mark_loses_nothing(issuance: Issuance, tmp_path: Any) -> None:
+    """At-least-once: the mail the killed job handed over is sent again after the lease, with
+    the same Message-ID; nothing is lost, and nothing is sent while the lease holds."""
+    issue(issuance, "p-001", "TOK-1")
+    inbox, port = KillingInbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "CERTDESK_PATHS_DATA_DIR": str(tmp_path / "var"),
+        "CERTDESK_DATABASE_URL": issuance.ctx.config.database_url,
+        "CERTDESK_SMTP_HOST": "127.0.0.1",
+        "CERTDESK_SMTP_PORT": str(port),
+        "CERTDESK_SMTP_SECURITY": "none",
+        "CERTDESK_REMIND_LEASE_SECONDS": "300",
+        "LD_PRELOAD": str(_libfaketime()),
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+
+    def job(at: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [CERTDESK, "remind", "--json"],
+            cwd=tmp_path,
+            env={**env, "FAKETIME": f"@{at}"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    try:
+        inbox.victim = first = job("2027-02-09 10:00:00")  # 20 days before the end
+        first.wait(timeout=60)
+        assert first.returncode == -signal.SIGKILL
+        assert len(inbox.messages) == 1
+        # restarted at once: the lease still holds, nothing is sent twice
+        second = job("2027-02-09 10:01:00")
+        out, err = second.communicate(timeout=60)
+        assert second.returncode == 0, err
+        assert json.loads(out)["sent"] == 0 and len(inbox.messages) == 1
+        # after the lease: everything goes, the interrupted mail again under the same Message-ID
+        third = job("2027-02-09 10:06:00")
+        out, err = third.communicate(timeout=60)
+        assert third.returncode == 0, err
+    finally:
+        controller.stop()
+    assert json.loads(out)["sent"] == 2  # the holder's reminder and the unit's digest
+    ids = [m["Message-ID"] for m in inbox.messages]
+    assert len(ids) == 3 and len(set(ids)) == 2 and ids[0] == ids[1]
+    assert {m["To"] for m in inbox.messages} == {"zhang@fin.example", "it@fin.example"}
+    assert {d.state for d in delivery_log(issuance.ctx)} == {"sent"}
