@@ -3,22 +3,29 @@ and the API's JSON compared with it."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import re
 
+import openpyxl
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certdesk.domain.clock import FixedClock
 from certdesk.services import registry
-from certdesk.services.campaign import Campaign, campaign
+from certdesk.services.campaign import FIGURES, Campaign, campaign
 from certdesk.services.context import Context
 from certdesk.services.issuance import Issuance
 from certdesk.services.renewal import Renewals
+from officers import OTHER_PERSON, open_office
 from test_remind import issue
 from test_renewal import Holder
 
 NOW = dt.datetime(2027, 2, 25, 9, 30, tzinfo=dt.UTC)
 FEB_1 = dt.date(2027, 2, 1)
 APR_30 = dt.date(2027, 4, 30)
+STAFF_UNIT = "DEMO"
 
 
 def at(ctx: Context, moment: dt.datetime) -> None:
@@ -109,3 +116,55 @@ def test_campaign_numbers(issuance: Issuance) -> None:
     # the period bounds: a February-only period has t-002 and nothing of March
     feb = campaign(ctx, FEB_1, dt.date(2027, 2, 28))
     assert counts(feb) == {"TAX": (1, 0, 0, 1, 0, 0), "FIN": (0, 0, 0, 0, 0, 1)}
+
+
+def page_table(html: str) -> list[list[str]]:
+    """The unit table's rows on the page: unit code, then the numbers (totals last)."""
+    table = html.split('id="campaign-units"')[1].split("</table>")[0]
+    rows = []
+    for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]:
+        code = re.search(r'class="mono">([^<]+)<', tr)
+        nums = re.findall(r'class="num">(\d+)<', tr)
+        rows.append([code.group(1) if code else "", *nums])
+    return rows
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_page_exports_and_api_agree(ctx: Context) -> None:
+    office = open_office(ctx)
+    at(ctx, dt.datetime(2027, 2, 20, 9, 30, tzinfo=dt.UTC))
+    query = "start=2027-02-01&end=2027-03-31"
+    expected = campaign(ctx, FEB_1, dt.date(2027, 3, 31))
+    assert expected.totals.expiring > 0 and expected.totals.in_window > 0
+    wanted = [[u.unit_code, *map(str, u.figures)] for u in expected.units]
+    wanted.append(["", *map(str, expected.totals.figures)])
+
+    for lang in ("en", "zh-CN"):
+        answer = office.page("ra", lang).get(f"/console/campaign?{query}")
+        assert answer.status_code == 200
+        assert page_table(answer.text) == wanted
+        assert "<svg" in answer.text and "<script" not in answer.text
+    assert "可更新但未更新" in office.page("ra", "zh-CN").get(f"/console/campaign?{query}").text
+
+    csv_answer = office.page("ra").get(f"/console/campaign/export?{query}&format=csv")
+    assert csv_answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(csv_answer.content.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["unit", "unit name", "expiring"]
+    assert [[r[0], *r[2:]] for r in rows[1:]] == wanted
+
+    xlsx = office.page("ra").get(f"/console/campaign/export?{query}&format=xlsx")
+    book = openpyxl.load_workbook(io.BytesIO(xlsx.content))
+    cells = [list(r) for r in book["units"].iter_rows(min_row=2, values_only=True)]
+    assert [[r[0] or "", *map(str, r[2:])] for r in cells] == wanted
+    people = list(book["people"].iter_rows(min_row=2, values_only=True))
+    assert len(people) == sum(len(u.people) for u in expected.units)
+
+    api = office.api("ra").get(f"/api/v1/campaign?{query}").json()
+    assert [[u["unit_code"], *map(str, (u[f] for f in FIGURES))] for u in api["units"]] == wanted[
+        :-1
+    ]
+    # the unit officer sees their own unit only
+    mine = office.page("unit_officer").get(f"/console/unit/campaign?{query}")
+    assert mine.status_code == 200
+    assert [r[0] for r in page_table(mine.text)] == [STAFF_UNIT, ""]
+    assert OTHER_PERSON[1] not in mine.text

@@ -35,10 +35,11 @@ ROLES: dict[str, tuple[str, list[str]]] = {
             "ra.certs.manage",
             "ra.codes.manage",
             "ra.content.manage",
+            "ra.campaign.view",
             "audit.view",
         ],
     ),
-    "ca_admin": ("CA administrator", ["ca.view", "ca.crl.publish"]),
+    "ca_admin": ("CA administrator", ["ca.view", "ca.crl.publish", "ra.campaign.view"]),
     "auditor": ("Auditor", ["audit.view", "audit.verify"]),
 }
 POSITIONS: dict[str, tuple[str, list[str]]] = {

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.registry import Person, Position, Token, Unit
-from certdesk.services import audit_log, content, enrolment_codes, expiry, registry, revocation
+from certdesk.services import (
+    audit_log,
+    content,
+    enrolment_codes,
+    expiry,
+    registry,
+    reminders,
+    revocation,
+)
+from certdesk.services import campaign as campaigns
 from certdesk.services import certificates as certs
 from certdesk.services import tokens as custody
 from certdesk.services.access import Access, Principal
@@ -35,6 +44,7 @@ CA_VIEW = "ca.view"
 CRL_PUBLISH = "ca.crl.publish"
 UNIT_PEOPLE = "unit.people.view"
 UNIT_EXPIRY = "unit.expiry.view"
+CAMPAIGN = "ra.campaign.view"
 EXPORT_MAX = 10_000  # rows of a CSV export (and of an unpaged listing)
 
 
@@ -296,3 +306,20 @@ class OfficerDesk:
     ) -> expiry.ExpiryDashboard:
         unit = unit_code or who.person.unit_code
         return expiry.expiry_dashboard(self._as(who, UNIT_EXPIRY, unit=unit), unit)
+
+    # -- the renewal campaign: every unit for the office, their own for the unit officer -------
+
+    def campaign(
+        self, who: Principal, start: dt.date | None, end: dt.date | None, unit: str | None = None
+    ) -> campaigns.Campaign:
+        return campaigns.campaign(self._as(who, CAMPAIGN), start, end, unit or None)
+
+    def unit_campaign(
+        self, who: Principal, start: dt.date | None, end: dt.date | None, unit: str | None = None
+    ) -> campaigns.Campaign:
+        code = unit or who.person.unit_code
+        return campaigns.campaign(self._as(who, UNIT_EXPIRY, unit=code), start, end, code)
+
+    def deliveries(self, who: Principal, state: str | None = None) -> list[reminders.Delivery]:
+        """The reminders' delivery log (what failed, and why)."""
+        return reminders.delivery_log(self._as(who, CAMPAIGN), state or None)
