@@ -92,6 +92,7 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/console/unit/campaign/export"): "unit.expiry.view",
     ("GET", "/console/ca"): "ca.view",
     ("POST", "/console/ca/crl"): "ca.crl.publish",
+    ("POST", "/console/campaign/remind"): "ra.campaign.remind",
     ("GET", "/console/audit"): "audit.view",
     ("POST", "/console/audit/verify"): "audit.verify",
     # REST API
@@ -226,6 +227,7 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         "files": {"file": (f"matrix-{r}.pdf", PDF, "application/pdf")},
     },
     ("POST", "/console/ca/crl"): lambda r: {"data": {"issuer": "issuing"}},
+    ("POST", "/console/campaign/remind"): lambda r: {"data": {"unit": "DEMO"}},
     ("POST", "/api/v1/units"): lambda r: {"json": {"code": f"AU-{r}", "name": "API unit"}},
     ("POST", "/api/v1/people"): lambda r: {
         "json": {"person_id": f"ap-{r}", "name": "P", "unit_code": "DEMO", "email": "p@e.x"}

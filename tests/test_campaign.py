@@ -17,6 +17,7 @@ from certdesk.services import registry
 from certdesk.services.campaign import FIGURES, Campaign, campaign
 from certdesk.services.context import Context
 from certdesk.services.issuance import Issuance
+from certdesk.services.reminders import delivery_log
 from certdesk.services.renewal import Renewals
 from officers import OTHER_PERSON, open_office
 from test_remind import issue
@@ -168,3 +169,22 @@ def test_page_exports_and_api_agree(ctx: Context) -> None:
     assert mine.status_code == 200
     assert [r[0] for r in page_table(mine.text)] == [STAFF_UNIT, ""]
     assert OTHER_PERSON[1] not in mine.text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_remind_now_queues_once_a_day_and_is_audited(ctx: Context) -> None:
+    office = open_office(ctx)
+    at(ctx, dt.datetime(2027, 2, 20, 9, 30, tzinfo=dt.UTC))  # the staff's window is open
+    client = office.page("ra")
+    seq = office.last_seq()
+    form = {"unit": "DEMO", "csrf_token": office.csrf("ra")}
+    answer = client.post("/console/campaign/remind", data=form, follow_redirects=False)
+    assert answer.status_code == 303
+    log = delivery_log(ctx)
+    assert log and {d.state for d in log} == {"pending"}
+    assert all(d.topic.startswith("manual:") and d.topic.endswith(":2027-02-20") for d in log)
+    assert ("person:demo-ra", "remind.now", "DEMO") in office.actions_since(seq)
+    client.post("/console/campaign/remind", data=form, follow_redirects=False)
+    assert len(delivery_log(ctx)) == len(log)  # the same day again: nothing new
+    page = client.get("/console/campaign?unit=DEMO&done=reminded")
+    assert "Reminders queued" in page.text

@@ -36,6 +36,7 @@ ROLES: dict[str, tuple[str, list[str]]] = {
             "ra.codes.manage",
             "ra.content.manage",
             "ra.campaign.view",
+            "ra.campaign.remind",
             "audit.view",
         ],
     ),

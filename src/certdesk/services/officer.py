@@ -45,6 +45,7 @@ CRL_PUBLISH = "ca.crl.publish"
 UNIT_PEOPLE = "unit.people.view"
 UNIT_EXPIRY = "unit.expiry.view"
 CAMPAIGN = "ra.campaign.view"
+CAMPAIGN_REMIND = "ra.campaign.remind"
 EXPORT_MAX = 10_000  # rows of a CSV export (and of an unpaged listing)
 
 
@@ -323,3 +324,7 @@ class OfficerDesk:
     def deliveries(self, who: Principal, state: str | None = None) -> list[reminders.Delivery]:
         """The reminders' delivery log (what failed, and why)."""
         return reminders.delivery_log(self._as(who, CAMPAIGN), state or None)
+
+    def remind_unit(self, who: Principal, unit: str) -> int:
+        """ "Remind now": the unit's people in the window, through the outbox (audited)."""
+        return reminders.remind_now(self._as(who, CAMPAIGN_REMIND, unit), unit)

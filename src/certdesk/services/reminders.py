@@ -12,6 +12,7 @@ listed by `delivery_log` for officers.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -25,6 +26,7 @@ from certdesk.domain.reminders import (
     DueReminder,
     ReminderCandidate,
     RetryPolicy,
+    days_left,
     due_reminders,
     parse_thresholds,
 )
@@ -179,6 +181,17 @@ def plan(ctx: Context) -> list[Planned]:
         return _plan(ctx, conn)
 
 
+def _row(p: Planned) -> dict[str, str]:
+    payload = json.dumps(p.payload, ensure_ascii=False, sort_keys=True)
+    return {
+        "topic": p.topic,
+        "channel": p.channel,
+        "recipient": p.recipient,
+        "locale": p.locale,
+        "payload": payload,
+    }
+
+
 def queue_due(ctx: Context) -> int:
     """Decide and queue the due reminders and digests in one transaction (one audit record)."""
     with ctx.db.write() as conn:
@@ -186,22 +199,36 @@ def queue_due(ctx: Context) -> int:
         if not planned:
             return 0
         now = ctx.clock.now()
-        added = outbox_store.queue(
-            conn,
-            [
-                {
-                    "topic": p.topic,
-                    "channel": p.channel,
-                    "recipient": p.recipient,
-                    "locale": p.locale,
-                    "payload": json.dumps(p.payload, ensure_ascii=False, sort_keys=True),
-                }
-                for p in planned
-            ],
-            now,
-        )
+        added = outbox_store.queue(conn, [_row(p) for p in planned], now)
         if added:
             ctx.record(conn, now, "remind.queue", "outbox", _day(now), after={"queued": added})
+    return added
+
+
+def remind_now(ctx: Context, unit_code: str) -> int:
+    """ "Remind now" from the campaign: a reminder to each of the unit's people whose renewal
+    window is open and who have not renewed, through the same outbox (at most one a day per
+    certificate), with one audit record naming who asked."""
+    now = ctx.clock.now()
+    today = dt.datetime.combine(now.astimezone(dt.UTC).date(), dt.time(), dt.UTC)
+    policy = renewal_policy(ctx.config)
+    with ctx.db.write() as conn:
+        unit = registry_store.get_unit(conn, unit_code)
+        if unit is None:
+            raise CertdeskError("unit.not_found", code=unit_code)
+        rows = outbox_store.reminder_candidates(
+            conn, now, today + policy.window + dt.timedelta(days=1)
+        )
+        planned: list[Planned] = []
+        for row in rows:
+            open_now = policy.decide(CertState(row.state), row.not_after, now).allowed
+            if row.unit_code != unit_code or row.renewed or not open_now:
+                continue
+            left = days_left(row.not_after, now)
+            for p in _reminder_messages(ctx, row, DueReminder(row.serial, left, left)):
+                planned.append(dataclasses.replace(p, topic=f"manual:{row.serial}:{_day(now)}"))
+        added = outbox_store.queue(conn, [_row(p) for p in planned], now)
+        ctx.record(conn, now, "remind.now", "unit", unit_code, after={"queued": added})
     return added
 
 

@@ -45,6 +45,7 @@ DONE = {
     "announcement": "Announcement published.",
     "form": "Form uploaded.",
     "crl": "CRL published.",
+    "reminded": "Reminders queued; they go out with the next delivery round.",
 }
 
 

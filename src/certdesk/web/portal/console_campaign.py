@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from certdesk.domain.errors import CertdeskError
+from certdesk.domain.reminders import OutboxState
 from certdesk.services.campaign import FIGURES, Campaign
+from certdesk.services.reminders import Delivery
 from certdesk.web.portal import campaign_view
-from certdesk.web.portal.console import Desk, Me, page
+from certdesk.web.portal.console import Changing, Desk, Me, done, page
 from certdesk.web.portal.i18n import chosen_locale, translations
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -26,7 +30,14 @@ def _date(text: str) -> dt.date | None:
         raise CertdeskError("input.invalid", detail=f"date {text!r}: YYYY-MM-DD") from exc
 
 
-def _page(request: Request, c: Campaign, base: str, unit: str, drill: bool) -> Response:
+def _page(
+    request: Request,
+    c: Campaign,
+    base: str,
+    unit: str,
+    drill: bool,
+    deliveries: list[Delivery] | None = None,
+) -> Response:
     gettext = translations(chosen_locale(request)).gettext
     return page(
         request,
@@ -39,6 +50,7 @@ def _page(request: Request, c: Campaign, base: str, unit: str, drill: bool) -> R
         labels=campaign_view.LABELS,
         chart=campaign_view.chart(c, gettext),
         timedelta_day=dt.timedelta(days=1),
+        deliveries=deliveries,
     )
 
 
@@ -56,7 +68,15 @@ def campaign(
 ) -> Response:
     """All units sorted by risk; `?unit=` one unit with its people."""
     c = desk.campaign(me, _date(start), _date(end), unit)
-    return _page(request, c, "/console/campaign", unit, bool(unit))
+    failed = desk.deliveries(me, OutboxState.FAILED.value)
+    return _page(request, c, "/console/campaign", unit, bool(unit), failed)
+
+
+@router.post("/campaign/remind")
+def remind(me: Changing, desk: Desk, unit: Annotated[str, Form()]) -> Response:
+    """ "Remind now" for one unit (queued through the outbox, audited)."""
+    desk.remind_unit(me, unit)
+    return done("/console/campaign", "reminded")
 
 
 @router.get("/campaign/export")
