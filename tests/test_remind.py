@@ -34,6 +34,7 @@ from certdesk.services import registry
 from certdesk.services.context import Context
 from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
+from certdesk.services.maintenance import run_maintenance
 from certdesk.services.reminders import deliver_due, delivery_log, plan, queue_due, remind
 from certdesk.services.renewal import Renewals
 from certdesk.services.revocation import revoke
@@ -337,6 +338,20 @@ def test_killed_between_send_and_mark_loses_nothing(issuance: Issuance, tmp_path
             stderr=subprocess.PIPE,
         )
 
+    dry = subprocess.run(
+        [CERTDESK, "remind", "--dry-run", "--json"],
+        cwd=tmp_path,
+        env={**env, "FAKETIME": "@2027-02-09 09:59:00"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    listed = json.loads(dry.stdout)
+    assert sorted(p["channel"] + " " + p["recipient"] for p in listed) == [
+        "email it@fin.example",
+        "email zhang@fin.example",
+    ]
+    assert delivery_log(issuance.ctx) == []  # a dry run writes nothing
     try:
         inbox.victim = first = job("2027-02-09 10:00:00")  # 20 days before the end
         first.wait(timeout=60)
@@ -358,3 +373,16 @@ def test_killed_between_send_and_mark_loses_nothing(issuance: Issuance, tmp_path
     assert len(ids) == 3 and len(set(ids)) == 2 and ids[0] == ids[1]
     assert {m["To"] for m in inbox.messages} == {"zhang@fin.example", "it@fin.example"}
     assert {d.state for d in delivery_log(issuance.ctx)} == {"sent"}
+
+
+def test_maintenance_sends_once_a_channel_is_configured(
+    issuance: Issuance, smtp: tuple[Inbox, int]
+) -> None:
+    issue(issuance, "p-001", "TOK-1")
+    assert isinstance(issuance.ctx.clock, FixedClock)
+    issuance.ctx.clock.current = END - 7 * DAY
+    assert run_maintenance(issuance.ctx).reminders.queued == 0  # no [smtp], no webhook
+    assert delivery_log(issuance.ctx) == []
+    report = run_maintenance(with_smtp(issuance.ctx, smtp[1])).reminders
+    assert (report.queued, report.sent, report.failed) == (2, 2, 0)
+    assert {m["To"] for m in smtp[0].messages} == {"zhang@fin.example", "it@fin.example"}
