@@ -16,7 +16,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
@@ -62,7 +62,6 @@ class RemindReport:
     sent: int = 0
     retried: int = 0
     failed: int = 0
-    planned: list[Planned] = field(default_factory=list)
 
 
 def thresholds(ctx: Context) -> tuple[int, ...]:

@@ -4,7 +4,6 @@ officer's own unit (`unit.expiry.view`); the same page, chart and exports for bo
 from __future__ import annotations
 
 import datetime as dt
-
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
