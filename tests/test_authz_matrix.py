@@ -86,9 +86,14 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/console/content/announcements"): "ra.content.manage",
     ("POST", "/console/content/forms"): "ra.content.manage",
     ("GET", "/console/unit"): "unit.people.view",
+    ("GET", "/console/campaign"): "ra.campaign.view",
+    ("GET", "/console/campaign/export"): "ra.campaign.view",
+    ("GET", "/console/unit/campaign"): "unit.expiry.view",
+    ("GET", "/console/unit/campaign/export"): "unit.expiry.view",
     ("GET", "/console/ca"): "ca.view",
     ("POST", "/console/ca/crl"): "ca.crl.publish",
     ("POST", "/console/ca/rollover"): "ca.rollover",
+    ("POST", "/console/campaign/remind"): "ra.campaign.remind",
     ("GET", "/console/audit"): "audit.view",
     ("POST", "/console/audit/verify"): "audit.verify",
     # REST API
@@ -121,6 +126,8 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/audit/verify"): "audit.verify",
     ("GET", "/api/v1/units/{code}/people"): "unit.people.view",
     ("GET", "/api/v1/units/{code}/dashboard"): "unit.expiry.view",
+    ("GET", "/api/v1/units/{code}/campaign"): "unit.expiry.view",
+    ("GET", "/api/v1/campaign"): "ra.campaign.view",
 }
 
 # Where the demo puts each role, and what the demo's positions give them.
@@ -222,6 +229,7 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         "files": {"file": (f"matrix-{r}.pdf", PDF, "application/pdf")},
     },
     ("POST", "/console/ca/crl"): lambda r: {"data": {"issuer": "issuing"}},
+    ("POST", "/console/campaign/remind"): lambda r: {"data": {"unit": "DEMO"}},
     ("POST", "/api/v1/units"): lambda r: {"json": {"code": f"AU-{r}", "name": "API unit"}},
     ("POST", "/api/v1/people"): lambda r: {
         "json": {"person_id": f"ap-{r}", "name": "P", "unit_code": "DEMO", "email": "p@e.x"}
@@ -321,7 +329,10 @@ def test_another_units_data_is_refused_to_everyone(ctx: Context) -> None:
     urls = [
         "/api/v1/units/OTHER/people",
         "/api/v1/units/OTHER/dashboard",
+        "/api/v1/units/OTHER/campaign",
         "/console/unit?unit=OTHER",
+        "/console/unit/campaign?unit=OTHER",
+        "/console/unit/campaign/export?unit=OTHER&format=xlsx",
     ]
     for role in ROLE_NAMES:
         for url in urls:

@@ -420,3 +420,15 @@ def test_main_pages_in_both_languages(portal: LivePortal, visit: Any) -> None:
             auditor.page.click("form[action='/console/audit/verify'] button[type=submit]")
         assert auditor.page.locator("#verify-result.notice").count() == 1
         auditor.shot("console-audit-verified", lang)
+
+
+def test_campaign_chart_is_drawn_without_javascript(portal: LivePortal, visit: Any) -> None:
+    """The RA officer's campaign page: the table and the server-drawn SVG bars, JS off."""
+    officer = visit(portal.demo_p12("demo-ra"), javascript=False)
+    today = dt.datetime.now(dt.UTC).date()
+    period = f"start={today + 330 * DAY}&end={today + 400 * DAY}"  # the demo's certificates end
+    for lang in LANGS:
+        assert go(officer, f"/console/campaign?{period}", lang) == 200
+        assert officer.page.locator("svg.campaign-chart rect").count() > 4  # bars and legend
+        assert "DEMO" in officer.text("#campaign-units")
+        officer.shot("console-campaign", lang)

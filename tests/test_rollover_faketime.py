@@ -24,6 +24,7 @@ from test_est import SAME_NAME, Curl, new_csr
 from test_renew_faketime import DAY0, FakeTimeDesk
 
 LI_SI = SAME_NAME.replace("Demo Holder", "Li Si").replace("demo-0001", "p-002")
+WANG_WU = SAME_NAME.replace("Demo Holder", "Wang Wu").replace("demo-0001", "p-003")
 
 
 def at(day: int) -> str:
@@ -84,14 +85,12 @@ def test_issuing_rollover_through_a_year(tmp_path: Path, softhsm: SoftHSM) -> No
     softhsm.init_token("alice")
     desk.ok("enroll", "demo-0001", "--token-label", "alice", "--pin", USER_PIN)
     alice_old = json.loads(desk.ok("cert", "list", "--person", "demo-0001", "--json").stdout)
-    li_key, _ = new_csr(tmp_path, "li")
-    openssl("req", "-new", "-key", li_key, "-subj", "/CN=x", "-out", tmp_path / "li.csr")
+    li_key, _ = new_csr(tmp_path, "li", LI_SI)  # a CSR asks for the registry's identity
+    openssl("req", "-new", "-key", li_key, "-subj", LI_SI, "-out", tmp_path / "li.csr")
     li_cert = tmp_path / "li.pem"
     desk.ok("enroll", "p-002", "--csr", str(tmp_path / "li.csr"), "--out", str(li_cert))
-    wang_key, _ = new_csr(
-        tmp_path, "wang"
-    )  # Wang never renews: generation 1 stays until he expires
-    openssl("req", "-new", "-key", wang_key, "-subj", "/CN=x", "-out", tmp_path / "wang.csr")
+    wang_key, _ = new_csr(tmp_path, "wang", WANG_WU)  # never renews: generation 1 stays
+    openssl("req", "-new", "-key", wang_key, "-subj", WANG_WU, "-out", tmp_path / "wang.csr")
     desk.ok("enroll", "p-003", "--csr", str(tmp_path / "wang.csr"))
     assert "Issuing CA" in issuer_of(li_cert) and "G2" not in issuer_of(li_cert)
     with desk.serving(0):

@@ -155,6 +155,41 @@ class SupportConfig:
 
 
 @dataclass(frozen=True)
+class RemindConfig:
+    """Expiry reminders: when, in which language, to which webhooks, how hard to retry."""
+
+    thresholds: str = "30,14,7,1,0"  # days before the expiry day; 0 = on the day
+    locale: str = "zh-CN"  # the units' digests (holders get their own `people.locale`)
+    digest: bool = True  # a daily digest to each unit's technical contact
+    webhooks: str = ""  # "name=https://host/path, other=https://…"; secret: <secrets_dir>/<name>
+    webhook_secrets_dir: str = ""  # empty: <data_dir>/webhooks
+    max_attempts: int = 6  # then the message is `failed`, shown to officers
+    retry_base_seconds: int = 60  # first retry after this, doubled each time (cap 6 hours)
+    lease_seconds: int = 300  # a `sending` message whose job died is retried after this
+
+    def endpoints(self) -> dict[str, str]:
+        """The webhook endpoints by name."""
+        out: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in self.webhooks.split(","))):
+            name, sep, url = item.partition("=")
+            if not sep or not re.fullmatch(r"[a-z0-9_-]+", name.strip()) or not url.strip():
+                raise CertdeskError("config.invalid", detail=f"remind.webhooks: {item!r}")
+            out[name.strip()] = url.strip()
+        return out
+
+
+@dataclass(frozen=True)
+class SMTPConfig:
+    host: str = ""  # empty: no e-mail is sent (the messages wait in the outbox)
+    port: int = 587
+    security: str = "starttls"  # starttls | tls (implicit, port 465) | none (loopback relay)
+    username: str = ""
+    password_file: str = ""  # the password, read when sending; empty: no authentication
+    sender: str = "certdesk <certdesk@demo.example>"
+    timeout_seconds: int = 30
+
+
+@dataclass(frozen=True)
 class IssuanceConfig:
     lint: bool = False  # run pkilint on every to-be-signed certificate (needs pkilint installed)
 
@@ -183,6 +218,8 @@ class Config:
     renewal: RenewalConfig = field(default_factory=RenewalConfig)
     support: SupportConfig = field(default_factory=SupportConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    remind: RemindConfig = field(default_factory=RemindConfig)
+    smtp: SMTPConfig = field(default_factory=SMTPConfig)
 
     @property
     def data_dir(self) -> Path:

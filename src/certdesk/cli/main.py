@@ -358,6 +358,13 @@ def _person_row(p: Person) -> list[str | None]:
     return [p.person_id, p.name, p.unit_code, p.position_code, p.email, p.state.value]
 
 
+@person_app.command("locale")
+def person_locale(person_id: str, language: str) -> None:
+    """Set the language of a holder's reminders: zh-CN or en."""
+    _registry().set_locale(context(), person_id, language)
+    say(f"{person_id}: reminders in {language}.", f"{person_id}：提醒语言设为 {language}。")
+
+
 @person_app.command("list")
 def person_list(
     unit: Annotated[str | None, typer.Option(help="Only this unit")] = None,
@@ -899,6 +906,61 @@ def maintenance(as_json: JsonOpt = False) -> None:
         f"{len(report.withdrawn)} 张；清理已用随机数 {report.nonces_forgotten} 个；"
         f"退役的签发 CA：{'、'.join(report.retired) or '无'}；"
         f"发布 CRL：{', '.join(report.crls) or '无'}。",
+    )
+
+
+@app.command("remind")
+def remind_now(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be queued now.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Queue the expiry reminders and digests due now and deliver the outbox."""
+    from certdesk.services import reminders
+
+    ctx = context()
+    if dry_run:
+        planned = reminders.plan(ctx)
+        if as_json:
+            emit_json([dataclasses.asdict(p) for p in planned])
+            return
+        table(
+            "Would send / 将发送",
+            ["topic", "channel", "recipient", "locale"],
+            [[p.topic, p.channel, p.recipient, p.locale] for p in planned],
+        )
+        return
+    report = reminders.remind(ctx)
+    if as_json:
+        emit_json(dataclasses.asdict(report))
+        return
+    say(
+        f"Queued {report.queued}; sent {report.sent}; to retry {report.retried}; "
+        f"failed {report.failed}.",
+        f"入队 {report.queued} 条；已发送 {report.sent} 条；待重试 {report.retried} 条；"
+        f"失败 {report.failed} 条。",
+    )
+
+
+@app.command("outbox")
+def outbox_log(
+    state: Annotated[
+        str | None, typer.Option(help="Only pending, sending, sent or failed messages.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The delivery log of reminders, digests and webhooks, newest first."""
+    from certdesk.services.reminders import delivery_log
+
+    rows = delivery_log(context(), state)
+    if as_json:
+        emit_json([dataclasses.asdict(r) for r in rows])
+        return
+    table(
+        "Outbox / 发送记录",
+        ["id", "topic", "channel", "recipient", "state", "attempts", "error"],
+        [[r.id, r.topic, r.channel, r.recipient, r.state, r.attempts, r.last_error] for r in rows],
     )
 
 

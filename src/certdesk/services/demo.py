@@ -35,10 +35,15 @@ ROLES: dict[str, tuple[str, list[str]]] = {
             "ra.certs.manage",
             "ra.codes.manage",
             "ra.content.manage",
+            "ra.campaign.view",
+            "ra.campaign.remind",
             "audit.view",
         ],
     ),
-    "ca_admin": ("CA administrator", ["ca.view", "ca.crl.publish", "ca.rollover"]),
+    "ca_admin": (
+        "CA administrator",
+        ["ca.view", "ca.crl.publish", "ca.rollover", "ra.campaign.view"],
+    ),
     "auditor": ("Auditor", ["audit.view", "audit.verify"]),
 }
 POSITIONS: dict[str, tuple[str, list[str]]] = {

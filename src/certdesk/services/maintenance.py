@@ -1,7 +1,8 @@
 """Housekeeping a running server does every few minutes (and `certdesk maintenance` on demand):
 close issuances interrupted by a crash, withdraw renewals never installed, forget old nonces,
 retire an issuing CA whose last certificate has expired, publish the CRLs that are due
-(`crl_publish.republish_due`; a faster job loop may run it too), sign a checkpoint of the audit
+(`crl_publish.republish_due`; a faster job loop may run it too), queue and deliver expiry
+reminders once a channel ([smtp] host, a webhook) is configured, sign a checkpoint of the audit
 head."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from certdesk.services.crl_publish import republish_due
 from certdesk.services.issuance import abandon_stale_reservations
 from certdesk.services.jobs import JobRunner
 from certdesk.services.nonces import Nonces
+from certdesk.services.reminders import RemindReport, delivery_configured, remind
 from certdesk.services.renewal_install import expire_pending
 from certdesk.services.rollover import retire_finished
 
@@ -32,6 +34,7 @@ class MaintenanceReport:
     retired: list[str] = field(default_factory=list)
     crls: list[str] = field(default_factory=list)  # "issuing/7 delta"
     checkpoint: int | None = None  # the audit sequence number signed, if the head moved
+    reminders: RemindReport = field(default_factory=RemindReport)
 
 
 def run_maintenance(ctx: Context, nonces: Nonces | None = None) -> MaintenanceReport:
@@ -40,9 +43,10 @@ def run_maintenance(ctx: Context, nonces: Nonces | None = None) -> MaintenanceRe
     forgotten = (nonces or Nonces(ctx)).prune()
     retired = retire_finished(ctx)  # a retired CA's last CRL is its own; it is not republished
     crls = [f"{c.issuer}/{c.number} {c.kind}" for c in republish_due(ctx)]
+    reminders = remind(ctx) if delivery_configured(ctx) else RemindReport()
     point = write_checkpoint(ctx)  # last: it signs the head the steps above left
     seq = point.seq if point else None
-    return MaintenanceReport(abandoned, withdrawn, forgotten, retired, crls, seq)
+    return MaintenanceReport(abandoned, withdrawn, forgotten, retired, crls, seq, reminders)
 
 
 def add_maintenance_job(runner: JobRunner, ctx: Context) -> None:

@@ -20,9 +20,11 @@ from certdesk.services import (
     enrolment_codes,
     expiry,
     registry,
+    reminders,
     revocation,
     rollover,
 )
+from certdesk.services import campaign as campaigns
 from certdesk.services import certificates as certs
 from certdesk.services import tokens as custody
 from certdesk.services.access import Access, Principal
@@ -44,6 +46,8 @@ CRL_PUBLISH = "ca.crl.publish"
 ROLLOVER = "ca.rollover"
 UNIT_PEOPLE = "unit.people.view"
 UNIT_EXPIRY = "unit.expiry.view"
+CAMPAIGN = "ra.campaign.view"
+CAMPAIGN_REMIND = "ra.campaign.remind"
 EXPORT_MAX = 10_000  # rows of a CSV export (and of an unpaged listing)
 
 
@@ -316,3 +320,24 @@ class OfficerDesk:
     ) -> expiry.ExpiryDashboard:
         unit = unit_code or who.person.unit_code
         return expiry.expiry_dashboard(self._as(who, UNIT_EXPIRY, unit=unit), unit)
+
+    # -- the renewal campaign: every unit for the office, their own for the unit officer -------
+
+    def campaign(
+        self, who: Principal, start: dt.date | None, end: dt.date | None, unit: str | None = None
+    ) -> campaigns.Campaign:
+        return campaigns.campaign(self._as(who, CAMPAIGN), start, end, unit or None)
+
+    def unit_campaign(
+        self, who: Principal, start: dt.date | None, end: dt.date | None, unit: str | None = None
+    ) -> campaigns.Campaign:
+        code = unit or who.person.unit_code
+        return campaigns.campaign(self._as(who, UNIT_EXPIRY, unit=code), start, end, code)
+
+    def deliveries(self, who: Principal, state: str | None = None) -> list[reminders.Delivery]:
+        """The reminders' delivery log (what failed, and why)."""
+        return reminders.delivery_log(self._as(who, CAMPAIGN), state or None)
+
+    def remind_unit(self, who: Principal, unit: str) -> int:
+        """ "Remind now": the unit's people in the window, through the outbox (audited)."""
+        return reminders.remind_now(self._as(who, CAMPAIGN_REMIND, unit), unit)

@@ -214,6 +214,17 @@ def set_position(ctx: Context, person_id: str, position_code: str) -> Person:
         return get_person(conn, person_id)
 
 
+def set_locale(ctx: Context, person_id: str, locale: str) -> None:
+    """The language of the holder's reminders (zh-CN or en), as the office records it."""
+    if locale not in ("zh-CN", "en"):
+        raise CertdeskError("input.invalid", detail=f"language {locale!r}: zh-CN or en")
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        get_person(conn, person_id)  # refuses an unknown person
+        registry_store.update_person(conn, person_id, {"locale": locale}, now)
+        ctx.record(conn, now, "person.locale", "person", person_id, after={"locale": locale})
+
+
 def list_positions(ctx: Context) -> list[Position]:
     with ctx.db.read() as conn:
         return registry_store.all_positions(conn)

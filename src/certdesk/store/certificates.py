@@ -222,3 +222,20 @@ def in_use_on_token(conn: Connection, token_serial: str, keeper_id: str | None) 
         on_token, certificates.c.profile == PERSONAL, _IN_USE
     )
     return sorted(conn.execute(query).scalars())
+
+
+def renewed(conn: Connection, serials: Sequence[str]) -> set[str]:
+    """Which of `serials` have a renewal waiting to be installed or installed."""
+    found: set[str] = set()
+    for i in range(0, len(serials), 500):
+        found.update(
+            conn.execute(
+                select(certificates.c.replaces).where(
+                    certificates.c.replaces.in_(serials[i : i + 500]),
+                    certificates.c.state.in_(
+                        [CertState.PENDING_INSTALL.value, CertState.ACTIVE.value]
+                    ),
+                )
+            ).scalars()
+        )
+    return found

@@ -113,6 +113,8 @@ people = Table(
     Column("state", String(16), nullable=False),
     Column("created_at", UTC, nullable=False),
     Column("updated_at", UTC, nullable=False),
+    # the language of the holder's reminders ("zh-CN" | "en"), set by the office
+    Column("locale", String(8), nullable=False, server_default="zh-CN"),
 )
 
 tokens = Table(
@@ -305,4 +307,27 @@ ocsp_responses = Table(
     Column("this_update", UTC, nullable=False),
     Column("next_update", UTC, nullable=False, index=True),
     Column("responder", String(40), nullable=False),  # ocsp_responders.serial that signed it
+)
+
+# What must be sent (reminders, digests, webhook events), written in the transaction that decided
+# it. (topic, channel) is unique: two jobs deciding the same reminder queue it once.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "topic", String(128), nullable=False
+    ),  # "reminder:<serial>:<days>", "digest:<unit>:<day>"
+    Column("channel", String(80), nullable=False),  # "email" | "webhook:<name>"
+    Column("recipient", String(255), nullable=False),  # an address, or the endpoint's name
+    Column("locale", String(8), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON: what the message says, rendered when sent
+    Column("state", String(16), nullable=False),  # domain/reminders.py OutboxState
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTC, nullable=False),  # when pending; the lease's end when sending
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTC, nullable=False),
+    Column("sent_at", UTC, nullable=True),
+    UniqueConstraint("topic", "channel", name="uq_outbox_topic_channel"),
+    Index("ix_outbox_state_next", "state", "next_attempt_at"),
 )

@@ -30,6 +30,7 @@ from certdesk.services.issuance import Issuance
 from certdesk.services.renewal import Renewals
 from certdesk.web import api, api_docs, est, renewal_api
 from certdesk.web.portal import (
+    console_campaign,
     console_certs,
     console_content,
     console_oversight,
@@ -104,6 +105,7 @@ def create_app(ctx: Context) -> FastAPI:
         console_certs,
         console_content,
         console_oversight,
+        console_campaign,
     ):
         app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -50,6 +50,7 @@ DONE = {
         "New issuing CA generation made: it issues from now on. Restart certdesk serve and "
         "reload nginx so the TLS layer trusts it."
     ),
+    "reminded": "Reminders queued; they go out with the next delivery round.",
 }
 
 

@@ -45,6 +45,8 @@ SECTIONS: list[tuple[str, str, str | None]] = [
     ("/console/codes", "Enrolment codes", "ra.codes.manage"),
     ("/console/content", "Announcements and forms", "ra.content.manage"),
     ("/console/unit", "My unit", "unit.people.view"),
+    ("/console/campaign", "Renewal campaign", "ra.campaign.view"),
+    ("/console/unit/campaign", "Unit campaign", "unit.expiry.view"),
     ("/console/ca", "CA", "ca.view"),
     ("/console/audit", "Audit log", "audit.view"),
 ]
