@@ -207,6 +207,7 @@ server {{
     merge_slashes off;
     proxy_http_version 1.1;
     proxy_set_header Connection "";
+    proxy_set_header Host $host;  # certdesk answers only its configured host names
     location /ocsp/ {{
         root {data}/ocsp-files;
         default_type application/ocsp-response;
