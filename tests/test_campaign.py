@@ -145,6 +145,9 @@ def test_page_exports_and_api_agree(ctx: Context) -> None:
         assert answer.status_code == 200
         assert page_table(answer.text) == wanted
         assert "<svg" in answer.text and "<script" not in answer.text
+        title = answer.text.split("<title>", 1)[1].split("</title>", 1)[0]
+        assert "<" not in title, title  # the title is text, not the page's tables
+        assert ("Renewal campaign" if lang == "en" else "证书更新工作") in title, title
     assert "可更新但未更新" in office.page("ra", "zh-CN").get(f"/console/campaign?{query}").text
 
     csv_answer = office.page("ra").get(f"/console/campaign/export?{query}&format=csv")
