@@ -52,6 +52,33 @@ def login(desk: FakeTimeDesk, cert: Path, key: Path) -> tuple[int, str]:
     return int(status), body
 
 
+def ocsp_status(desk: FakeTimeDesk, issuer: Path, cert: Path) -> str:
+    """What certdesk's OCSP responder says of `cert`, asked and checked with openssl (request
+    made by `openssl ocsp`, POSTed by curl, answer verified against the root) at the desk's day."""
+    req, resp = desk.home / "ocsp.req", desk.home / "ocsp.resp"
+    env = desk.at(desk.day)
+    made = openssl("ocsp", "-issuer", issuer, "-cert", cert, "-no_nonce", "-reqout", req)
+    assert made.returncode == 0, made.stderr
+    posted = subprocess.run(
+        [
+            "curl", "-sS", "--cacert", str(desk.home / "var/pki/root.pem"), "-o", str(resp),
+            "-H", "Content-Type: application/ocsp-request", "--data-binary", f"@{req}",
+            f"{desk.url}/ocsp",
+        ],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert posted.returncode == 0, posted.stderr
+    read = subprocess.run(
+        [
+            "openssl", "ocsp", "-respin", str(resp), "-issuer", str(issuer), "-cert", str(cert),
+            "-CAfile", str(desk.home / "var/pki/root.pem"),
+        ],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert "Response verify OK" in read.stderr, read.stderr
+    return read.stdout.split(f"{cert}: ", 1)[1].split()[0]
+
+
 def fetch(desk: FakeTimeDesk, name: str) -> tuple[int, bytes]:
     """A download under /pki/, as a relying party fetches it (the URL written in certificates)."""
     out = desk.home / "fetched"
@@ -91,7 +118,8 @@ def test_issuing_rollover_through_a_year(tmp_path: Path, softhsm: SoftHSM) -> No
     desk.ok("enroll", "p-002", "--csr", str(tmp_path / "li.csr"), "--out", str(li_cert))
     wang_key, _ = new_csr(tmp_path, "wang", WANG_WU)  # never renews: generation 1 stays
     openssl("req", "-new", "-key", wang_key, "-subj", WANG_WU, "-out", tmp_path / "wang.csr")
-    desk.ok("enroll", "p-003", "--csr", str(tmp_path / "wang.csr"))
+    wang_cert = tmp_path / "wang.pem"
+    desk.ok("enroll", "p-003", "--csr", str(tmp_path / "wang.csr"), "--out", str(wang_cert))
     assert "Issuing CA" in issuer_of(li_cert) and "G2" not in issuer_of(li_cert)
     with desk.serving(0):
         desk.ok("connect", desk.url, "--yes")
@@ -154,6 +182,10 @@ def test_issuing_rollover_through_a_year(tmp_path: Path, softhsm: SoftHSM) -> No
         assert alice_old[0]["serial"].upper() in listed
         li_old_serial = openssl("x509", "-in", li_cert, "-noout", "-serial").stdout
         assert li_old_serial.strip().split("=")[1].lstrip("0") in listed
+        # and so does its OCSP responder: Li's replaced certificate is revoked, Wang's good
+        assert ocsp_status(desk, pki / "issuing.pem", li_cert) == "revoked"
+        assert ocsp_status(desk, pki / "issuing.pem", wang_cert) == "good"
+        assert ocsp_status(desk, pki / "issuing-2.pem", li_new) == "good"
         # generation 1 is not retired while Wang's certificate is valid
         assert json.loads(desk.ok("maintenance", "--json").stdout)["retired"] == []
 
