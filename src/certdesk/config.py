@@ -138,6 +138,12 @@ class IssuanceConfig:
 
 
 @dataclass(frozen=True)
+class RequestsConfig:
+    two_person: bool = True  # the filer of a request never approves or rejects it
+    token_return_days: int = 7  # a departed person's token is overdue after this many days
+
+
+@dataclass(frozen=True)
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -150,6 +156,7 @@ class Config:
     issuance: IssuanceConfig = field(default_factory=IssuanceConfig)
     renewal: RenewalConfig = field(default_factory=RenewalConfig)
     support: SupportConfig = field(default_factory=SupportConfig)
+    requests: RequestsConfig = field(default_factory=RequestsConfig)
 
     @property
     def data_dir(self) -> Path:

@@ -441,6 +441,50 @@ CATALOG: dict[str, Message] = {
         "The account of {name} is closed (departed). If this is wrong, contact the office: {contacts}.",
         "{name} 的账户已注销（已离职）。如有误，请联系证书受理点：{contacts}。",
     ),
+    # the office's requests
+    "request.not_found": Message(
+        404, "Unknown request {request_id!r}.", "申请 {request_id!r} 不存在。"
+    ),
+    "request.bad_kind": Message(
+        400,
+        "Unknown kind of request {kind!r}; use one of: {allowed}.",
+        "申请类型 {kind!r} 无效，可用的类型：{allowed}。",
+    ),
+    "request.missing_detail": Message(
+        400,
+        "A {kind} request needs: {detail}.",
+        "{kind} 类申请需要填写：{detail}。",
+    ),
+    "request.not_submitted": Message(
+        409,
+        "Request {request_id} is {state}; only a submitted request can be decided or withdrawn. Nothing was changed.",
+        "申请 {request_id} 当前状态为 {state}，只有已提交的申请才能审批或撤回。未作任何更改。",
+    ),
+    "request.own": Message(
+        403,
+        "You filed request {request_id} yourself; another RA officer must decide it (two-person rule). Nothing was changed.",
+        "申请 {request_id} 是您本人提交的，须由另一位受理员审批（双人复核）。未作任何更改。",
+    ),
+    "request.reason_missing": Message(
+        400,
+        "Give a reason for rejecting request {request_id}.",
+        "驳回申请 {request_id} 须填写理由。",
+    ),
+    "request.not_filer": Message(
+        403,
+        "Only the person who filed request {request_id} can withdraw it.",
+        "只有申请 {request_id} 的提交人才能撤回该申请。",
+    ),
+    "request.no_attachment": Message(
+        404,
+        "Request {request_id} has no attachment.",
+        "申请 {request_id} 没有附件。",
+    ),
+    "request.state_changed": Message(
+        409,
+        "Request {key} was decided by someone else while this was handled; nothing was changed.",
+        "处理期间申请 {key} 已被他人处理，未作任何更改。",
+    ),
     "access.denied": Message(
         403,
         "Your position does not allow this ({permission}). To change your position, hand in the position-change form to the office.",

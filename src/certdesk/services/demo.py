@@ -25,7 +25,10 @@ ROLES: dict[str, tuple[str, list[str]]] = {
     "holder": ("Certificate holder", ["portal.home", "budget.view"]),
     "finance_clerk": ("Finance clerk", ["budget.view", "payment.create"]),
     "finance_approver": ("Finance approver", ["budget.view", "payment.approve"]),
-    "unit_officer": ("Unit officer", ["unit.people.view", "unit.expiry.view"]),
+    "unit_officer": (
+        "Unit officer",
+        ["unit.people.view", "unit.expiry.view", "unit.requests.file"],
+    ),
     "ra_officer": (
         "RA officer",
         [
@@ -35,6 +38,7 @@ ROLES: dict[str, tuple[str, list[str]]] = {
             "ra.certs.manage",
             "ra.codes.manage",
             "ra.content.manage",
+            "ra.requests.manage",
             "audit.view",
         ],
     ),

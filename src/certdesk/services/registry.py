@@ -179,21 +179,26 @@ def list_people(
 
 def set_position(ctx: Context, person_id: str, position_code: str) -> Person:
     """Change a person's position: their permissions follow at the next request, no reissue."""
-    now = ctx.clock.now()
     with ctx.db.write() as conn:
-        before = get_person(conn, person_id)
-        _require_position(conn, position_code)
-        registry_store.update_person(conn, person_id, {"position_code": position_code}, now)
-        ctx.record(
-            conn,
-            now,
-            "person.reposition",
-            "person",
-            person_id,
-            before={"position": before.position_code},
-            after={"position": position_code},
-        )
-        return get_person(conn, person_id)
+        return reposition_in(conn, ctx, person_id, position_code)
+
+
+def reposition_in(conn: Connection, ctx: Context, person_id: str, position_code: str) -> Person:
+    """`set_position` inside the caller's transaction (an approved position-change request)."""
+    now = ctx.clock.now()
+    before = get_person(conn, person_id)
+    _require_position(conn, position_code)
+    registry_store.update_person(conn, person_id, {"position_code": position_code}, now)
+    ctx.record(
+        conn,
+        now,
+        "person.reposition",
+        "person",
+        person_id,
+        before={"position": before.position_code},
+        after={"position": position_code},
+    )
+    return get_person(conn, person_id)
 
 
 def list_positions(ctx: Context) -> list[Position]:
@@ -255,22 +260,27 @@ def preview_departure(ctx: Context, person_id: str) -> Departure:
 def mark_departed(ctx: Context, person_id: str) -> Departure:
     """The person left (rule 10): account closed and their certificates revoked in one
     transaction (affiliationChanged); the tokens they keep are listed for return."""
-    now = ctx.clock.now()
     with ctx.db.write() as conn:
-        before = get_person(conn, person_id)
-        if before.state is PersonState.DEPARTED:
-            raise CertdeskError("person.already_departed", person_id=person_id)
-        kept = token_store.kept_by(conn, person_id)
-        serials = cert_store.in_use_of_person(conn, person_id)
-        move = Move(
-            person_id,
-            PersonState.ACTIVE,
-            PersonState.DEPARTED,
-            values={"updated_at": now},
-            note={"revoke": serials, "tokens": kept},
-            kind="person",
-        )
-        transition(conn, now, ctx.actor, "person.depart", [move])
-        for serial in serials:
-            revoke_in(conn, ctx, serial, RevocationReason.AFFILIATION_CHANGED)
-        return Departure(get_person(conn, person_id), serials, kept)
+        return depart_in(conn, ctx, person_id)
+
+
+def depart_in(conn: Connection, ctx: Context, person_id: str) -> Departure:
+    """`mark_departed` inside the caller's transaction (an approved departure request)."""
+    now = ctx.clock.now()
+    before = get_person(conn, person_id)
+    if before.state is PersonState.DEPARTED:
+        raise CertdeskError("person.already_departed", person_id=person_id)
+    kept = token_store.kept_by(conn, person_id)
+    serials = cert_store.in_use_of_person(conn, person_id)
+    move = Move(
+        person_id,
+        PersonState.ACTIVE,
+        PersonState.DEPARTED,
+        values={"updated_at": now},
+        note={"revoke": serials, "tokens": kept},
+        kind="person",
+    )
+    transition(conn, now, ctx.actor, "person.depart", [move])
+    for serial in serials:
+        revoke_in(conn, ctx, serial, RevocationReason.AFFILIATION_CHANGED)
+    return Departure(get_person(conn, person_id), serials, kept)

@@ -132,11 +132,16 @@ def report_lost(ctx: Context, serial: str) -> LostToken:
     it — and its keeper's active certificate unless that one is recorded on another token — are
     revoked with keyCompromise, so the next login or OCSP check already refuses them."""
     with ctx.db.write() as conn:
-        token = _token(conn, serial)
-        if token.state is TokenState.LOST:
-            raise CertdeskError("token.already_lost", serial=serial)
-        serials = cert_store.in_use_on_token(conn, serial, token.keeper_id)
-        _move(conn, ctx, "token.lost", token, TokenState.LOST, token.keeper_id, revoke=serials)
-        for cert_serial in serials:
-            revoke_in(conn, ctx, cert_serial, RevocationReason.KEY_COMPROMISE)
-        return LostToken(_token(conn, serial), serials)
+        return lost_in(conn, ctx, serial)
+
+
+def lost_in(conn: Connection, ctx: Context, serial: str) -> LostToken:
+    """`report_lost` inside the caller's transaction (a lost-token request, carried out at once)."""
+    token = _token(conn, serial)
+    if token.state is TokenState.LOST:
+        raise CertdeskError("token.already_lost", serial=serial)
+    serials = cert_store.in_use_on_token(conn, serial, token.keeper_id)
+    _move(conn, ctx, "token.lost", token, TokenState.LOST, token.keeper_id, revoke=serials)
+    for cert_serial in serials:
+        revoke_in(conn, ctx, cert_serial, RevocationReason.KEY_COMPROMISE)
+    return LostToken(_token(conn, serial), serials)
