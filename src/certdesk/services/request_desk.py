@@ -97,6 +97,12 @@ class RequestDesk:
     def reject(self, who: Principal, request_id: str, reason: str) -> OfficeRequest:
         return requests.reject(self._deciding(who, request_id), request_id, reason)
 
+    def attach(
+        self, who: Principal, request_id: str, attachment: requests.Attachment
+    ) -> OfficeRequest:
+        self.show(who, request_id)
+        return requests.attach(self._as(who), request_id, attachment)
+
     def withdraw(self, who: Principal, request_id: str) -> OfficeRequest:
         self.show(who, request_id)
         return requests.withdraw(self._as(who), request_id)

@@ -106,13 +106,7 @@ def file_request(
     check_details(wanted, details)
     if len(remark) > REMARK_MAX:
         raise CertdeskError("input.invalid", detail=f"remark longer than {REMARK_MAX} characters")
-    media_type = None
-    if attachment is not None:
-        media_type = check_form(attachment.name, attachment.data)
-        if media_type != PDF:
-            raise CertdeskError(
-                "form.wrong_type", name=attachment.name, detail="not a PDF", allowed=".pdf"
-            )
+    media_type = None if attachment is None else _checked(attachment)
     now = ctx.clock.now()
     request_id = f"{now:%Y%m%d}-{secrets.token_hex(4)}"
     with ctx.db.write() as conn:
@@ -150,6 +144,41 @@ def file_request(
         request = get_request(conn, request_id)
         if wanted is RequestKind.LOST_TOKEN:
             _carry_out(conn, ctx, request, S.SUBMITTED)
+        return get_request(conn, request_id)
+
+
+def _checked(attachment: Attachment) -> str:
+    """The media type of a signed form: a PDF, bounded and checked like the office's forms."""
+    media_type = check_form(attachment.name, attachment.data)
+    if media_type != PDF:
+        raise CertdeskError(
+            "form.wrong_type", name=attachment.name, detail="not a PDF", allowed=".pdf"
+        )
+    return media_type
+
+
+def attach(ctx: Context, request_id: str, attachment: Attachment) -> OfficeRequest:
+    """The filer adds the signed paper form while the request waits (or to a lost token's)."""
+    media_type = _checked(attachment)
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        request = get_request(conn, request_id)
+        if request.filed_by != ctx.actor:
+            raise CertdeskError("request.not_filer", request_id=request_id)
+        if request.state is not S.SUBMITTED and request.kind is not RequestKind.LOST_TOKEN:
+            raise CertdeskError(
+                "request.not_submitted", request_id=request_id, state=request.state.value
+            )
+        request_store.set_attachment(conn, request_id, attachment.name, media_type, attachment.data)
+        ctx.record(
+            conn,
+            now,
+            "request.attach",
+            "request",
+            request_id,
+            before={"attachment": request.attachment_name},
+            after={"attachment": attachment.name, "bytes": len(attachment.data)},
+        )
         return get_request(conn, request_id)
 
 

@@ -90,6 +90,16 @@ def set_outcome(conn: Connection, request_id: str, outcome: Mapping[str, object]
     )
 
 
+def set_attachment(
+    conn: Connection, request_id: str, name: str, media_type: str, data: bytes
+) -> None:
+    conn.execute(
+        update(office_requests)
+        .where(office_requests.c.request_id == request_id)
+        .values(attachment_name=name, attachment_type=media_type, attachment=data)
+    )
+
+
 def due_back(conn: Connection) -> list[tuple[str, str, str, str, dt.datetime]]:
     """Tokens still issued to someone who left: (token, person, name, unit, left at)."""
     query = (
