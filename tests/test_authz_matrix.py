@@ -20,7 +20,7 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Mount, Route
 
-from certdesk.services import registry, tokens
+from certdesk.services import registry, requests, tokens
 from certdesk.services.context import Context
 from certdesk.services.demo import POSITIONS, ROLES
 from certdesk.services.issuance import Issuance
@@ -121,6 +121,16 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/audit/verify"): "audit.verify",
     ("GET", "/api/v1/units/{code}/people"): "unit.people.view",
     ("GET", "/api/v1/units/{code}/dashboard"): "unit.expiry.view",
+    # requests: a unit contact files and sees their unit's (an RA officer anyone's), RA decides
+    ("POST", "/api/v1/requests"): "unit.requests.file",
+    ("GET", "/api/v1/requests"): "unit.requests.file",
+    ("GET", "/api/v1/requests/{request_id}"): "unit.requests.file",
+    ("POST", "/api/v1/requests/{request_id}/attachment"): "unit.requests.file",
+    ("GET", "/api/v1/requests/{request_id}/attachment"): "unit.requests.file",
+    ("POST", "/api/v1/requests/{request_id}/withdraw"): "unit.requests.file",
+    ("POST", "/api/v1/requests/{request_id}/approve"): "ra.requests.manage",
+    ("POST", "/api/v1/requests/{request_id}/reject"): "ra.requests.manage",
+    ("GET", "/api/v1/requests/due-back"): "ra.tokens.manage",
 }
 
 # Where the demo puts each role, and what the demo's positions give them.
@@ -173,6 +183,15 @@ class Targets:
             for kind in ("RETURN", "LOST"):
                 tokens.register_token(ctx, f"TK-{kind}-{side}")
                 tokens.assign_token(ctx, f"TK-{kind}-{side}", "m-target")
+        # requests filed by the unit contact, one per route that decides or withdraws one
+        contact = ctx.acting_as(f"person:{STAFF['unit_officer']}")
+        self.requests = {
+            action: requests.file_request(
+                contact, "position_change", "m-target", {"position_code": "clerk"}
+            ).request_id
+            for action in ("approve", "reject", "withdraw", "attachment")
+        }
+        requests.attach(contact, self.requests["attachment"], requests.Attachment("f.pdf", PDF))
         with ctx.db.read() as conn:
             for side in ("c", "a"):
                 serial = active_personal_serial(conn, f"m-revoke-{side}")
@@ -186,6 +205,9 @@ class Targets:
             "code": "DEMO",
             "person_id": f"m-depart-{side}" if path.endswith("/depart") else "m-target",
         }
+        if "{request_id}" in path:
+            action = path.rsplit("/", 1)[-1]
+            values["request_id"] = self.requests.get(action, self.requests["attachment"])
         if "/tokens/" in path:
             action = path.rsplit("/", 1)[-1].upper()
             values["serial"] = f"TK-{action}-{side}"
@@ -237,6 +259,13 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         "files": {"file": (f"api-{r}.pdf", PDF, "application/pdf")}
     },
     ("POST", "/api/v1/crl"): lambda r: {"json": {"issuer": "issuing"}},
+    ("POST", "/api/v1/requests"): lambda r: {
+        "json": {"kind": "re_enrolment", "person_id": "m-target"}
+    },
+    ("POST", "/api/v1/requests/{request_id}/attachment"): lambda r: {
+        "files": {"file": ("signed.pdf", PDF, "application/pdf")}
+    },
+    ("POST", "/api/v1/requests/{request_id}/reject"): lambda r: {"json": {"reason": "unsigned"}},
 }
 
 

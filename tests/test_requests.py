@@ -9,16 +9,18 @@ import json
 import pytest
 from sqlalchemy import select
 
+import test_cli
 from certdesk.config import Config
-from certdesk.services import certificates, registry, requests, tokens
+from certdesk.services import certificates, registry, requests
 from certdesk.services.context import Context
 from certdesk.store.db import Database
 from certdesk.store.tables import audit_log
 from conftest import FixedClock
 from officers import OTHER_PERSON, STAFF, Office, open_office, sqlite_only
 from portal_client import issue_for
-from test_cli import Desk, assert_refused, desk, registry_desk  # noqa: F401 (fixtures)
+from test_cli import Desk, assert_refused
 
+desk, registry_desk = test_cli.desk, test_cli.registry_desk  # the CLI tests' fixtures
 PROBLEM = "application/problem+json"
 PDF = b"%PDF-1.4\n% signed revocation letter\n%%EOF\n"
 
@@ -225,26 +227,26 @@ def test_reject_withdraw_and_bad_input(office: Office) -> None:
 
 
 def test_cli_two_person_rule_and_approval(registry_desk: Desk) -> None:
-    desk = registry_desk
-    db = Database(f"sqlite:///{desk.db}")
+    cli = registry_desk
+    db = Database(f"sqlite:///{cli.db}")
     office = Context(Config(), db, actor="cli:officer-a")
     filed = requests.file_request(office, "departure", "p-001", remark="left")
     db.dispose()
     rid = filed.request_id
     for lang, phrase in (("C.UTF-8", "two-person rule"), ("zh_CN.UTF-8", "双人复核")):
-        refused = desk.run("request", "approve", rid, lang=lang, USER="officer-a")
+        refused = cli.run("request", "approve", rid, lang=lang, USER="officer-a")
         assert_refused(refused, 6, "request.own", phrase)
-    shown = desk.json("request", "show", rid, USER="officer-a")
+    shown = cli.json("request", "show", rid, USER="officer-a")
     assert isinstance(shown, dict) and shown["state"] == "submitted"
-    listed = desk.json("request", "list", "--state", "submitted")
+    listed = cli.json("request", "list", "--state", "submitted")
     assert isinstance(listed, list) and [r["request_id"] for r in listed] == [rid]
-    desk.ok("request", "approve", rid, USER="officer-b")
-    shown = desk.json("request", "show", rid)
+    cli.ok("request", "approve", rid, USER="officer-b")
+    shown = cli.json("request", "show", rid)
     assert isinstance(shown, dict)
     assert (shown["state"], shown["decided_by"]) == ("carried_out", "cli:officer-b")
-    people = desk.json("person", "list")
+    people = cli.json("person", "list")
     assert isinstance(people, list) and people[0]["state"] == "departed"
-    db = Database(f"sqlite:///{desk.db}")
+    db = Database(f"sqlite:///{cli.db}")
     with db.read() as conn:
         trail = conn.execute(
             select(audit_log.c.actor, audit_log.c.action).where(audit_log.c.object_id == rid)
@@ -255,6 +257,6 @@ def test_cli_two_person_rule_and_approval(registry_desk: Desk) -> None:
         ("cli:officer-b", "request.approved"),
         ("cli:officer-b", "request.carried_out"),
     ]
-    again = desk.run("request", "reject", rid, "--reason", "late", USER="officer-b")
+    again = cli.run("request", "reject", rid, "--reason", "late", USER="officer-b")
     assert_refused(again, 3, "request.not_submitted")
-    assert json.loads(desk.ok("request", "due-back", "--json").stdout) == []
+    assert json.loads(cli.ok("request", "due-back", "--json").stdout) == []

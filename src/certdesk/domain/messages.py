@@ -471,7 +471,7 @@ CATALOG: dict[str, Message] = {
         "驳回申请 {request_id} 须填写理由。",
     ),
     "request.not_filer": Message(
-        403,
+        409,
         "Only the person who filed request {request_id} can withdraw it.",
         "只有申请 {request_id} 的提交人才能撤回该申请。",
     ),

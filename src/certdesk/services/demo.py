@@ -39,6 +39,7 @@ ROLES: dict[str, tuple[str, list[str]]] = {
             "ra.codes.manage",
             "ra.content.manage",
             "ra.requests.manage",
+            "unit.requests.file",  # may file too (for anyone: ra.requests.manage sees all units)
             "audit.view",
         ],
     ),
