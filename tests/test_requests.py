@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 
 import pytest
 from sqlalchemy import select
 
 import test_cli
 from certdesk.config import Config
+from certdesk.domain.errors import CertdeskError
 from certdesk.services import certificates, registry, requests
 from certdesk.services.context import Context
 from certdesk.store.db import Database
@@ -260,3 +262,44 @@ def test_cli_two_person_rule_and_approval(registry_desk: Desk) -> None:
     again = cli.run("request", "reject", rid, "--reason", "late", USER="officer-b")
     assert_refused(again, 3, "request.not_submitted")
     assert json.loads(cli.ok("request", "due-back", "--json").stdout) == []
+
+
+def test_two_officers_approving_at_once_one_wins(ctx: Context) -> None:
+    """Two connections (threads) approve the same request: one carries it out, the other is
+    refused, and the person was repositioned once (SQLite and PostgreSQL)."""
+    registry.add_unit(ctx, "FIN", "Finance Bureau")
+    registry.define_role(ctx, "r", "Role", ["portal.home"])
+    for code in ("clerk", "approver"):
+        registry.define_position(ctx, code, code.title(), ["r"])
+    registry.add_person(ctx, "p-1", "Zhang San", "FIN", "z@fin.example", position_code="clerk")
+    rid = requests.file_request(
+        ctx.acting_as("cli:filer"), "position_change", "p-1", {"position_code": "approver"}
+    ).request_id
+    start = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def approve(actor: str) -> None:
+        start.wait()
+        try:
+            outcomes[actor] = requests.approve(ctx.acting_as(actor), rid).request.state.value
+        except CertdeskError as refused:
+            outcomes[actor] = refused.code
+
+    threads = [threading.Thread(target=approve, args=(f"cli:{n}",)) for n in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes.values())[0] == "carried_out", outcomes
+    assert sorted(outcomes.values())[1] in ("request.not_submitted", "request.state_changed")
+    with ctx.db.read() as conn:
+        moves = conn.execute(
+            select(audit_log.c.action).where(audit_log.c.object_id.in_([rid, "p-1"]))
+        ).scalars()
+        assert sorted(moves) == [
+            "person.add",
+            "person.reposition",
+            "request.approved",
+            "request.carried_out",
+            "request.file",
+        ]
