@@ -86,6 +86,14 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/console/content/announcements"): "ra.content.manage",
     ("POST", "/console/content/forms"): "ra.content.manage",
     ("GET", "/console/unit"): "unit.people.view",
+    ("GET", "/console/requests"): "unit.requests.file",
+    ("POST", "/console/requests"): "unit.requests.file",
+    ("GET", "/console/requests/due-back"): "ra.tokens.manage",
+    ("GET", "/console/requests/{request_id}"): "unit.requests.file",
+    ("GET", "/console/requests/{request_id}/attachment"): "unit.requests.file",
+    ("POST", "/console/requests/{request_id}/withdraw"): "unit.requests.file",
+    ("POST", "/console/requests/{request_id}/approve"): "ra.requests.manage",
+    ("POST", "/console/requests/{request_id}/reject"): "ra.requests.manage",
     ("GET", "/console/ca"): "ca.view",
     ("POST", "/console/ca/crl"): "ca.crl.publish",
     ("POST", "/console/ca/rollover"): "ca.rollover",
@@ -186,12 +194,15 @@ class Targets:
         # requests filed by the unit contact, one per route that decides or withdraws one
         contact = ctx.acting_as(f"person:{STAFF['unit_officer']}")
         self.requests = {
-            action: requests.file_request(
+            (side, action): requests.file_request(
                 contact, "position_change", "m-target", {"position_code": "clerk"}
             ).request_id
+            for side in ("c", "a")
             for action in ("approve", "reject", "withdraw", "attachment")
         }
-        requests.attach(contact, self.requests["attachment"], requests.Attachment("f.pdf", PDF))
+        for side in ("c", "a"):
+            form = requests.Attachment("f.pdf", PDF)
+            requests.attach(contact, self.requests[(side, "attachment")], form)
         with ctx.db.read() as conn:
             for side in ("c", "a"):
                 serial = active_personal_serial(conn, f"m-revoke-{side}")
@@ -207,7 +218,9 @@ class Targets:
         }
         if "{request_id}" in path:
             action = path.rsplit("/", 1)[-1]
-            values["request_id"] = self.requests.get(action, self.requests["attachment"])
+            values["request_id"] = self.requests.get(
+                (side, action), self.requests[(side, "attachment")]
+            )
         if "/tokens/" in path:
             action = path.rsplit("/", 1)[-1].upper()
             values["serial"] = f"TK-{action}-{side}"
@@ -244,6 +257,12 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         "files": {"file": (f"matrix-{r}.pdf", PDF, "application/pdf")},
     },
     ("POST", "/console/ca/crl"): lambda r: {"data": {"issuer": "issuing"}},
+    ("POST", "/console/requests"): lambda r: {
+        "data": {"kind": "re_enrolment", "person_id": "m-target"},
+        "files": {"form": ("signed.pdf", PDF, "application/pdf")},
+    },
+    ("POST", "/console/requests/{request_id}/approve"): lambda r: {"data": {"confirm": "yes"}},
+    ("POST", "/console/requests/{request_id}/reject"): lambda r: {"data": {"reason": "unsigned"}},
     ("POST", "/api/v1/units"): lambda r: {"json": {"code": f"AU-{r}", "name": "API unit"}},
     ("POST", "/api/v1/people"): lambda r: {
         "json": {"person_id": f"ap-{r}", "name": "P", "unit_code": "DEMO", "email": "p@e.x"}

@@ -33,6 +33,7 @@ from certdesk.web.portal import (
     console_content,
     console_oversight,
     console_registry,
+    console_requests,
     console_tokens,
     pages,
 )
@@ -102,6 +103,7 @@ def create_app(ctx: Context) -> FastAPI:
         console_certs,
         console_content,
         console_oversight,
+        console_requests,
     ):
         app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from certdesk.services.content import MAX_FORM_BYTES
-from certdesk.services.request_desk import RequestDesk
 from certdesk.services.requests import Attachment
-from certdesk.web.api.common import PROBLEMS, Changing, Desk, Me
+from certdesk.web.api.common import PROBLEMS, Changing, Me
 from certdesk.web.api.content import UPLOAD
 from certdesk.web.api.models import DecisionOut, DueBackOut, RejectIn, RequestIn, RequestOut
 from certdesk.web.portal.console import Bounded, read_upload
+from certdesk.web.portal.console_requests import Requests
 
 router = APIRouter(tags=["requests"], responses=PROBLEMS)
-
-
-def request_desk(desk: Desk) -> RequestDesk:
-    return RequestDesk(desk.access)
-
-
-Requests = Annotated[RequestDesk, Depends(request_desk)]
 
 
 @router.post("/requests", status_code=201)

@@ -45,6 +45,7 @@ SECTIONS: list[tuple[str, str, str | None]] = [
     ("/console/codes", "Enrolment codes", "ra.codes.manage"),
     ("/console/content", "Announcements and forms", "ra.content.manage"),
     ("/console/unit", "My unit", "unit.people.view"),
+    ("/console/requests", "Requests", "unit.requests.file"),
     ("/console/ca", "CA", "ca.view"),
     ("/console/audit", "Audit log", "audit.view"),
 ]
