@@ -303,3 +303,49 @@ def test_two_officers_approving_at_once_one_wins(ctx: Context) -> None:
             "request.carried_out",
             "request.file",
         ]
+
+
+@sqlite_only
+def test_console_file_with_pdf_confirm_approve_and_two_person(office: Office) -> None:
+    holder = STAFF["holder"]
+    contact = office.page("unit_officer")
+    filed = contact.post(
+        "/console/requests",
+        data={"csrf_token": office.csrf("unit_officer"), "kind": "departure", "person_id": holder},
+        files={"form": ("letter.pdf", PDF, "application/pdf")},
+        follow_redirects=False,
+    )
+    assert filed.status_code == 303, filed.text
+    rid = filed.headers["location"].split("/")[-1].split("?")[0]
+    mine = contact.get("/console/requests")
+    assert rid in mine.text and "Request filed." not in mine.text
+    zh = office.page("unit_officer", lang="zh-CN").get(f"/console/requests/{rid}")
+    assert "离职离岗" in zh.text and "已提交" in zh.text and "letter.pdf" in zh.text
+    ra = office.page("ra")
+    csrf = office.csrf("ra")
+    queue = ra.get("/console/requests?state=submitted&kind=departure")
+    assert rid in queue.text
+    ask = ra.post(f"/console/requests/{rid}/approve", data={"csrf_token": csrf})
+    assert "Approve the request?" in ask.text and 'name="confirm" value="yes"' in ask.text
+    assert requests.find_request(office.ctx, rid).state.value == "submitted"
+    approved = ra.post(
+        f"/console/requests/{rid}/approve", data={"csrf_token": csrf, "confirm": "yes"}
+    )
+    assert approved.status_code == 200 and 'id="request-state">carried_out' in approved.text
+    assert registry.find_person(office.ctx, holder).state.value == "departed"
+    # the office files one itself: the same officer cannot approve it, in the console either
+    own = ra.post(
+        "/console/requests",
+        data={"csrf_token": csrf, "kind": "re_enrolment", "person_id": OTHER_PERSON[0]},
+        follow_redirects=False,
+    )
+    own_id = own.headers["location"].split("/")[-1].split("?")[0]
+    refused = ra.post(
+        f"/console/requests/{own_id}/approve", data={"csrf_token": csrf, "confirm": "yes"}
+    )
+    assert refused.status_code == 403 and 'data-code="request.own"' in refused.text
+    assert requests.find_request(office.ctx, own_id).state.value == "submitted"
+    no_csrf = ra.post(f"/console/requests/{own_id}/withdraw", data={})
+    assert no_csrf.status_code == 403 and 'data-code="access.csrf"' in no_csrf.text
+    due = ra.get("/console/requests/due-back")
+    assert due.status_code == 200 and 'id="due-back"' in due.text
