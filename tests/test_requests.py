@@ -13,7 +13,7 @@ from sqlalchemy import select
 import test_cli
 from certdesk.config import Config
 from certdesk.domain.errors import CertdeskError
-from certdesk.services import certificates, registry, requests
+from certdesk.services import certificates, registry, requests, tokens
 from certdesk.services.context import Context
 from certdesk.store.db import Database
 from certdesk.store.tables import audit_log
@@ -165,6 +165,17 @@ def test_lost_token_is_carried_out_on_filing(office: Office) -> None:
         json={"kind": "lost_token", "person_id": STAFF["holder"], "token_serial": "TK-L"},
     )
     assert again.json()["code"] == "token.already_lost"
+    # nor can a unit contact revoke someone else's token by naming it for one of their own
+    ra.post("/api/v1/tokens", json={"serial": "TK-O"})
+    ra.post("/api/v1/tokens/TK-O/assign", json={"person_id": OTHER_PERSON[0]})
+    theirs = contact.post(
+        "/api/v1/requests",
+        json={"kind": "lost_token", "person_id": STAFF["holder"], "token_serial": "TK-O"},
+    )
+    assert theirs.status_code == 409 and theirs.json()["code"] == "token.not_kept_by"
+    assert [t.state.value for t in tokens.list_tokens(office.ctx) if t.serial == "TK-O"] == [
+        "issued"
+    ]
     assert len(requests.list_requests(office.ctx)) == 1
 
 
@@ -211,6 +222,8 @@ def test_reject_withdraw_and_bad_input(office: Office) -> None:
     assert ra.post(f"/api/v1/requests/{rid}/approve").json()["code"] == "request.not_submitted"
     missing = contact.post("/api/v1/requests", json={**body, "position_code": None})
     assert missing.json()["code"] == "request.missing_detail"
+    unknown = contact.post("/api/v1/requests", json={**body, "position_code": "nope"})
+    assert unknown.json()["code"] == "position.not_found"
     rid = contact.post("/api/v1/requests", json=body).json()["request_id"]
     not_pdf = contact.post(
         f"/api/v1/requests/{rid}/attachment",

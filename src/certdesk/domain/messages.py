@@ -480,6 +480,11 @@ CATALOG: dict[str, Message] = {
         "Request {request_id} has no attachment.",
         "申请 {request_id} 没有附件。",
     ),
+    "token.not_kept_by": Message(
+        409,
+        "Token {serial!r} is not recorded as kept by {person_id!r}; nothing was changed.",
+        "USB Key {serial!r} 未登记为 {person_id!r} 保管，未作任何更改。",
+    ),
     "request.state_changed": Message(
         409,
         "Request {key} was decided by someone else while this was handled; nothing was changed.",

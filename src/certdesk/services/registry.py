@@ -112,7 +112,7 @@ def get_person(conn: Connection, person_id: str) -> Person:
     return person
 
 
-def _require_position(conn: Connection, code: str) -> None:
+def require_position(conn: Connection, code: str) -> None:
     """A known position; the refusal names the known ones (`certdesk position list`)."""
     if registry_store.get_position(conn, code) is None:
         known = ", ".join(p.code for p in registry_store.all_positions(conn)) or "-"
@@ -140,7 +140,7 @@ def add_person(
     with ctx.db.write() as conn:
         get_unit(conn, unit_code)
         if position_code is not None:
-            _require_position(conn, position_code)
+            require_position(conn, position_code)
         if registry_store.get_person(conn, person_id) is not None:
             raise CertdeskError("person.duplicate", person_id=person_id)
         values = {
@@ -187,7 +187,7 @@ def reposition_in(conn: Connection, ctx: Context, person_id: str, position_code:
     """`set_position` inside the caller's transaction (an approved position-change request)."""
     now = ctx.clock.now()
     before = get_person(conn, person_id)
-    _require_position(conn, position_code)
+    require_position(conn, position_code)
     registry_store.update_person(conn, person_id, {"position_code": position_code}, now)
     ctx.record(
         conn,

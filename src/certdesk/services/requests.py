@@ -113,6 +113,10 @@ def file_request(
         person = registry.get_person(conn, person_id)
         if person.state is PersonState.DEPARTED and wanted is not RequestKind.LOST_TOKEN:
             raise CertdeskError("person.already_departed", person_id=person_id)
+        if wanted is RequestKind.POSITION_CHANGE:
+            registry.require_position(conn, details["position_code"])
+        elif wanted is RequestKind.LOST_TOKEN:
+            tokens.kept_token(conn, details["token_serial"], person_id)
         values = {
             "request_id": request_id,
             "kind": wanted.value,

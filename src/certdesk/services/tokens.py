@@ -24,6 +24,15 @@ def _token(conn: Connection, serial: str) -> Token:
     return token
 
 
+def kept_token(conn: Connection, serial: str, person_id: str) -> Token:
+    """The token `serial`, refused unless `person_id` is recorded as its keeper (a unit contact
+    reports their own people's tokens lost, not anyone's)."""
+    token = _token(conn, serial)
+    if token.keeper_id != person_id:
+        raise CertdeskError("token.not_kept_by", serial=serial, person_id=person_id)
+    return token
+
+
 def register_token(ctx: Context, serial: str, model: str = "") -> Token:
     """Put a new token into stock."""
     if not serial.strip():
