@@ -362,3 +362,47 @@ def test_console_file_with_pdf_confirm_approve_and_two_person(office: Office) ->
     assert no_csrf.status_code == 403 and 'data-code="access.csrf"' in no_csrf.text
     due = ra.get("/console/requests/due-back")
     assert due.status_code == 200 and 'id="due-back"' in due.text
+
+
+def test_cli_positions_and_roles_editable_with_guards(registry_desk: Desk) -> None:
+    cli = registry_desk
+    cli.ok("role", "set", "ca_admin", "--name", "CA admin", "--permission", "ca.rollover")
+    cli.ok("role", "set", "holder", "--name", "Holder", "--permission", "portal.home")
+    cli.ok("position", "set", "ca_admin", "--name", "CA admin", "--role", "ca_admin")
+    cli.ok("position", "set", "spare", "--name", "Spare", "--role", "holder")
+    cli.ok(
+        "person",
+        "add",
+        "p-ca",
+        "--name",
+        "Chen CA",
+        "--unit",
+        "FIN",
+        "--email",
+        "c@fin.example",
+        "--position",
+        "ca_admin",
+    )
+    # the last holder of ca.rollover cannot lose it, by the role nor by the position
+    for args in (
+        ("role", "set", "ca_admin", "--name", "CA admin", "--permission", "ca.view"),
+        ("position", "set", "ca_admin", "--name", "CA admin", "--role", "holder"),
+    ):
+        assert_refused(cli.run(*args), 3, "position.last_holder", "p-ca")
+    refused = cli.run("position", "delete", "ca_admin", lang="zh_CN.UTF-8")
+    assert_refused(refused, 3, "position.in_use", "p-ca", "请先为其调整岗位")
+    cli.ok("position", "set", "ca_admin", "--name", "CA administrator", "--role", "ca_admin")
+    cli.ok("position", "delete", "spare")
+    positions = cli.json("position", "list")
+    assert positions == [{"code": "ca_admin", "name": "CA administrator"}]
+    db = Database(f"sqlite:///{cli.db}")
+    with db.read() as conn:
+        trail = conn.execute(
+            select(audit_log.c.action, audit_log.c.before, audit_log.c.after)
+            .where(audit_log.c.object_id == "ca_admin", audit_log.c.object_type == "position")
+            .order_by(audit_log.c.seq)
+        ).all()
+    db.dispose()
+    assert [r.action for r in trail] == ["position.define", "position.define"]
+    assert json.loads(trail[1].before) == {"name": "CA admin", "roles": ["ca_admin"]}
+    assert json.loads(trail[1].after) == {"name": "CA administrator", "roles": ["ca_admin"]}

@@ -441,6 +441,16 @@ CATALOG: dict[str, Message] = {
         "The account of {name} is closed (departed). If this is wrong, contact the office: {contacts}.",
         "{name} 的账户已注销（已离职）。如有误，请联系证书受理点：{contacts}。",
     ),
+    "position.in_use": Message(
+        409,
+        "Position {code!r} is held by {people}; give them another position first. Nothing was changed.",
+        "岗位 {code!r} 仍由 {people} 担任，请先为其调整岗位。未作任何更改。",
+    ),
+    "position.last_holder": Message(
+        409,
+        "After this change nobody active would hold {permission} (held now by {people}); nothing was changed.",
+        "此项更改后将没有在岗人员拥有 {permission} 权限（目前拥有者：{people}），未作任何更改。",
+    ),
     # the office's requests
     "request.not_found": Message(
         404, "Unknown request {request_id!r}.", "申请 {request_id!r} 不存在。"

@@ -70,38 +70,86 @@ def list_units(ctx: Context) -> list[Unit]:
         return registry_store.all_units(conn)
 
 
+# Permissions somebody active must keep holding: without them nobody could run the CA or put
+# the registry right again. A change that would leave none of them held is refused.
+KEEP_HELD = ("ca.rollover", "ra.people.manage")
+
+
+def _keep_held(conn: Connection, held_before: dict[str, list[str]]) -> None:
+    for permission, before in held_before.items():
+        if before and not registry_store.holders(conn, permission):
+            raise CertdeskError(
+                "position.last_holder", permission=permission, people=", ".join(before)
+            )
+
+
+def _holders(conn: Connection) -> dict[str, list[str]]:
+    return {p: registry_store.holders(conn, p) for p in KEEP_HELD}
+
+
 def define_role(ctx: Context, code: str, name: str, permissions: list[str]) -> None:
-    """Create or replace a role and its permissions."""
+    """Create or replace a role and its permissions (audited before/after); it applies at the
+    next request of everyone whose position carries it."""
     _require_text(code=code, name=name)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
+        held = _holders(conn)
+        before = registry_store.role_grants(conn, code)
         registry_store.replace_role(conn, code, name, permissions)
+        _keep_held(conn, held)
         ctx.record(
             conn,
             now,
             "role.define",
             "role",
             code,
+            before=None if before is None else {"name": before[0], "permissions": before[1]},
             after={"name": name, "permissions": sorted(set(permissions))},
         )
 
 
 def define_position(ctx: Context, code: str, name: str, role_codes: list[str]) -> None:
-    """Create or replace a position and the roles it brings."""
+    """Create, rename or replace a position and the roles it brings (audited before/after)."""
     _require_text(code=code, name=name)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         missing = sorted(set(role_codes) - registry_store.role_codes(conn))
         if missing:
             raise CertdeskError("input.invalid", detail=f"unknown roles {missing}")
+        held = _holders(conn)
+        before = registry_store.position_grants(conn, code)
         registry_store.replace_position(conn, code, name, role_codes)
+        _keep_held(conn, held)
         ctx.record(
             conn,
             now,
             "position.define",
             "position",
             code,
+            before=None if before is None else {"name": before[0], "roles": before[1]},
             after={"name": name, "roles": sorted(set(role_codes))},
+        )
+
+
+def delete_position(ctx: Context, code: str) -> None:
+    """Remove a position nobody holds (refused with the people who hold it)."""
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        before = registry_store.position_grants(conn, code)
+        if before is None:
+            require_position(conn, code)
+            return
+        holding = registry_store.people_in_position(conn, code)
+        if holding:
+            raise CertdeskError("position.in_use", code=code, people=", ".join(holding))
+        registry_store.delete_position(conn, code)
+        ctx.record(
+            conn,
+            now,
+            "position.delete",
+            "position",
+            code,
+            before={"name": before[0], "roles": before[1]},
         )
 
 
