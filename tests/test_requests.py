@@ -353,6 +353,8 @@ def test_console_file_with_pdf_confirm_approve_and_two_person(office: Office) ->
         follow_redirects=False,
     )
     own_id = own.headers["location"].split("/")[-1].split("?")[0]
+    first_step = ra.post(f"/console/requests/{own_id}/approve", data={"csrf_token": csrf})
+    assert first_step.status_code == 403 and 'data-code="request.own"' in first_step.text
     refused = ra.post(
         f"/console/requests/{own_id}/approve", data={"csrf_token": csrf, "confirm": "yes"}
     )

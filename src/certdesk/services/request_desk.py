@@ -91,6 +91,9 @@ class RequestDesk:
         self.access.require(who, CARRY_OUT[found.kind])
         return self._as(who)
 
+    def approval_preview(self, who: Principal, request_id: str) -> OfficeRequest:
+        return requests.preview_approval(self._deciding(who, request_id), request_id)
+
     def approve(self, who: Principal, request_id: str) -> requests.Decision:
         return requests.approve(self._deciding(who, request_id), request_id)
 

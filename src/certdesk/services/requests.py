@@ -226,6 +226,13 @@ def _decidable(conn: Connection, ctx: Context, request_id: str) -> OfficeRequest
     return request
 
 
+def preview_approval(ctx: Context, request_id: str) -> OfficeRequest:
+    """The request `approve` would decide, or its refusal (two-person rule, already decided),
+    without deciding: for the console's confirmation step."""
+    with ctx.db.read() as conn:
+        return _decidable(conn, ctx, request_id)
+
+
 def approve(ctx: Context, request_id: str) -> Decision:
     """Approve and carry out in one transaction. If carrying out is refused, nothing of it
     stays and the request is recorded approved then failed, with the refusal's code as reason."""

@@ -111,7 +111,8 @@ def approve(
     """Two steps: the first post asks for confirmation; `confirm=yes` approves and carries out
     (an enrolment code is shown once, on this answer)."""
     if confirm != "yes":
-        return page(request, "console/confirm_request.html", req=desk.show(me, request_id))
+        preview = desk.approval_preview(me, request_id)
+        return page(request, "console/confirm_request.html", req=preview)
     decided = desk.approve(me, request_id)
     answer = page(
         request, "console/request.html", req=decided.request, deciding=True, code=decided.code
