@@ -20,7 +20,7 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Mount, Route
 
-from certdesk.services import registry, tokens
+from certdesk.services import registry, requests, tokens
 from certdesk.services.context import Context
 from certdesk.services.demo import POSITIONS, ROLES
 from certdesk.services.issuance import Issuance
@@ -90,6 +90,14 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/console/campaign/export"): "ra.campaign.view",
     ("GET", "/console/unit/campaign"): "unit.expiry.view",
     ("GET", "/console/unit/campaign/export"): "unit.expiry.view",
+    ("GET", "/console/requests"): "unit.requests.file",
+    ("POST", "/console/requests"): "unit.requests.file",
+    ("GET", "/console/requests/due-back"): "ra.tokens.manage",
+    ("GET", "/console/requests/{request_id}"): "unit.requests.file",
+    ("GET", "/console/requests/{request_id}/attachment"): "unit.requests.file",
+    ("POST", "/console/requests/{request_id}/withdraw"): "unit.requests.file",
+    ("POST", "/console/requests/{request_id}/approve"): "ra.requests.manage",
+    ("POST", "/console/requests/{request_id}/reject"): "ra.requests.manage",
     ("GET", "/console/ca"): "ca.view",
     ("POST", "/console/ca/crl"): "ca.crl.publish",
     ("POST", "/console/ca/rollover"): "ca.rollover",
@@ -128,6 +136,16 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/units/{code}/dashboard"): "unit.expiry.view",
     ("GET", "/api/v1/units/{code}/campaign"): "unit.expiry.view",
     ("GET", "/api/v1/campaign"): "ra.campaign.view",
+    # requests: a unit contact files and sees their unit's (an RA officer anyone's), RA decides
+    ("POST", "/api/v1/requests"): "unit.requests.file",
+    ("GET", "/api/v1/requests"): "unit.requests.file",
+    ("GET", "/api/v1/requests/{request_id}"): "unit.requests.file",
+    ("POST", "/api/v1/requests/{request_id}/attachment"): "unit.requests.file",
+    ("GET", "/api/v1/requests/{request_id}/attachment"): "unit.requests.file",
+    ("POST", "/api/v1/requests/{request_id}/withdraw"): "unit.requests.file",
+    ("POST", "/api/v1/requests/{request_id}/approve"): "ra.requests.manage",
+    ("POST", "/api/v1/requests/{request_id}/reject"): "ra.requests.manage",
+    ("GET", "/api/v1/requests/due-back"): "ra.tokens.manage",
 }
 
 # Where the demo puts each role, and what the demo's positions give them.
@@ -180,6 +198,18 @@ class Targets:
             for kind in ("RETURN", "LOST"):
                 tokens.register_token(ctx, f"TK-{kind}-{side}")
                 tokens.assign_token(ctx, f"TK-{kind}-{side}", "m-target")
+        # requests filed by the unit contact, one per route that decides or withdraws one
+        contact = ctx.acting_as(f"person:{STAFF['unit_officer']}")
+        self.requests = {
+            (side, action): requests.file_request(
+                contact, "position_change", "m-target", {"position_code": "clerk"}
+            ).request_id
+            for side in ("c", "a")
+            for action in ("approve", "reject", "withdraw", "attachment")
+        }
+        for side in ("c", "a"):
+            form = requests.Attachment("f.pdf", PDF)
+            requests.attach(contact, self.requests[(side, "attachment")], form)
         with ctx.db.read() as conn:
             for side in ("c", "a"):
                 serial = active_personal_serial(conn, f"m-revoke-{side}")
@@ -193,6 +223,11 @@ class Targets:
             "code": "DEMO",
             "person_id": f"m-depart-{side}" if path.endswith("/depart") else "m-target",
         }
+        if "{request_id}" in path:
+            action = path.rsplit("/", 1)[-1]
+            values["request_id"] = self.requests.get(
+                (side, action), self.requests[(side, "attachment")]
+            )
         if "/tokens/" in path:
             action = path.rsplit("/", 1)[-1].upper()
             values["serial"] = f"TK-{action}-{side}"
@@ -230,6 +265,12 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     },
     ("POST", "/console/ca/crl"): lambda r: {"data": {"issuer": "issuing"}},
     ("POST", "/console/campaign/remind"): lambda r: {"data": {"unit": "DEMO"}},
+    ("POST", "/console/requests"): lambda r: {
+        "data": {"kind": "re_enrolment", "person_id": "m-target"},
+        "files": {"form": ("signed.pdf", PDF, "application/pdf")},
+    },
+    ("POST", "/console/requests/{request_id}/approve"): lambda r: {"data": {"confirm": "yes"}},
+    ("POST", "/console/requests/{request_id}/reject"): lambda r: {"data": {"reason": "unsigned"}},
     ("POST", "/api/v1/units"): lambda r: {"json": {"code": f"AU-{r}", "name": "API unit"}},
     ("POST", "/api/v1/people"): lambda r: {
         "json": {"person_id": f"ap-{r}", "name": "P", "unit_code": "DEMO", "email": "p@e.x"}
@@ -245,6 +286,13 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         "files": {"file": (f"api-{r}.pdf", PDF, "application/pdf")}
     },
     ("POST", "/api/v1/crl"): lambda r: {"json": {"issuer": "issuing"}},
+    ("POST", "/api/v1/requests"): lambda r: {
+        "json": {"kind": "re_enrolment", "person_id": "m-target"}
+    },
+    ("POST", "/api/v1/requests/{request_id}/attachment"): lambda r: {
+        "files": {"file": ("signed.pdf", PDF, "application/pdf")}
+    },
+    ("POST", "/api/v1/requests/{request_id}/reject"): lambda r: {"json": {"reason": "unsigned"}},
 }
 
 

@@ -40,8 +40,8 @@ def client(ca_ctx: Context) -> TestClient:
 
 
 def test_unknown_routes_and_methods_are_problems(client: TestClient) -> None:
-    assert_problem(client.get("/no/such/page"), 404, "request.not_found")
-    assert_problem(client.get("/static/nothing.css"), 404, "request.not_found")
+    assert_problem(client.get("/no/such/page"), 404, "route.not_found")
+    assert_problem(client.get("/static/nothing.css"), 404, "route.not_found")
     wrong = client.delete("/healthz")
     assert_problem(wrong, 405, "request.method_not_allowed")
     assert wrong.headers["allow"] == "GET"

@@ -203,6 +203,12 @@ class JournalConfig:
 
 
 @dataclass(frozen=True)
+class RequestsConfig:
+    two_person: bool = True  # the filer of a request never approves or rejects it
+    token_return_days: int = 7  # a departed person's token is overdue after this many days
+
+
+@dataclass(frozen=True)
 class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -220,6 +226,7 @@ class Config:
     journal: JournalConfig = field(default_factory=JournalConfig)
     remind: RemindConfig = field(default_factory=RemindConfig)
     smtp: SMTPConfig = field(default_factory=SMTPConfig)
+    requests: RequestsConfig = field(default_factory=RequestsConfig)
 
     @property
     def data_dir(self) -> Path:

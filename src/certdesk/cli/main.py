@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperOption
 
-from certdesk.cli import holder
+from certdesk.cli import holder, positions, requests
 from certdesk.cli.output import (
     ask_secret,
     confirm,
@@ -1012,6 +1012,8 @@ def serve(
 
 
 holder.register(app, token_app)
+requests.register(app, context)
+positions.register(app, position_app, context)
 
 
 def main() -> None:

@@ -9,7 +9,13 @@ import datetime as dt
 import enum
 
 from certdesk.domain.errors import CertdeskError
-from certdesk.domain.states import AuthorityState, CertState, PersonState, TokenState
+from certdesk.domain.states import (
+    AuthorityState,
+    CertState,
+    PersonState,
+    RequestState,
+    TokenState,
+)
 
 C = CertState
 CERTIFICATE_MOVES: frozenset[tuple[CertState, CertState]] = frozenset(
@@ -45,6 +51,17 @@ A = AuthorityState
 AUTHORITY_MOVES: frozenset[tuple[AuthorityState, AuthorityState]] = frozenset(
     {(A.ACTIVE, A.RETIRING), (A.RETIRING, A.RETIRED)}  # a CA's key is never brought back
 )
+R = RequestState
+REQUEST_MOVES: frozenset[tuple[RequestState, RequestState]] = frozenset(
+    {
+        (R.SUBMITTED, R.APPROVED),
+        (R.SUBMITTED, R.REJECTED),
+        (R.SUBMITTED, R.WITHDRAWN),  # by its filer only, while nobody has decided
+        (R.SUBMITTED, R.CARRIED_OUT),  # a lost token: revoked at once, no approval to wait for
+        (R.APPROVED, R.CARRIED_OUT),
+        (R.APPROVED, R.FAILED),  # carrying it out was refused (say, the person already left)
+    }
+)
 
 # States from which a certificate can still be revoked.
 REVOCABLE: frozenset[CertState] = frozenset(b for b, a in CERTIFICATE_MOVES if a is C.REVOKED)
@@ -63,6 +80,7 @@ def require_move(kind: str, before: enum.StrEnum, after: enum.StrEnum) -> None:
         "token": TOKEN_MOVES,
         "person": PERSON_MOVES,
         "authority": AUTHORITY_MOVES,
+        "request": REQUEST_MOVES,
     }[kind]
     if (before, after) not in table:
         raise CertdeskError(

@@ -76,9 +76,7 @@ CATALOG: dict[str, Message] = {
         "This server does not answer for the host named in the request; use {base}.",
         "本服务器不响应请求中指定的主机名；请使用 {base}。",
     ),
-    "request.not_found": Message(
-        404, "There is nothing at this address.", "此地址没有对应的内容。"
-    ),
+    "route.not_found": Message(404, "There is nothing at this address.", "此地址没有对应的内容。"),
     "request.method_not_allowed": Message(
         405,
         "This address does not accept the method {method}.",
@@ -539,6 +537,65 @@ CATALOG: dict[str, Message] = {
         403,
         "The account of {name} is closed (departed). If this is wrong, contact the office: {contacts}.",
         "{name} 的账户已注销（已离职）。如有误，请联系证书受理点：{contacts}。",
+    ),
+    "position.in_use": Message(
+        409,
+        "Position {code!r} is held by {people}; give them another position first. Nothing was changed.",
+        "岗位 {code!r} 仍由 {people} 担任，请先为其调整岗位。未作任何更改。",
+    ),
+    "position.last_holder": Message(
+        409,
+        "After this change nobody active would hold {permission} (held now by {people}); nothing was changed.",
+        "此项更改后将没有在岗人员拥有 {permission} 权限（目前拥有者：{people}），未作任何更改。",
+    ),
+    # the office's requests
+    "request.not_found": Message(
+        404, "Unknown request {request_id!r}.", "申请 {request_id!r} 不存在。"
+    ),
+    "request.bad_kind": Message(
+        400,
+        "Unknown kind of request {kind!r}; use one of: {allowed}.",
+        "申请类型 {kind!r} 无效，可用的类型：{allowed}。",
+    ),
+    "request.missing_detail": Message(
+        400,
+        "A {kind} request needs: {detail}.",
+        "{kind} 类申请需要填写：{detail}。",
+    ),
+    "request.not_submitted": Message(
+        409,
+        "Request {request_id} is {state}; only a submitted request can be decided or withdrawn. Nothing was changed.",
+        "申请 {request_id} 当前状态为 {state}，只有已提交的申请才能审批或撤回。未作任何更改。",
+    ),
+    "request.own": Message(
+        403,
+        "You filed request {request_id} yourself; another RA officer must decide it (two-person rule). Nothing was changed.",
+        "申请 {request_id} 是您本人提交的，须由另一位受理员审批（双人复核）。未作任何更改。",
+    ),
+    "request.reason_missing": Message(
+        400,
+        "Give a reason for rejecting request {request_id}.",
+        "驳回申请 {request_id} 须填写理由。",
+    ),
+    "request.not_filer": Message(
+        409,
+        "Only the person who filed request {request_id} can withdraw it.",
+        "只有申请 {request_id} 的提交人才能撤回该申请。",
+    ),
+    "request.no_attachment": Message(
+        404,
+        "Request {request_id} has no attachment.",
+        "申请 {request_id} 没有附件。",
+    ),
+    "token.not_kept_by": Message(
+        409,
+        "Token {serial!r} is not recorded as kept by {person_id!r}; nothing was changed.",
+        "USB Key {serial!r} 未登记为 {person_id!r} 保管，未作任何更改。",
+    ),
+    "request.state_changed": Message(
+        409,
+        "Request {key} was decided by someone else while this was handled; nothing was changed.",
+        "处理期间申请 {key} 已被他人处理，未作任何更改。",
     ),
     "access.denied": Message(
         403,

@@ -35,6 +35,17 @@ class AuthorityState(enum.StrEnum):
     RETIRED = "retired"
 
 
+class RequestState(enum.StrEnum):
+    """A paper form turned request: filed, decided by an RA officer, then carried out."""
+
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CARRIED_OUT = "carried_out"
+    FAILED = "failed"
+    WITHDRAWN = "withdrawn"
+
+
 class RevocationReason(enum.StrEnum):
     """RFC 5280 CRLReason names (as in cryptography's x509.ReasonFlags)."""
 

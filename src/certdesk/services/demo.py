@@ -25,7 +25,10 @@ ROLES: dict[str, tuple[str, list[str]]] = {
     "holder": ("Certificate holder", ["portal.home", "budget.view"]),
     "finance_clerk": ("Finance clerk", ["budget.view", "payment.create"]),
     "finance_approver": ("Finance approver", ["budget.view", "payment.approve"]),
-    "unit_officer": ("Unit officer", ["unit.people.view", "unit.expiry.view"]),
+    "unit_officer": (
+        "Unit officer",
+        ["unit.people.view", "unit.expiry.view", "unit.requests.file"],
+    ),
     "ra_officer": (
         "RA officer",
         [
@@ -37,6 +40,8 @@ ROLES: dict[str, tuple[str, list[str]]] = {
             "ra.content.manage",
             "ra.campaign.view",
             "ra.campaign.remind",
+            "ra.requests.manage",
+            "unit.requests.file",  # may file too (for anyone: ra.requests.manage sees all units)
             "audit.view",
         ],
     ),

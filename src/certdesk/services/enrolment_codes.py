@@ -72,6 +72,14 @@ def _hash(code: str) -> str:
 def create_code(ctx: Context, person_id: str, hours: int | None = None) -> tuple[str, dt.datetime]:
     """A fresh code for `person_id` (shown once), valid `hours` (default from config): 1 hour to
     30 days, whoever asks (console, API or CLI), so no code outlives a month."""
+    with ctx.db.write() as conn:
+        return create_code_in(conn, ctx, person_id, hours)
+
+
+def create_code_in(
+    conn: Connection, ctx: Context, person_id: str, hours: int | None = None
+) -> tuple[str, dt.datetime]:
+    """`create_code` inside the caller's transaction (an approved re-enrolment request)."""
     if hours is not None and not CODE_HOURS_MIN <= hours <= CODE_HOURS_MAX:
         raise CertdeskError(
             "input.invalid", detail=f"hours must be {CODE_HOURS_MIN} to {CODE_HOURS_MAX}"
@@ -81,19 +89,18 @@ def create_code(ctx: Context, person_id: str, hours: int | None = None) -> tuple
         hours = ctx.config.renewal.enrolment_code_hours
     expires = now + dt.timedelta(hours=hours)
     code = secrets.token_urlsafe(12)
-    with ctx.db.write() as conn:
-        person = get_person(conn, person_id)
-        if person.state is not PersonState.ACTIVE:
-            raise CertdeskError("person.departed", person_id=person_id)
-        code_store.insert_code(conn, _hash(code), person_id, ctx.actor, now, expires)
-        ctx.record(
-            conn,
-            now,
-            "enrolment_code.create",
-            "person",
-            person_id,
-            after={"expires_at": expires.isoformat()},
-        )
+    person = get_person(conn, person_id)
+    if person.state is not PersonState.ACTIVE:
+        raise CertdeskError("person.departed", person_id=person_id)
+    code_store.insert_code(conn, _hash(code), person_id, ctx.actor, now, expires)
+    ctx.record(
+        conn,
+        now,
+        "enrolment_code.create",
+        "person",
+        person_id,
+        after={"expires_at": expires.isoformat()},
+    )
     return code, expires
 
 

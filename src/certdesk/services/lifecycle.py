@@ -27,6 +27,7 @@ _CHANGED = {
     "token": "token.state_changed",
     "person": "person.state_changed",
     "authority": "authority.state_changed",
+    "request": "request.state_changed",
 }
 
 

@@ -89,38 +89,86 @@ def list_units(ctx: Context) -> list[Unit]:
         return registry_store.all_units(conn)
 
 
+# Permissions somebody active must keep holding: without them nobody could run the CA or put
+# the registry right again. A change that would leave none of them held is refused.
+KEEP_HELD = ("ca.rollover", "ra.people.manage")
+
+
+def _keep_held(conn: Connection, held_before: dict[str, list[str]]) -> None:
+    for permission, before in held_before.items():
+        if before and not registry_store.holders(conn, permission):
+            raise CertdeskError(
+                "position.last_holder", permission=permission, people=", ".join(before)
+            )
+
+
+def _holders(conn: Connection) -> dict[str, list[str]]:
+    return {p: registry_store.holders(conn, p) for p in KEEP_HELD}
+
+
 def define_role(ctx: Context, code: str, name: str, permissions: list[str]) -> None:
-    """Create or replace a role and its permissions."""
+    """Create or replace a role and its permissions (audited before/after); it applies at the
+    next request of everyone whose position carries it."""
     code, name = checked_text("code", code, UB_NAME), checked_text("name", name, UB_NAME)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
+        held = _holders(conn)
+        before = registry_store.role_grants(conn, code)
         registry_store.replace_role(conn, code, name, permissions)
+        _keep_held(conn, held)
         ctx.record(
             conn,
             now,
             "role.define",
             "role",
             code,
+            before=None if before is None else {"name": before[0], "permissions": before[1]},
             after={"name": name, "permissions": sorted(set(permissions))},
         )
 
 
 def define_position(ctx: Context, code: str, name: str, role_codes: list[str]) -> None:
-    """Create or replace a position and the roles it brings."""
+    """Create, rename or replace a position and the roles it brings (audited before/after)."""
     code, name = checked_text("code", code, UB_NAME), checked_text("name", name, UB_NAME)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         missing = sorted(set(role_codes) - registry_store.role_codes(conn))
         if missing:
             raise CertdeskError("input.invalid", detail=f"unknown roles {missing}")
+        held = _holders(conn)
+        before = registry_store.position_grants(conn, code)
         registry_store.replace_position(conn, code, name, role_codes)
+        _keep_held(conn, held)
         ctx.record(
             conn,
             now,
             "position.define",
             "position",
             code,
+            before=None if before is None else {"name": before[0], "roles": before[1]},
             after={"name": name, "roles": sorted(set(role_codes))},
+        )
+
+
+def delete_position(ctx: Context, code: str) -> None:
+    """Remove a position nobody holds (refused with the people who hold it)."""
+    now = ctx.clock.now()
+    with ctx.db.write() as conn:
+        before = registry_store.position_grants(conn, code)
+        if before is None:
+            require_position(conn, code)
+            return
+        holding = registry_store.people_in_position(conn, code)
+        if holding:
+            raise CertdeskError("position.in_use", code=code, people=", ".join(holding))
+        registry_store.delete_position(conn, code)
+        ctx.record(
+            conn,
+            now,
+            "position.delete",
+            "position",
+            code,
+            before={"name": before[0], "roles": before[1]},
         )
 
 
@@ -131,7 +179,7 @@ def get_person(conn: Connection, person_id: str) -> Person:
     return person
 
 
-def _require_position(conn: Connection, code: str) -> None:
+def require_position(conn: Connection, code: str) -> None:
     """A known position; the refusal names the known ones (`certdesk position list`)."""
     if registry_store.get_position(conn, code) is None:
         known = ", ".join(p.code for p in registry_store.all_positions(conn)) or "-"
@@ -158,7 +206,7 @@ def add_person(
     with ctx.db.write() as conn:
         get_unit(conn, unit_code)
         if position_code is not None:
-            _require_position(conn, position_code)
+            require_position(conn, position_code)
         if registry_store.get_person(conn, person_id) is not None:
             raise CertdeskError("person.duplicate", person_id=person_id)
         values = {
@@ -197,21 +245,26 @@ def list_people(
 
 def set_position(ctx: Context, person_id: str, position_code: str) -> Person:
     """Change a person's position: their permissions follow at the next request, no reissue."""
-    now = ctx.clock.now()
     with ctx.db.write() as conn:
-        before = get_person(conn, person_id)
-        _require_position(conn, position_code)
-        registry_store.update_person(conn, person_id, {"position_code": position_code}, now)
-        ctx.record(
-            conn,
-            now,
-            "person.reposition",
-            "person",
-            person_id,
-            before={"position": before.position_code},
-            after={"position": position_code},
-        )
-        return get_person(conn, person_id)
+        return reposition_in(conn, ctx, person_id, position_code)
+
+
+def reposition_in(conn: Connection, ctx: Context, person_id: str, position_code: str) -> Person:
+    """`set_position` inside the caller's transaction (an approved position-change request)."""
+    now = ctx.clock.now()
+    before = get_person(conn, person_id)
+    require_position(conn, position_code)
+    registry_store.update_person(conn, person_id, {"position_code": position_code}, now)
+    ctx.record(
+        conn,
+        now,
+        "person.reposition",
+        "person",
+        person_id,
+        before={"position": before.position_code},
+        after={"position": position_code},
+    )
+    return get_person(conn, person_id)
 
 
 def set_locale(ctx: Context, person_id: str, locale: str) -> None:
@@ -276,22 +329,27 @@ def preview_departure(ctx: Context, person_id: str) -> Departure:
 def mark_departed(ctx: Context, person_id: str) -> Departure:
     """The person left (rule 10): account closed and their certificates revoked in one
     transaction (affiliationChanged); the tokens they keep are listed for return."""
-    now = ctx.clock.now()
     with ctx.db.write() as conn:
-        before = get_person(conn, person_id)
-        if before.state is PersonState.DEPARTED:
-            raise CertdeskError("person.already_departed", person_id=person_id)
-        kept = token_store.kept_by(conn, person_id)
-        serials = cert_store.in_use_of_person(conn, person_id)
-        move = Move(
-            person_id,
-            PersonState.ACTIVE,
-            PersonState.DEPARTED,
-            values={"updated_at": now},
-            note={"revoke": serials, "tokens": kept},
-            kind="person",
-        )
-        transition(conn, now, ctx.actor, "person.depart", [move])
-        for serial in serials:
-            revoke_in(conn, ctx, serial, RevocationReason.AFFILIATION_CHANGED)
-        return Departure(get_person(conn, person_id), serials, kept)
+        return depart_in(conn, ctx, person_id)
+
+
+def depart_in(conn: Connection, ctx: Context, person_id: str) -> Departure:
+    """`mark_departed` inside the caller's transaction (an approved departure request)."""
+    now = ctx.clock.now()
+    before = get_person(conn, person_id)
+    if before.state is PersonState.DEPARTED:
+        raise CertdeskError("person.already_departed", person_id=person_id)
+    kept = token_store.kept_by(conn, person_id)
+    serials = cert_store.in_use_of_person(conn, person_id)
+    move = Move(
+        person_id,
+        PersonState.ACTIVE,
+        PersonState.DEPARTED,
+        values={"updated_at": now},
+        note={"revoke": serials, "tokens": kept},
+        kind="person",
+    )
+    transition(conn, now, ctx.actor, "person.depart", [move])
+    for serial in serials:
+        revoke_in(conn, ctx, serial, RevocationReason.AFFILIATION_CHANGED)
+    return Departure(get_person(conn, person_id), serials, kept)

@@ -24,6 +24,15 @@ def _token(conn: Connection, serial: str) -> Token:
     return token
 
 
+def kept_token(conn: Connection, serial: str, person_id: str) -> Token:
+    """The token `serial`, refused unless `person_id` is recorded as its keeper (a unit contact
+    reports their own people's tokens lost, not anyone's)."""
+    token = _token(conn, serial)
+    if token.keeper_id != person_id:
+        raise CertdeskError("token.not_kept_by", serial=serial, person_id=person_id)
+    return token
+
+
 def register_token(ctx: Context, serial: str, model: str = "") -> Token:
     """Put a new token into stock."""
     if not serial.strip():
@@ -132,11 +141,16 @@ def report_lost(ctx: Context, serial: str) -> LostToken:
     it — and its keeper's active certificate unless that one is recorded on another token — are
     revoked with keyCompromise, so the next login or OCSP check already refuses them."""
     with ctx.db.write() as conn:
-        token = _token(conn, serial)
-        if token.state is TokenState.LOST:
-            raise CertdeskError("token.already_lost", serial=serial)
-        serials = cert_store.in_use_on_token(conn, serial, token.keeper_id)
-        _move(conn, ctx, "token.lost", token, TokenState.LOST, token.keeper_id, revoke=serials)
-        for cert_serial in serials:
-            revoke_in(conn, ctx, cert_serial, RevocationReason.KEY_COMPROMISE)
-        return LostToken(_token(conn, serial), serials)
+        return lost_in(conn, ctx, serial)
+
+
+def lost_in(conn: Connection, ctx: Context, serial: str) -> LostToken:
+    """`report_lost` inside the caller's transaction (a lost-token request, carried out at once)."""
+    token = _token(conn, serial)
+    if token.state is TokenState.LOST:
+        raise CertdeskError("token.already_lost", serial=serial)
+    serials = cert_store.in_use_on_token(conn, serial, token.keeper_id)
+    _move(conn, ctx, "token.lost", token, TokenState.LOST, token.keeper_id, revoke=serials)
+    for cert_serial in serials:
+        revoke_in(conn, ctx, cert_serial, RevocationReason.KEY_COMPROMISE)
+    return LostToken(_token(conn, serial), serials)

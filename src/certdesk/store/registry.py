@@ -119,6 +119,51 @@ def replace_position(conn: Connection, code: str, name: str, role_codes: Iterabl
     )
 
 
+def _grants(
+    conn: Connection, table: Table, owner: Column[str], linked: Column[str], code: str
+) -> tuple[str, list[str]] | None:
+    """(name, linked codes) of a role or a position, or None when there is no such row."""
+    name = conn.execute(select(table.c.name).where(table.c.code == code)).scalar()
+    if name is None:
+        return None
+    return str(name), sorted(conn.execute(select(linked).where(owner == code)).scalars())
+
+
+def role_grants(conn: Connection, code: str) -> tuple[str, list[str]] | None:
+    """(name, permissions) of a role."""
+    c = role_permissions.c
+    return _grants(conn, roles, c.role_code, c.permission, code)
+
+
+def position_grants(conn: Connection, code: str) -> tuple[str, list[str]] | None:
+    """(name, roles) of a position."""
+    c = position_roles.c
+    return _grants(conn, positions, c.position_code, c.role_code, code)
+
+
+def holders(conn: Connection, permission: str) -> list[str]:
+    """Active people whose position grants `permission`."""
+    query = (
+        select(people.c.person_id)
+        .join(position_roles, position_roles.c.position_code == people.c.position_code)
+        .join(role_permissions, role_permissions.c.role_code == position_roles.c.role_code)
+        .where(role_permissions.c.permission == permission)
+        .where(people.c.state == PersonState.ACTIVE.value)
+        .distinct()
+    )
+    return sorted(conn.execute(query).scalars())
+
+
+def people_in_position(conn: Connection, code: str) -> list[str]:
+    query = select(people.c.person_id).where(people.c.position_code == code)
+    return sorted(conn.execute(query).scalars())
+
+
+def delete_position(conn: Connection, code: str) -> None:
+    conn.execute(delete(position_roles).where(position_roles.c.position_code == code))
+    conn.execute(delete(positions).where(positions.c.code == code))
+
+
 def person_query() -> Select[Any]:
     """People joined with their unit's name; use cases add columns or conditions to it and read
     the rows with `person_from_row`."""

@@ -10,14 +10,15 @@ from typing import Literal
 
 from sqlalchemy import Column, Connection, Table, Update, and_, bindparam, update
 
-from certdesk.store.tables import authorities, certificates, people, tokens
+from certdesk.store.tables import authorities, certificates, office_requests, people, tokens
 
-Kind = Literal["certificate", "token", "person", "authority"]
+Kind = Literal["certificate", "token", "person", "authority", "request"]
 _TABLES: dict[str, tuple[Table, Column[str]]] = {
     "certificate": (certificates, certificates.c.serial),
     "token": (tokens, tokens.c.serial),
     "person": (people, people.c.person_id),
     "authority": (authorities, authorities.c.name),
+    "request": (office_requests, office_requests.c.request_id),
 }
 
 

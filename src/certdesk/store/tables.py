@@ -331,3 +331,27 @@ outbox = Table(
     UniqueConstraint("topic", "channel", name="uq_outbox_topic_channel"),
     Index("ix_outbox_state_next", "state", "next_attempt_at"),
 )
+
+# The office's paperwork as requests (departure, position change, lost token, re-enrolment).
+# `state` changes only through services/lifecycle.py; `details` and `outcome` are JSON text.
+office_requests = Table(
+    "office_requests",
+    metadata,
+    Column("request_id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("person_id", ForeignKey("people.person_id"), nullable=False, index=True),
+    Column("unit_code", String(64), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
+    Column("details", Text, nullable=False, default="{}"),
+    Column("remark", Text, nullable=False, default=""),
+    Column("filed_by", String(255), nullable=False),
+    Column("filed_at", UTC, nullable=False),
+    Column("decided_by", String(255), nullable=True),
+    Column("decided_at", UTC, nullable=True),
+    Column("reason", Text, nullable=True),  # why rejected, or why carrying it out failed
+    Column("outcome", Text, nullable=True),
+    Column("attachment_name", String(128), nullable=True),
+    Column("attachment_type", String(128), nullable=True),
+    Column("attachment", LargeBinary, nullable=True),
+    Index("ix_office_requests_state_filed", "state", "filed_at"),
+)

@@ -35,6 +35,7 @@ from certdesk.web.portal import (
     console_content,
     console_oversight,
     console_registry,
+    console_requests,
     console_tokens,
     pages,
 )
@@ -106,6 +107,7 @@ def create_app(ctx: Context) -> FastAPI:
         console_content,
         console_oversight,
         console_campaign,
+        console_requests,
     ):
         app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -75,7 +75,7 @@ def http_error(request: Request, exc: HTTPException) -> CertdeskError:
     """Starlette's own refusals (no route, wrong method, a body that cannot be parsed: deep
     nesting, invalid UTF-8, numbers too long to convert) as catalog codes, not `{"detail": …}`."""
     if exc.status_code == 404:
-        return CertdeskError("request.not_found")
+        return CertdeskError("route.not_found")
     if exc.status_code == 405:
         return CertdeskError("request.method_not_allowed", method=request.method)
     return CertdeskError("input.invalid", detail=str(exc.detail)[:200])

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from certdesk.web.api import campaign, certs, content, custody, oversight, registry
+from certdesk.web.api import campaign, certs, content, custody, oversight, registry, requests
 
 router = APIRouter(prefix="/api/v1")
-for part in (oversight, registry, custody, certs, content, campaign):
+for part in (oversight, registry, custody, certs, content, campaign, requests):
     router.include_router(part.router)

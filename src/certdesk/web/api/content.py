@@ -14,7 +14,7 @@ from certdesk.web.portal.console import Bounded, read_upload
 
 router = APIRouter(tags=["content"], responses=PROBLEMS)
 
-_UPLOAD: dict[str, Any] = {
+UPLOAD: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
@@ -51,7 +51,7 @@ def list_forms(me: Me, desk: Desk) -> list[FormOut]:
 @router.post(
     "/forms",
     status_code=201,
-    openapi_extra=_UPLOAD,
+    openapi_extra=UPLOAD,
     responses={413: PROBLEMS[403], 415: PROBLEMS[403]},
     description=f"Upload a form ({', '.join(sorted(FORM_TYPES))}; at most "
     f"{MAX_FORM_BYTES // 1024} KiB) as multipart/form-data with fields `file` and `title`.",

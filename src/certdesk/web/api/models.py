@@ -299,3 +299,55 @@ class MeOut(BaseModel):
     permissions: list[str]
     certificate: CertificateBrief
     csrf_token: str = Field(description="send as X-CSRF-Token on every state-changing call")
+
+
+# -- requests ------------------------------------------------------------------------------------
+
+
+class RequestIn(Body):
+    kind: str = Field(
+        pattern=r"^(departure|position_change|lost_token|re_enrolment)$",
+        description="departure, position_change, lost_token (carried out at once) or "
+        "re_enrolment (an enrolment code, or the token given in token_serial)",
+    )
+    person_id: str = Field(min_length=1, max_length=64)
+    position_code: str | None = Field(None, min_length=1, max_length=64)
+    token_serial: str | None = Field(None, min_length=1, max_length=64)
+    remark: str = Field("", max_length=2000)
+
+
+class RejectIn(Body):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class RequestOut(Out):
+    request_id: str
+    kind: str
+    person_id: str
+    unit_code: str
+    state: str
+    filed_by: str
+    filed_at: dt.datetime
+    details: dict[str, str]
+    remark: str
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    reason: str | None = Field(description="why it was rejected, or the code of why it failed")
+    outcome: dict[str, object] = Field(description="what carrying it out did")
+    attachment_name: str | None
+
+
+class DecisionOut(BaseModel):
+    request: RequestOut
+    enrolment_code: str | None = Field(
+        None, description="re-enrolment by code: shown once; only its hash is stored"
+    )
+
+
+class DueBackOut(Out):
+    token_serial: str
+    person_id: str
+    name: str
+    unit_code: str
+    departed_at: dt.datetime
+    overdue_days: int

@@ -46,6 +46,9 @@ DONE = {
     "announcement": "Announcement published.",
     "form": "Form uploaded.",
     "crl": "CRL published.",
+    "request_filed": "Request filed.",
+    "request_rejected": "Request rejected.",
+    "request_withdrawn": "Request withdrawn.",
     "rollover": (
         "New issuing CA generation made: it issues from now on. Restart certdesk serve and "
         "reload nginx so the TLS layer trusts it."

@@ -47,6 +47,7 @@ SECTIONS: list[tuple[str, str, str | None]] = [
     ("/console/unit", "My unit", "unit.people.view"),
     ("/console/campaign", "Renewal campaign", "ra.campaign.view"),
     ("/console/unit/campaign", "Unit campaign", "unit.expiry.view"),
+    ("/console/requests", "Requests", "unit.requests.file"),
     ("/console/ca", "CA", "ca.view"),
     ("/console/audit", "Audit log", "audit.view"),
 ]
