@@ -12,9 +12,11 @@ from sqlalchemy import select
 
 import test_cli
 from certdesk.config import Config
+from certdesk.domain.clock import SystemClock
 from certdesk.domain.errors import CertdeskError
 from certdesk.services import certificates, registry, requests, tokens
 from certdesk.services.context import Context
+from certdesk.services.journal import attach
 from certdesk.store.db import Database
 from certdesk.store.tables import audit_log
 from conftest import FixedClock
@@ -243,8 +245,10 @@ def test_reject_withdraw_and_bad_input(office: Office) -> None:
 
 def test_cli_two_person_rule_and_approval(registry_desk: Desk) -> None:
     cli = registry_desk
-    db = Database(f"sqlite:///{cli.db}")
-    office = Context(Config(), db, actor="cli:officer-a")
+    config = Config().replace(paths={"data_dir": str(cli.db.parent)})
+    db = Database(config.database_url)
+    attach(config, db, SystemClock(), "cli:officer-a")  # the desk's journal records it too
+    office = Context(config, db, actor="cli:officer-a")
     filed = requests.file_request(office, "departure", "p-001", remark="left")
     db.dispose()
     rid = filed.request_id
