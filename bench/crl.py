@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from certdesk.domain.states import RevocationReason
 from certdesk.services.ca_hierarchy import init_hierarchy
 from certdesk.store.tables import certificates
-from issue import PEERS, database, log, make_context
+from issue import PEERS, database, log, make_context, run_child
 
 REASONS = [r.value for r in RevocationReason if r is not RevocationReason.CERTIFICATE_HOLD]
 
@@ -101,14 +101,7 @@ def main() -> None:
             log(f"filling {args.db} with {args.entries:,} revoked certificates…")
             populate(url, workdir, args.entries)
             log("building the CRL in a child process…")
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", url, str(workdir)],
-                capture_output=True,
-                text=True,
-                check=True,
-                env={**os.environ},
-            )
-            figures = json.loads(out.stdout.strip().splitlines()[-1])
+            figures = run_child(__file__, url, workdir)
             parsed = subprocess.run(
                 [
                     "openssl",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import statistics
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -52,6 +54,20 @@ PEERS = Path(__file__).resolve().parents[1].parent / "shared" / "peers"
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def run_child(script: str, url: str, workdir: Path) -> dict[str, Any]:
+    """Run `script --child url workdir` in a fresh process (so its peak RSS measures that work
+    alone) and return the JSON figures it prints last."""
+    out = subprocess.run(
+        [sys.executable, script, "--child", url, str(workdir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ},
+    )
+    figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
 
 
 @contextmanager

@@ -14,10 +14,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +26,7 @@ from sqlalchemy import insert
 sys.path.insert(0, str(Path(__file__).parent))
 from certdesk.services.ca_hierarchy import init_hierarchy
 from certdesk.store.tables import certificates, people, units
-from issue import database, log, make_context
+from issue import database, log, make_context, run_child
 
 UNITS = 100
 CHUNK = 20_000
@@ -148,14 +146,7 @@ def main() -> None:
             log(f"filling {args.db} with {args.holders:,} holders…")
             populate(url, workdir, args.holders)
             log("queueing and rendering in a child process…")
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", url, str(workdir)],
-                capture_output=True,
-                text=True,
-                check=True,
-                env={**os.environ},
-            )
-            f = json.loads(out.stdout.strip().splitlines()[-1])
+            f = run_child(__file__, url, workdir)
             print(
                 f"tool=certdesk db={args.db} holders={args.holders} queued={f['queued']} "
                 f"queue_s={f['queue_s']:.2f} rendered={f['rendered']} "
