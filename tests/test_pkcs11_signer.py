@@ -37,6 +37,24 @@ def uri(label: str) -> str:
     return f"pkcs11:token=ca-hsm;object={label}?pin-value={USER_PIN}"
 
 
+def hsm_ca(softhsm: SoftHSM, tmp_path: Path, db_url: str) -> Context:
+    """A CA whose root and issuing keys are made on a fresh SoftHSM token `ca-hsm`."""
+    softhsm.init_token("ca-hsm")
+    config = make_config(
+        tmp_path,
+        db_url,
+        key_storage="pkcs11",
+        pkcs11_module=softhsm.module,
+        root_key_uri=uri("root"),
+        issuing_key_uri=uri("issuing"),
+    )
+    db = Database(db_url)
+    upgrade(db)
+    ctx = Context(config, db, FixedClock(NOW), "test")
+    init_hierarchy(ctx)
+    return ctx
+
+
 def self_signed(signer: Signer, serial: int = 7) -> x509.Certificate:
     name = make_name((("O", "certdesk test"), ("CN", "Test Root")))
     order = CertificateOrder(
@@ -88,19 +106,7 @@ def test_hsm_and_file_signers_give_identical_structures(
 def test_ca_hierarchy_in_hsm_issues_verifiable_certificates(
     softhsm: SoftHSM, tmp_path: Path, db_url: str
 ) -> None:
-    softhsm.init_token("ca-hsm")
-    cfg = make_config(
-        tmp_path,
-        db_url,
-        key_storage="pkcs11",
-        pkcs11_module=softhsm.module,
-        root_key_uri=uri("root"),
-        issuing_key_uri=uri("issuing"),
-    )
-    db = Database(db_url)
-    upgrade(db)
-    ctx = Context(cfg, db, FixedClock(NOW), "test")
-    init_hierarchy(ctx)
+    ctx = hsm_ca(softhsm, tmp_path, db_url)
     registry.add_unit(ctx, "FIN", "Finance Bureau")
     registry.add_person(ctx, "p-001", "Zhang San", "FIN", "zhang@fin.example")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -117,7 +123,7 @@ def test_ca_hierarchy_in_hsm_issues_verifiable_certificates(
     keys = [o for o in softhsm.objects("ca-hsm") if o["kind"] == "Private Key"]
     assert sorted(k["label"] for k in keys) == ["issuing", "root"]
     assert all("never extractable" in k["Access"] for k in keys)
-    db.dispose()
+    ctx.db.dispose()
 
 
 def test_hsm_key_errors(softhsm: SoftHSM) -> None:

@@ -21,7 +21,6 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import AuthorityState
 from certdesk.services import registry
 from certdesk.services.authorities import downloads, get_authority, pki_dir
-from certdesk.services.ca_hierarchy import init_hierarchy
 from certdesk.services.context import Context
 from certdesk.services.enrolment import IssuedCertificate as Issued
 from certdesk.services.enrolment.officer import OfficerEnrolment
@@ -29,12 +28,11 @@ from certdesk.services.issuance import Issuance
 from certdesk.services.maintenance import run_maintenance
 from certdesk.services.revocation import revoke
 from certdesk.services.rollover import plan_rollover, retire_finished, roll_over
-from certdesk.store.db import Database
-from certdesk.store.migrate import upgrade
 from certdesk.store.tables import audit_log
-from conftest import make_config, openssl
+from conftest import openssl
 from officers import open_office, sqlite_only
 from softhsm import USER_PIN, SoftHSM
+from test_pkcs11_signer import hsm_ca, uri
 
 
 def issue(issuance: Issuance, person_id: str) -> Issued:
@@ -130,23 +128,7 @@ def get_authority_cert(ctx: Context, name: str) -> x509.Certificate:
 
 @sqlite_only
 def test_rollover_keys_on_the_hsm(softhsm: SoftHSM, tmp_path: Path, db_url: str) -> None:
-    softhsm.init_token("ca-hsm")
-
-    def uri(label: str) -> str:
-        return f"pkcs11:token=ca-hsm;object={label}?pin-value={USER_PIN}"
-
-    config = make_config(
-        tmp_path,
-        db_url,
-        key_storage="pkcs11",
-        pkcs11_module=softhsm.module,
-        root_key_uri=uri("root"),
-        issuing_key_uri=uri("issuing"),
-    )
-    db = Database(db_url)
-    upgrade(db)
-    ctx = Context(config, db, FixedClock(dt.datetime(2026, 3, 1, tzinfo=dt.UTC)), "test")
-    init_hierarchy(ctx)
+    ctx = hsm_ca(softhsm, tmp_path, db_url)
     registry.add_unit(ctx, "FIN", "Finance Bureau")
     registry.add_person(ctx, "p-001", "Zhang San", "FIN", "zhang@fin.example")
 
@@ -189,7 +171,7 @@ def test_rollover_keys_on_the_hsm(softhsm: SoftHSM, tmp_path: Path, db_url: str)
     assert err.value.code == "pkcs11.bad_uri"
     with ctx.db.read() as conn:
         assert get_authority(conn, "issuing-4") is None
-    db.dispose()
+    ctx.db.dispose()
 
 
 def test_console_and_api_roll_over_for_the_ca_administrator(ctx: Context) -> None:
