@@ -85,20 +85,8 @@ def served(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     )
     assert init.returncode == 0, init.stderr
     assert again.returncode == 0 and "already" in again.stdout  # idempotent
-    proc = subprocess.Popen(
-        [CERTDESK, "serve"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(proc, port)
+    with serving(tmp_path, env, port):
         yield port, tmp_path / "var" / "pki"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
