@@ -98,6 +98,12 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/console/requests/{request_id}/withdraw"): "unit.requests.file",
     ("POST", "/console/requests/{request_id}/approve"): "ra.requests.manage",
     ("POST", "/console/requests/{request_id}/reject"): "ra.requests.manage",
+    ("GET", "/console/positions"): "ra.positions.manage",
+    ("POST", "/console/positions"): "ra.positions.manage",
+    ("GET", "/console/positions/{code}"): "ra.positions.manage",
+    ("POST", "/console/positions/{code}/delete"): "ra.positions.manage",
+    ("GET", "/console/roles/{code}"): "ra.positions.manage",
+    ("POST", "/console/roles"): "ra.positions.manage",
     ("GET", "/console/ca"): "ca.view",
     ("POST", "/console/ca/crl"): "ca.crl.publish",
     ("POST", "/console/ca/rollover"): "ca.rollover",
@@ -114,6 +120,11 @@ RULES: dict[tuple[str, str], str] = {
     ("PATCH", "/api/v1/people/{person_id}"): "ra.people.manage",
     ("PUT", "/api/v1/people/{person_id}/position"): "ra.people.manage",
     ("POST", "/api/v1/people/{person_id}/depart"): "ra.people.manage",
+    ("GET", "/api/v1/positions"): "ra.positions.manage",
+    ("PUT", "/api/v1/positions/{code}"): "ra.positions.manage",
+    ("DELETE", "/api/v1/positions/{code}"): "ra.positions.manage",
+    ("GET", "/api/v1/roles"): "ra.positions.manage",
+    ("PUT", "/api/v1/roles/{code}"): "ra.positions.manage",
     ("GET", "/api/v1/tokens"): "ra.tokens.manage",
     ("POST", "/api/v1/tokens"): "ra.tokens.manage",
     ("POST", "/api/v1/tokens/{serial}/assign"): "ra.tokens.manage",
@@ -195,6 +206,7 @@ class Targets:
                 registry.add_person(ctx, pid, f"Matrix {who}", "DEMO", f"{pid}@demo.example")
                 issue_for(ctx, pid, issuance)
             tokens.register_token(ctx, f"TK-ASSIGN-{side}")
+            registry.define_position(ctx, f"m-spare-{side}", "Spare", ["holder"])  # to delete
             for kind in ("RETURN", "LOST"):
                 tokens.register_token(ctx, f"TK-{kind}-{side}")
                 tokens.assign_token(ctx, f"TK-{kind}-{side}", "m-target")
@@ -223,6 +235,13 @@ class Targets:
             "code": "DEMO",
             "person_id": f"m-depart-{side}" if path.endswith("/depart") else "m-target",
         }
+        if "/positions/" in path:
+            deleting = method == "DELETE" or path.endswith("/delete")
+            values["code"] = (
+                f"m-spare-{side}" if deleting else "m-new" if method == "PUT" else "clerk"
+            )
+        elif "/roles/" in path:
+            values["code"] = "m-role" if method == "PUT" else "holder"
         if "{request_id}" in path:
             action = path.rsplit("/", 1)[-1]
             values["request_id"] = self.requests.get(
@@ -264,6 +283,19 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         "files": {"file": (f"matrix-{r}.pdf", PDF, "application/pdf")},
     },
     ("POST", "/console/ca/crl"): lambda r: {"data": {"issuer": "issuing"}},
+    ("POST", "/console/positions"): lambda r: {
+        "data": {"code": f"mx-{r}", "name": "Matrix position", "roles": ["holder"]}
+    },
+    ("POST", "/console/positions/{code}/delete"): lambda r: {"data": {"confirm": "yes"}},
+    ("POST", "/console/roles"): lambda r: {
+        "data": {"code": f"mr-{r}", "name": "Matrix role", "permissions": ["budget.view"]}
+    },
+    ("PUT", "/api/v1/positions/{code}"): lambda r: {
+        "json": {"name": "Matrix position", "roles": ["holder"]}
+    },
+    ("PUT", "/api/v1/roles/{code}"): lambda r: {
+        "json": {"name": "Matrix role", "permissions": ["budget.view"]}
+    },
     ("POST", "/console/campaign/remind"): lambda r: {"data": {"unit": "DEMO"}},
     ("POST", "/console/requests"): lambda r: {
         "data": {"kind": "re_enrolment", "person_id": "m-target"},

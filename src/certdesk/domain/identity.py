@@ -16,6 +16,9 @@ UB_PHONE = 32  # ub-telephone-number
 # Person ids are a PrintableString (serialNumber) and unit codes end up in paths and URLs:
 # letters and digits, with single dots or hyphens between them (no "../", no "/", no spaces)
 CODE = re.compile(r"[A-Za-z0-9]+(?:[.-][A-Za-z0-9]+)*")
+# Codes of positions and roles, and permissions (`ra.people.manage`, `it_contact`): also in
+# console paths, so the same letters plus single underscores
+KEY = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")
 # control, format (bidi overrides, zero-width), surrogate, private-use, unassigned, line and
 # paragraph separators: nothing a reader of a certificate subject or a log could see or trust
 FORBIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
@@ -40,6 +43,14 @@ def checked_code(field: str, value: str) -> str:
     if len(value) > UB_SERIAL_NUMBER or not CODE.fullmatch(value):
         raise CertdeskError("input.bad_code", field=field, value=value[:80])
     return value
+
+
+def checked_key(field: str, value: str) -> str:
+    """A position or role code, or a permission: the pattern `KEY`, at most 64 characters."""
+    key = value.strip()
+    if len(key) > UB_NAME or not KEY.fullmatch(key):
+        raise CertdeskError("input.bad_key", field=field, value=value[:80])
+    return key
 
 
 def checked_email(value: str) -> str:

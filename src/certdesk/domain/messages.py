@@ -59,6 +59,12 @@ CATALOG: dict[str, Message] = {
         "The {field} is longer than {limit} characters, the most a certificate allows.",
         "{field} 超过 {limit} 个字符，超出证书允许的长度。",
     ),
+    "input.bad_key": Message(
+        400,
+        "The {field} {value!r} is not valid: use letters and digits, with single dots, "
+        "hyphens or underscores between them, at most 64 characters.",
+        "{field} {value!r} 无效：只能使用字母和数字，中间可用单个点号、连字符或下划线，最多 64 个字符。",
+    ),
     "input.bad_code": Message(
         400,
         "The {field} {value!r} is not valid: use letters and digits, with single dots or "
@@ -107,6 +113,11 @@ CATALOG: dict[str, Message] = {
         404,
         "Unknown position {code!r}. Known positions: {known} (certdesk position list).",
         "岗位 {code!r} 不存在。已有岗位：{known}（certdesk position list）。",
+    ),
+    "role.not_found": Message(
+        404,
+        "Unknown role {code!r}. Known roles: {known}.",
+        "角色 {code!r} 不存在。已有角色：{known}。",
     ),
     "token.not_found": Message(404, "Unknown token {serial!r}.", "USB Key {serial!r} 不存在。"),
     "token.duplicate": Message(

@@ -24,6 +24,15 @@ class Position:
 
 
 @dataclass(frozen=True)
+class Grants:
+    """A position with the roles it carries, or a role with the permissions it grants."""
+
+    code: str
+    name: str
+    grants: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Person:
     person_id: str
     name: str

@@ -77,6 +77,9 @@ class Principal:
         return permission in self.permissions
 
 
+# Certificates that were in use: for a departed person, their departure is the answer.
+_ONCE_VALID = frozenset({Status.ACTIVE, Status.REVOKED, Status.EXPIRED, Status.SUPERSEDED})
+
 # Officer permissions that see every unit; the `unit.*` ones see the officer's own unit only.
 GLOBAL_PREFIXES = ("ra.", "ca.", "audit.")
 
@@ -130,6 +133,9 @@ class Access:
                 "unit_contact": ", ".join(x for x in contact if x),
                 "name": person.name,
             }
+            # a departed person's certificates were revoked on departure: say why in full
+            if person.state is not PersonState.ACTIVE and status in _ONCE_VALID:
+                return LoginRefusal(LoginProblem.DEPARTED, serial, help_)
             if status is Status.SUPERSEDED:
                 by = logins.successor(conn, serial)
                 return LoginRefusal(LoginProblem.SUPERSEDED, serial, {**help_, "by": by or "?"})
@@ -158,8 +164,6 @@ class Access:
                 return LoginRefusal(LoginProblem.NOT_YET_VALID, serial, help_)
             if status is not Status.ACTIVE:
                 return LoginRefusal(LoginProblem.NOT_OURS, serial)
-            if person.state is not PersonState.ACTIVE:
-                return LoginRefusal(LoginProblem.DEPARTED, serial, help_)
             grants = logins.grants(conn, person.position_code)
         return Principal(
             person,

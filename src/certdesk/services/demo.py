@@ -41,6 +41,7 @@ ROLES: dict[str, tuple[str, list[str]]] = {
             "ra.campaign.view",
             "ra.campaign.remind",
             "ra.requests.manage",
+            "ra.positions.manage",
             "unit.requests.file",  # may file too (for anyone: ra.requests.manage sees all units)
             "audit.view",
         ],

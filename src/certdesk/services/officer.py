@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from certdesk.domain.errors import CertdeskError
-from certdesk.domain.registry import Person, Position, Token, Unit
+from certdesk.domain.registry import Grants, Person, Position, Token, Unit
 from certdesk.services import (
     audit_log,
     content,
@@ -48,6 +48,15 @@ UNIT_PEOPLE = "unit.people.view"
 UNIT_EXPIRY = "unit.expiry.view"
 CAMPAIGN = "ra.campaign.view"
 CAMPAIGN_REMIND = "ra.campaign.remind"
+POSITIONS = "ra.positions.manage"
+REQUESTS_FILE = "unit.requests.file"
+REQUESTS_DECIDE = "ra.requests.manage"
+# Every permission certdesk itself checks (the business system's own come from the registry).
+CHECKED = (
+    UNITS, PEOPLE, TOKENS, CERTS, CODES, CONTENT, AUDIT_VIEW, AUDIT_VERIFY, CA_VIEW, CRL_PUBLISH,
+    ROLLOVER, UNIT_PEOPLE, UNIT_EXPIRY, CAMPAIGN, CAMPAIGN_REMIND, POSITIONS, REQUESTS_FILE,
+    REQUESTS_DECIDE,
+)  # fmt: skip
 EXPORT_MAX = 10_000  # rows of a CSV export (and of an unpaged listing)
 
 
@@ -170,6 +179,25 @@ class OfficerDesk:
 
     def depart(self, who: Principal, person_id: str) -> registry.Departure:
         return registry.mark_departed(self._as(who, PEOPLE, person_id), person_id)
+
+    # -- positions, roles and permissions: at the next request of everyone affected ------------
+
+    def positions_overview(self, who: Principal) -> registry.PositionsOverview:
+        return registry.positions_overview(self._as(who, POSITIONS), CHECKED)
+
+    def define_position(self, who: Principal, code: str, name: str, roles: list[str]) -> Grants:
+        ctx = self._as(who, POSITIONS, code, name, *roles)
+        return registry.define_position(ctx, code, name, roles)
+
+    def define_role(self, who: Principal, code: str, name: str, permissions: list[str]) -> Grants:
+        ctx = self._as(who, POSITIONS, code, name, *permissions)
+        return registry.define_role(ctx, code, name, permissions)
+
+    def position_deletion(self, who: Principal, code: str) -> Grants:
+        return registry.preview_delete_position(self._as(who, POSITIONS, code), code)
+
+    def delete_position(self, who: Principal, code: str) -> None:
+        registry.delete_position(self._as(who, POSITIONS, code), code)
 
     # -- tokens ----------------------------------------------------------------------------------
 

@@ -12,9 +12,10 @@ from certdesk.domain.identity import (
     UB_PHONE,
     checked_code,
     checked_email,
+    checked_key,
     checked_text,
 )
-from certdesk.domain.registry import Person, Position, Unit
+from certdesk.domain.registry import Grants, Person, Position, Unit
 from certdesk.domain.states import PersonState, RevocationReason
 from certdesk.services.context import Context
 from certdesk.services.lifecycle import Move, transition
@@ -106,10 +107,45 @@ def _holders(conn: Connection) -> dict[str, list[str]]:
     return {p: registry_store.holders(conn, p) for p in KEEP_HELD}
 
 
-def define_role(ctx: Context, code: str, name: str, permissions: list[str]) -> None:
+def _refuse_last_holder(conn: Connection, person_id: str) -> None:
+    """Refused if `person_id` alone holds a kept permission (the departure's first step)."""
+    for permission in KEEP_HELD:
+        if registry_store.holders(conn, permission) == [person_id]:
+            raise CertdeskError("position.last_holder", permission=permission, people=person_id)
+
+
+@dataclass(frozen=True)
+class PositionsOverview:
+    """Positions with their roles and holders, roles with their permissions: the editing page."""
+
+    positions: list[Grants]
+    roles: list[Grants]
+    holders: dict[str, list[str]]  # position code → people recorded in it
+    permissions: list[str]  # every permission a role grants or certdesk checks, sorted
+
+    @property
+    def role_names(self) -> dict[str, str]:
+        return {r.code: r.name for r in self.roles}
+
+
+def positions_overview(ctx: Context, checked: tuple[str, ...] = ()) -> PositionsOverview:
+    """Everything the office edits about positions; `checked` adds the permissions certdesk
+    itself checks, so a role can be given one nobody holds yet."""
+    with ctx.db.read() as conn:
+        roles = registry_store.all_role_grants(conn)
+        return PositionsOverview(
+            registry_store.all_position_grants(conn),
+            roles,
+            registry_store.people_by_position(conn),
+            sorted({p for r in roles for p in r.grants} | set(checked)),
+        )
+
+
+def define_role(ctx: Context, code: str, name: str, permissions: list[str]) -> Grants:
     """Create or replace a role and its permissions (audited before/after); it applies at the
     next request of everyone whose position carries it."""
-    code, name = checked_text("code", code, UB_NAME), checked_text("name", name, UB_NAME)
+    code, name = checked_key("role code", code), checked_text("name", name, UB_NAME)
+    permissions = [checked_key("permission", p) for p in permissions]
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         held = _holders(conn)
@@ -125,11 +161,12 @@ def define_role(ctx: Context, code: str, name: str, permissions: list[str]) -> N
             before=None if before is None else {"name": before[0], "permissions": before[1]},
             after={"name": name, "permissions": sorted(set(permissions))},
         )
+    return Grants(code, name, tuple(sorted(set(permissions))))
 
 
-def define_position(ctx: Context, code: str, name: str, role_codes: list[str]) -> None:
+def define_position(ctx: Context, code: str, name: str, role_codes: list[str]) -> Grants:
     """Create, rename or replace a position and the roles it brings (audited before/after)."""
-    code, name = checked_text("code", code, UB_NAME), checked_text("name", name, UB_NAME)
+    code, name = checked_key("position code", code), checked_text("name", name, UB_NAME)
     now = ctx.clock.now()
     with ctx.db.write() as conn:
         missing = sorted(set(role_codes) - registry_store.role_codes(conn))
@@ -148,19 +185,32 @@ def define_position(ctx: Context, code: str, name: str, role_codes: list[str]) -
             before=None if before is None else {"name": before[0], "roles": before[1]},
             after={"name": name, "roles": sorted(set(role_codes))},
         )
+    return Grants(code, name, tuple(sorted(set(role_codes))))
+
+
+def _deletable(conn: Connection, code: str) -> tuple[str, list[str]]:
+    """(name, roles) of a position nobody holds; refused with the holders, or as unknown."""
+    before = registry_store.position_grants(conn, code)
+    if before is None:
+        raise _unknown_position(conn, code)
+    holding = registry_store.people_in_position(conn, code)
+    if holding:
+        raise CertdeskError("position.in_use", code=code, people=", ".join(holding))
+    return before
+
+
+def preview_delete_position(ctx: Context, code: str) -> Grants:
+    """The position `delete_position` would remove, or its refusal: the confirmation step."""
+    with ctx.db.read() as conn:
+        name, roles = _deletable(conn, code)
+        return Grants(code, name, tuple(roles))
 
 
 def delete_position(ctx: Context, code: str) -> None:
     """Remove a position nobody holds (refused with the people who hold it)."""
     now = ctx.clock.now()
     with ctx.db.write() as conn:
-        before = registry_store.position_grants(conn, code)
-        if before is None:
-            require_position(conn, code)
-            return
-        holding = registry_store.people_in_position(conn, code)
-        if holding:
-            raise CertdeskError("position.in_use", code=code, people=", ".join(holding))
+        before = _deletable(conn, code)
         registry_store.delete_position(conn, code)
         ctx.record(
             conn,
@@ -179,11 +229,15 @@ def get_person(conn: Connection, person_id: str) -> Person:
     return person
 
 
+def _unknown_position(conn: Connection, code: str) -> CertdeskError:
+    """The refusal of an unknown position, naming the known ones (`certdesk position list`)."""
+    known = ", ".join(p.code for p in registry_store.all_positions(conn)) or "-"
+    return CertdeskError("position.not_found", code=code, known=known)
+
+
 def require_position(conn: Connection, code: str) -> None:
-    """A known position; the refusal names the known ones (`certdesk position list`)."""
     if registry_store.get_position(conn, code) is None:
-        known = ", ".join(p.code for p in registry_store.all_positions(conn)) or "-"
-        raise CertdeskError("position.not_found", code=code, known=known)
+        raise _unknown_position(conn, code)
 
 
 def find_person(ctx: Context, person_id: str) -> Person:
@@ -250,11 +304,14 @@ def set_position(ctx: Context, person_id: str, position_code: str) -> Person:
 
 
 def reposition_in(conn: Connection, ctx: Context, person_id: str, position_code: str) -> Person:
-    """`set_position` inside the caller's transaction (an approved position-change request)."""
+    """`set_position` inside the caller's transaction (an approved position-change request).
+    Refused if it leaves nobody active holding a kept permission."""
     now = ctx.clock.now()
     before = get_person(conn, person_id)
     require_position(conn, position_code)
+    held = _holders(conn)
     registry_store.update_person(conn, person_id, {"position_code": position_code}, now)
+    _keep_held(conn, held)
     ctx.record(
         conn,
         now,
@@ -319,6 +376,7 @@ def preview_departure(ctx: Context, person_id: str) -> Departure:
         person = get_person(conn, person_id)
         if person.state is PersonState.DEPARTED:
             raise CertdeskError("person.already_departed", person_id=person_id)
+        _refuse_last_holder(conn, person_id)
         return Departure(
             person,
             cert_store.in_use_of_person(conn, person_id),
@@ -334,11 +392,13 @@ def mark_departed(ctx: Context, person_id: str) -> Departure:
 
 
 def depart_in(conn: Connection, ctx: Context, person_id: str) -> Departure:
-    """`mark_departed` inside the caller's transaction (an approved departure request)."""
+    """`mark_departed` inside the caller's transaction (an approved departure request).
+    Refused if the person alone holds a kept permission (give it to someone else first)."""
     now = ctx.clock.now()
     before = get_person(conn, person_id)
     if before.state is PersonState.DEPARTED:
         raise CertdeskError("person.already_departed", person_id=person_id)
+    _refuse_last_holder(conn, person_id)
     kept = token_store.kept_by(conn, person_id)
     serials = cert_store.in_use_of_person(conn, person_id)
     move = Move(

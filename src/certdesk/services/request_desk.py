@@ -15,9 +15,9 @@ from certdesk.services import registry, requests
 from certdesk.services.access import Access, Principal
 from certdesk.services.context import Context
 from certdesk.services.officer import CODES, PEOPLE, TOKENS
+from certdesk.services.officer import REQUESTS_DECIDE as DECIDE
+from certdesk.services.officer import REQUESTS_FILE as FILE
 
-FILE = "unit.requests.file"
-DECIDE = "ra.requests.manage"
 # What an officer needs to carry out each kind directly.
 CARRY_OUT: dict[RequestKind, str] = {
     RequestKind.DEPARTURE: PEOPLE,

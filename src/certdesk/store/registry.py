@@ -25,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 
-from certdesk.domain.registry import Person, Position, Unit
+from certdesk.domain.registry import Grants, Person, Position, Unit
 from certdesk.domain.states import CertState, PersonState
 from certdesk.store.certificates import PERSONAL, active_personal_serial_of
 from certdesk.store.db import AnyRow
@@ -139,6 +139,46 @@ def position_grants(conn: Connection, code: str) -> tuple[str, list[str]] | None
     """(name, roles) of a position."""
     c = position_roles.c
     return _grants(conn, positions, c.position_code, c.role_code, code)
+
+
+def _every_grant(
+    conn: Connection, table: Table, links: Table, owner: Column[str], linked: Column[str]
+) -> list[Grants]:
+    """Every role or position by code, with what it links to (one query)."""
+    rows = conn.execute(
+        select(table.c.code, table.c.name, linked)
+        .outerjoin_from(table, links, owner == table.c.code)
+        .order_by(table.c.code, linked)
+    )
+    found: dict[str, tuple[str, list[str]]] = {}
+    for code, name, value in rows:
+        found.setdefault(code, (name, []))[1].extend([value] if value is not None else [])
+    return [Grants(code, name, tuple(values)) for code, (name, values) in found.items()]
+
+
+def all_role_grants(conn: Connection) -> list[Grants]:
+    """Every role with the permissions it grants."""
+    c = role_permissions.c
+    return _every_grant(conn, roles, role_permissions, c.role_code, c.permission)
+
+
+def all_position_grants(conn: Connection) -> list[Grants]:
+    """Every position with the roles it carries."""
+    c = position_roles.c
+    return _every_grant(conn, positions, position_roles, c.position_code, c.role_code)
+
+
+def people_by_position(conn: Connection) -> dict[str, list[str]]:
+    """Position code → the people (any state) recorded in it, by id."""
+    query = (
+        select(people.c.position_code, people.c.person_id)
+        .where(people.c.position_code.is_not(None))
+        .order_by(people.c.person_id)
+    )
+    found: dict[str, list[str]] = {}
+    for code, person_id in conn.execute(query):
+        found.setdefault(code, []).append(person_id)
+    return found
 
 
 def holders(conn: Connection, permission: str) -> list[str]:

@@ -34,6 +34,7 @@ from certdesk.web.portal import (
     console_certs,
     console_content,
     console_oversight,
+    console_positions,
     console_registry,
     console_requests,
     console_tokens,
@@ -108,6 +109,7 @@ def create_app(ctx: Context) -> FastAPI:
         console_oversight,
         console_campaign,
         console_requests,
+        console_positions,
     ):
         app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

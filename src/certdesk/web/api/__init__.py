@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from certdesk.web.api import campaign, certs, content, custody, oversight, registry, requests
+from certdesk.web.api import (
+    campaign,
+    certs,
+    content,
+    custody,
+    oversight,
+    positions,
+    registry,
+    requests,
+)
 
 router = APIRouter(prefix="/api/v1")
-for part in (oversight, registry, custody, certs, content, campaign, requests):
+for part in (oversight, registry, positions, custody, certs, content, campaign, requests):
     router.include_router(part.router)

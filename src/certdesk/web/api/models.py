@@ -61,6 +61,33 @@ class PositionIn(Body):
     position_code: str = Field(min_length=1, max_length=64)
 
 
+class PositionDefIn(Body):
+    """A position's name and exactly the roles it carries (replacing what it had)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    roles: list[str] = Field(max_length=100)
+
+
+class RoleDefIn(Body):
+    """A role's name and exactly the permissions it grants (replacing what it had)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    permissions: list[str] = Field(max_length=200)
+
+
+class PositionDefOut(BaseModel):
+    code: str
+    name: str
+    roles: list[str]
+    holders: list[str] = Field(description="people recorded in the position (any state)")
+
+
+class RoleDefOut(BaseModel):
+    code: str
+    name: str
+    permissions: list[str]
+
+
 class PersonOut(Out):
     person_id: str
     name: str

@@ -49,6 +49,9 @@ DONE = {
     "request_filed": "Request filed.",
     "request_rejected": "Request rejected.",
     "request_withdrawn": "Request withdrawn.",
+    "position_saved": "Position saved; it applies at the next request of everyone who holds it.",
+    "position_deleted": "Position deleted.",
+    "role_saved": "Role saved; it applies at the next request of everyone whose position has it.",
     "rollover": (
         "New issuing CA generation made: it issues from now on. Restart certdesk serve and "
         "reload nginx so the TLS layer trusts it."

@@ -40,6 +40,7 @@ HOLDER_PAGES: list[tuple[str, str, str | None]] = [
 SECTIONS: list[tuple[str, str, str | None]] = [
     ("/console/people", "People", "ra.people.manage"),
     ("/console/units", "Units", "ra.units.manage"),
+    ("/console/positions", "Positions and roles", "ra.positions.manage"),
     ("/console/tokens", "Tokens", "ra.tokens.manage"),
     ("/console/certificates", "Certificates", "ra.certs.manage"),
     ("/console/codes", "Enrolment codes", "ra.codes.manage"),
