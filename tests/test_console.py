@@ -226,7 +226,8 @@ def test_register_edit_and_depart_a_person(office: Office) -> None:
     assert (cert.state.value, cert.revocation_reason) == ("revoked", "affiliationChanged")
     again = post(office, "ra", "/console/people/p-100/depart", confirm="yes")
     assert problem_code(again.text) == "person.already_departed"
-    assert client_for(office.app, der).get("/").status_code == 401  # revoked before departed
+    gone = client_for(office.app, der).get("/")  # refused as departed, not only as revoked
+    assert gone.status_code == 403 and problem_code(gone.text) == "login.departed"
 
 
 def test_search_show_and_revoke_a_certificate(office: Office) -> None:

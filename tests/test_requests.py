@@ -75,7 +75,7 @@ def test_departure_filed_by_unit_contact_approved_by_ra(office: Office) -> None:
     assert done["outcome"] == {"revoked": [serial], "tokens_due_back": ["TK-D"]}
     record = certificates.get_certificate(office.ctx, serial)
     assert (record.state.value, record.revocation_reason) == ("revoked", "affiliationChanged")
-    assert office.api("holder", csrf=False).get("/api/v1/me").json()["code"] == "login.revoked"
+    assert office.api("holder", csrf=False).get("/api/v1/me").json()["code"] == "login.departed"
     assert actions(office, seq, rid) == [
         ("person:demo-it", "request.file"),
         ("person:demo-it", "request.attach"),

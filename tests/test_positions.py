@@ -1,0 +1,231 @@
+"""Positions, roles and permissions edited in the console and the REST API (the same registry
+service as `certdesk position|role`), and the last-holder guard on departure and repositioning
+on every path: API, console, an approved request and the `certdesk request` command."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from sqlalchemy import select
+
+from certdesk.config import Config
+from certdesk.domain.clock import SystemClock
+from certdesk.domain.errors import CertdeskError
+from certdesk.services import certificates, registry, requests
+from certdesk.services.context import Context
+from certdesk.services.journal import attach
+from certdesk.store.db import Database
+from certdesk.store.tables import audit_log
+from officers import STAFF, Office, open_office, sqlite_only
+from test_cli import Desk, assert_refused, desk, registry_desk  # noqa: F401 (fixtures)
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def office(ctx: Context) -> Office:
+    return open_office(ctx)
+
+
+def post(office: Office, role: str, url: str, data: dict[str, object]) -> object:
+    return office.page(role).post(
+        url, data={"csrf_token": office.csrf(role), **data}, follow_redirects=False
+    )
+
+
+def code_of(html: str) -> str:
+    found = re.search(r'data-code="([^"]+)"', html)
+    return found.group(1) if found else ""
+
+
+def trail(office: Office, object_id: str) -> list[tuple[str, object, object]]:
+    with office.ctx.db.read() as conn:
+        rows = conn.execute(
+            select(audit_log.c.action, audit_log.c.before, audit_log.c.after)
+            .where(audit_log.c.object_id == object_id)
+            .order_by(audit_log.c.seq)
+        ).all()
+    return [(r.action, json.loads(r.before or "null"), json.loads(r.after or "null")) for r in rows]
+
+
+@sqlite_only
+def test_api_edits_roles_and_positions_effective_at_the_next_request(office: Office) -> None:
+    ra, holder = office.api("ra"), office.api("holder", csrf=False)
+    assert holder.get("/finance/payments").status_code == 403
+    role = ra.put(
+        "/api/v1/roles/payer",
+        json={"name": "Payer", "permissions": ["payment.approve", "budget.view"]},
+    )
+    assert role.status_code == 200, role.text
+    assert role.json() == {
+        "code": "payer",
+        "name": "Payer",
+        "permissions": ["budget.view", "payment.approve"],
+    }
+    clerk = ra.put(
+        "/api/v1/positions/clerk",
+        json={"name": "Senior clerk", "roles": ["holder", "finance_clerk", "payer"]},
+    )
+    assert clerk.status_code == 200, clerk.text
+    assert clerk.json()["holders"] == [STAFF["holder"], "other-001"]
+    # the same certificate, the next request: the new permission and the new name
+    assert holder.get("/finance/payments").status_code == 200
+    me = holder.get("/api/v1/me").json()
+    assert me["position_name"] == "Senior clerk" and "payment.approve" in me["permissions"]
+    assert me["certificate"]["serial"] == office.principal("holder").serial
+    assert trail(office, "clerk")[-1] == (
+        "position.define",
+        {"name": "Finance clerk", "roles": ["finance_clerk", "holder"]},
+        {"name": "Senior clerk", "roles": ["finance_clerk", "holder", "payer"]},
+    )
+    assert trail(office, "payer") == [
+        ("role.define", None, {"name": "Payer", "permissions": ["budget.view", "payment.approve"]})
+    ]
+    listed = {p["code"]: p for p in ra.get("/api/v1/positions").json()}
+    assert listed["clerk"]["roles"] == ["finance_clerk", "holder", "payer"]
+    assert "payer" in {r["code"] for r in ra.get("/api/v1/roles").json()}
+    # a position in use is not deleted; the refusal names who holds it
+    for lang, phrase in (("en", "give them another position"), ("zh-CN", "请先为其调整岗位")):
+        ra.headers["Accept-Language"] = lang
+        in_use = ra.delete("/api/v1/positions/clerk")
+        assert in_use.status_code == 409 and in_use.headers["content-type"] == PROBLEM
+        assert in_use.json()["code"] == "position.in_use"
+        assert STAFF["holder"] in in_use.json()["detail"] and phrase in in_use.json()["detail"]
+    assert ra.put("/api/v1/positions/spare", json={"name": "Spare", "roles": []}).is_success
+    assert ra.delete("/api/v1/positions/spare").status_code == 204
+    assert "spare" not in {p["code"] for p in ra.get("/api/v1/positions").json()}
+    gone = ra.delete("/api/v1/positions/spare")
+    assert gone.status_code == 404 and gone.json()["code"] == "position.not_found"
+    # bad input: a code that cannot be a path, an unknown role, a body with more fields
+    bad = ra.put("/api/v1/roles/payer", json={"name": "P", "permissions": ["pay ment"]})
+    assert bad.status_code == 400 and bad.json()["code"] == "input.bad_key"
+    unknown = ra.put("/api/v1/positions/x", json={"name": "X", "roles": ["nope"]})
+    assert unknown.json()["code"] == "input.invalid"
+    extra = ra.put("/api/v1/positions/x", json={"name": "X", "roles": [], "holders": ["me"]})
+    assert extra.status_code == 422 and extra.json()["code"] == "input.invalid"
+    # nobody would hold ca.rollover any more: refused, nothing changed
+    seq = office.last_seq()
+    last = ra.put("/api/v1/positions/ca_admin", json={"name": "CA", "roles": ["holder"]})
+    assert last.status_code == 409 and last.json()["code"] == "position.last_holder"
+    assert STAFF["ca_admin"] in last.json()["detail"]
+    assert office.actions_since(seq) == []
+
+
+@sqlite_only
+def test_console_edits_positions_and_roles(office: Office) -> None:
+    ra = office.page("ra")
+    listing = ra.get("/console/positions")
+    assert listing.status_code == 200 and 'id="positions"' in listing.text
+    assert "Registration officer" in listing.text and "ra.positions.manage" in listing.text
+    zh = office.page("ra", lang="zh-CN").get("/console/positions")
+    assert "岗位和角色" in zh.text and "新增岗位" in zh.text
+    made = post(
+        office,
+        "ra",
+        "/console/roles",
+        {
+            "code": "payer",
+            "name": "Payer",
+            "permissions": ["budget.view"],
+            "other": "payment.approve, payment.void",
+        },
+    )
+    assert made.status_code == 303 and made.headers["location"].startswith("/console/roles/payer")
+    assert registry.positions_overview(office.ctx).role_names["payer"] == "Payer"
+    page = ra.get("/console/roles/payer")
+    for permission in ("budget.view", "payment.approve", "payment.void"):
+        assert f'value="{permission}" checked' in page.text
+    saved = post(
+        office,
+        "ra",
+        "/console/positions",
+        {"code": "cashier", "name": "Cashier", "roles": ["holder", "payer"]},
+    )
+    assert saved.status_code == 303
+    edit = ra.get(saved.headers["location"])
+    assert "Position saved" in edit.text and 'value="payer" checked' in edit.text
+    assert 'value="ra_officer" checked' not in edit.text
+    # deleting asks first; nothing changes until Confirm
+    asked = post(office, "ra", "/console/positions/cashier/delete", {})
+    assert asked.status_code == 200 and 'name="confirm" value="yes"' in asked.text
+    assert "cashier" in {p.code for p in registry.list_positions(office.ctx)}
+    deleted = post(office, "ra", "/console/positions/cashier/delete", {"confirm": "yes"})
+    assert deleted.status_code == 303
+    assert "cashier" not in {p.code for p in registry.list_positions(office.ctx)}
+    # in use: refused at the first step, naming the holders
+    refused = post(office, "ra", "/console/positions/clerk/delete", {})
+    assert refused.status_code == 409 and code_of(refused.text) == "position.in_use"
+    assert STAFF["holder"] in refused.text
+    assert ra.get("/console/positions/nope").status_code == 404
+    assert code_of(ra.get("/console/roles/nope").text) == "role.not_found"
+    no_csrf = ra.post("/console/roles", data={"code": "x", "name": "X"}, follow_redirects=False)
+    assert no_csrf.status_code == 403 and code_of(no_csrf.text) == "access.csrf"
+    # the unit officer has no such page
+    assert office.page("unit_officer").get("/console/positions").status_code == 403
+
+
+def test_last_holder_cannot_leave_or_move(office: Office) -> None:
+    """demo-ca alone holds ca.rollover: moving them or marking them departed is refused in the
+    API, the console's first step and an approved request alike; nothing changes."""
+    ca, ra = STAFF["ca_admin"], office.api("ra")
+    serial = office.principal("ca_admin").serial
+    seq = office.last_seq()
+    moved = ra.put(f"/api/v1/people/{ca}/position", json={"position_code": "clerk"})
+    assert moved.status_code == 409 and moved.json()["code"] == "position.last_holder"
+    assert "ca.rollover" in moved.json()["detail"]
+    gone = ra.post(f"/api/v1/people/{ca}/depart")
+    assert gone.status_code == 409 and gone.json()["code"] == "position.last_holder"
+    asked = post(office, "ra", f"/console/people/{ca}/depart", {})
+    assert asked.status_code == 409 and code_of(asked.text) == "position.last_holder"
+    assert office.actions_since(seq) == []
+    contact = office.ctx.acting_as(f"person:{STAFF['unit_officer']}")
+    for kind, details in (("departure", {}), ("position_change", {"position_code": "clerk"})):
+        rid = requests.file_request(contact, kind, ca, details).request_id
+        decided = ra.post(f"/api/v1/requests/{rid}/approve").json()["request"]
+        assert (decided["state"], decided["reason"]) == ("failed", "position.last_holder")
+    person = registry.find_person(office.ctx, ca)
+    assert (person.state.value, person.position_code) == ("active", "ca_admin")
+    assert certificates.get_certificate(office.ctx, serial).state.value == "active"
+    # once someone else holds it, the move goes through
+    registry.add_person(
+        office.ctx, "ca-2", "Second Admin", "DEMO", "ca2@demo.example", position_code="ca_admin"
+    )
+    assert ra.put(f"/api/v1/people/{ca}/position", json={"position_code": "clerk"}).is_success
+    with pytest.raises(CertdeskError) as refused:
+        registry.mark_departed(office.ctx, "ca-2")
+    assert refused.value.code == "position.last_holder"
+
+
+def test_cli_refuses_the_last_holders_departure(registry_desk: Desk) -> None:  # noqa: F811
+    cli = registry_desk
+    cli.ok("role", "set", "ca_admin", "--name", "CA admin", "--permission", "ca.rollover")
+    cli.ok("position", "set", "ca_admin", "--name", "CA admin", "--role", "ca_admin")
+    cli.ok(
+        "person",
+        "add",
+        "p-ca",
+        "--name",
+        "Chen CA",
+        "--unit",
+        "FIN",
+        "--email",
+        "c@fin.example",
+        "--position",
+        "ca_admin",
+    )
+    config = Config().replace(paths={"data_dir": str(cli.db.parent)})
+    db = Database(config.database_url)
+    attach(config, db, SystemClock(), "cli:officer-a")
+    filed = requests.file_request(Context(config, db, actor="cli:officer-a"), "departure", "p-ca")
+    db.dispose()
+    decided = cli.json("request", "approve", filed.request_id, USER="officer-b")
+    assert isinstance(decided, dict)
+    assert (decided["request"]["state"], decided["request"]["reason"]) == (
+        "failed",
+        "position.last_holder",
+    )
+    assert_refused(cli.run("position", "delete", "ca_admin"), 3, "position.in_use", "p-ca")
+    people = cli.json("person", "list")
+    assert isinstance(people, list) and people[0]["state"] == "active"
