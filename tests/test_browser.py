@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -357,6 +358,9 @@ CONSOLE_PAGES = {
         ("console-person", f"/console/people/{CLERK}"),
         ("console-person-new", "/console/people/new"),
         ("console-units", "/console/units"),
+        ("console-positions", "/console/positions"),
+        ("console-position", "/console/positions/clerk"),
+        ("console-role", "/console/roles/ra_officer"),
         ("console-tokens", "/console/tokens"),
         ("console-certificates", "/console/certificates"),
         ("console-codes", "/console/codes"),
@@ -432,3 +436,116 @@ def test_campaign_chart_is_drawn_without_javascript(portal: LivePortal, visit: A
         assert officer.page.locator("svg.campaign-chart rect").count() > 4  # bars and legend
         assert "DEMO" in officer.text("#campaign-units")
         officer.shot("console-campaign", lang)
+
+
+# -- the office's requests, start to end ------------------------------------------------------
+
+PDF = b"%PDF-1.4\n% signed revocation letter\n%%EOF\n"
+
+
+def file_request(contact: Visitor, kind: str, person_id: str, **fields: str) -> str:
+    """The unit contact files on the requests page (its multipart form); → the request id."""
+    assert go(contact, "/console/requests") == 200
+    form = contact.page.locator("form[enctype='multipart/form-data']")
+    form.locator("select[name=kind]").select_option(kind)
+    form.locator("input[name=person_id]").fill(person_id)
+    for name, value in fields.items():
+        if name == "form":
+            form.locator("input[name=form]").set_input_files(value)
+        else:
+            form.locator(f"[name={name}]").fill(value)
+    with contact.page.expect_navigation():
+        form.locator("button[type=submit]").click()
+    assert "Request filed." in contact.text()
+    return contact.page.url.split("/console/requests/")[1].split("?")[0]
+
+
+def approve(officer: Visitor, request_id: str, shot: str = "") -> None:
+    """Approve, then Confirm on the page that says what will happen (screenshots of it)."""
+    for lang in LANGS if shot else ("en",):
+        assert go(officer, f"/console/requests/{request_id}", lang) == 200
+        with officer.page.expect_navigation():
+            officer.page.click(f"form[action='/console/requests/{request_id}/approve'] button")
+        assert officer.page.locator("#confirm-facts").count() == 1
+        if shot:
+            officer.shot(shot, lang)
+    with officer.page.expect_navigation():
+        officer.page.click("button.danger")
+    assert officer.text("#request-state") in ("carried_out", "已办结")
+
+
+def crl_text(portal: LivePortal) -> str:
+    """The issuing CA's CRL as served at /pki/, read by `openssl crl -text`."""
+    portal.certdesk("crl", "publish", "--issuer", "issuing")
+    served = portal.home / "served.crl"
+    fetched = subprocess.run(
+        ["curl", "-sSf", "--cacert", str(portal.root_pem), "-o", str(served),
+         f"{portal.base}/pki/issuing.crl"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    assert fetched.returncode == 0
+    shown = subprocess.run(
+        ["openssl", "crl", "-inform", "DER", "-in", str(served), "-noout", "-text"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return shown.stdout
+
+
+def test_office_requests_from_filing_to_the_token_back(portal: LivePortal, visit: Any) -> None:
+    """The unit contact files a departure with the signed PDF, the RA officer approves it: the
+    person's next request is refused as departed, the CRL lists the serial (affiliationChanged),
+    the token is due back until its return is recorded. A position change approved shows at
+    the holder's next page with the same certificate. Nobody approves their own request."""
+    for person_id, name in (("p-leaver", "Wu Shi"), ("p-mover", "Zheng Yi")):
+        registry.add_person(portal.ctx, person_id, name, "DEMO", f"{person_id}@demo.example",
+                            position_code="clerk")  # fmt: skip
+    leaving, _key, leaver_cert, leaver_key = portal.issue_pem("p-leaver", portal.home / "certs")
+    mover_cert, mover_key = portal.issue_pem("p-mover", portal.home / "certs")[2:]
+    tokens.register_token(portal.ctx, "TK-DUE")
+    tokens.assign_token(portal.ctx, "TK-DUE", "p-leaver")
+    letter = portal.home / "revocation-letter.pdf"
+    letter.write_bytes(PDF)
+    contact = visit(portal.demo_p12("demo-it"))
+    officer = visit(portal.demo_p12("demo-ra"), javascript=False)
+    leaver, mover = visit((leaver_cert, leaver_key)), visit((mover_cert, mover_key))
+    assert go(leaver, "/") == 200
+
+    rid = file_request(contact, "departure", "p-leaver", remark="left on 1 Dec", form=str(letter))
+    assert "revocation-letter.pdf" in contact.text("#request-facts")
+    for lang in LANGS:
+        assert go(contact, "/console/requests", lang) == 200
+        assert rid in contact.text("#requests")
+        contact.shot("console-requests", lang)
+    approve(officer, rid, shot="console-confirm-request")
+    for lang in LANGS:
+        assert go(officer, f"/console/requests/{rid}", lang) == 200
+        officer.shot("console-request", lang)
+    assert leaving.serial in officer.text("#request-facts")
+
+    assert go(leaver, "/") == 403
+    assert leaver.page.get_attribute("p.problem", "data-code") == "login.departed"
+    crl = crl_text(portal)
+    entry = crl.split(f"Serial Number: {leaving.serial.upper()}")[1].split("Serial Number:")[0]
+    assert "Affiliation Changed" in entry, crl
+
+    for lang in LANGS:
+        assert go(officer, "/console/requests/due-back", lang) == 200
+        assert "TK-DUE" in officer.text("#due-back") and "p-leaver" in officer.text("#due-back")
+        officer.shot("console-due-back", lang)
+    assert go(officer, "/console/tokens") == 200
+    with officer.page.expect_navigation():
+        officer.page.click("form[action='/console/tokens/TK-DUE/return'] button")
+    assert go(officer, "/console/requests/due-back") == 200
+    assert "TK-DUE" not in officer.text("#due-back")
+
+    assert go(mover, "/finance/payments") == 403
+    moved = file_request(contact, "position_change", "p-mover", position_code="approver")
+    approve(officer, moved)
+    assert go(mover, "/finance/payments") == 200  # the same certificate, the next page
+    assert "Payments" in mover.text("nav.main")
+
+    own = file_request(officer, "position_change", "p-mover", position_code="clerk")
+    assert go(officer, f"/console/requests/{own}") == 200
+    with officer.page.expect_navigation():
+        officer.page.click(f"form[action='/console/requests/{own}/approve'] button")
+    assert officer.page.get_attribute("p.problem", "data-code") == "request.own"
