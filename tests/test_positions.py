@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import pytest
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.services import certificates, registry, requests
 from certdesk.services.context import Context
 from certdesk.services.journal import attach
+from certdesk.store import registry as registry_store
 from certdesk.store.db import Database
 from certdesk.store.tables import audit_log
 from officers import STAFF, Office, open_office, sqlite_only
@@ -229,3 +231,55 @@ def test_cli_refuses_the_last_holders_departure(registry_desk: Desk) -> None:  #
     assert_refused(cli.run("position", "delete", "ca_admin"), 3, "position.in_use", "p-ca")
     people = cli.json("person", "list")
     assert isinstance(people, list) and people[0]["state"] == "active"
+
+
+def at_once(ctx: Context, people: list[str], departing: bool) -> dict[str, str]:
+    """Each person moved to `clerk` (or marked departed) by their own officer, all at once:
+    what each got."""
+    outcomes: dict[str, str] = {}
+    start = threading.Barrier(len(people))
+
+    def move(pid: str) -> None:
+        officer = ctx.acting_as(f"cli:{pid}")
+        start.wait()
+        try:
+            if departing:
+                registry.mark_departed(officer, pid)
+            else:
+                registry.set_position(officer, pid, "clerk")
+            outcomes[pid] = "moved"
+        except CertdeskError as refused:
+            outcomes[pid] = refused.code
+
+    threads = [threading.Thread(target=move, args=(pid,)) for pid in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+def test_two_moves_at_once_leave_someone_holding(ctx: Context) -> None:
+    """Two officers at once each move one of the last two holders of ca.rollover away, or mark
+    them departed (each alone allowed): one is refused, someone keeps it. Threads with their own
+    connections, a few rounds; on PostgreSQL this needs the guard's row lock (SQLite's write
+    lock serialises)."""
+    registry.add_unit(ctx, "FIN", "Finance Bureau")
+    registry.define_role(ctx, "admin", "Admin", ["ca.rollover"])
+    registry.define_role(ctx, "plain", "Plain", ["portal.home"])
+    registry.define_position(ctx, "ca_admin", "CA admin", ["admin"])
+    registry.define_position(ctx, "clerk", "Clerk", ["plain"])
+    left: str | None = None
+    for round_ in range(4):
+        pair = [f"a{round_}", f"b{round_}"]
+        for pid in pair:
+            registry.add_person(
+                ctx, pid, pid, "FIN", f"{pid}@fin.example", position_code="ca_admin"
+            )
+        if left:  # last round's survivor goes: the pair now are the last two holders
+            registry.set_position(ctx, left, "clerk")
+        outcomes = at_once(ctx, pair, departing=round_ % 2 == 1)
+        assert sorted(outcomes.values()) == ["moved", "position.last_holder"], outcomes
+        (left,) = [pid for pid, what in outcomes.items() if what != "moved"]
+        with ctx.db.read() as conn:
+            assert registry_store.holders(conn, "ca.rollover") == [left]

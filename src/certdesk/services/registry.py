@@ -104,11 +104,14 @@ def _keep_held(conn: Connection, held_before: dict[str, list[str]]) -> None:
 
 
 def _holders(conn: Connection) -> dict[str, list[str]]:
+    """Who holds each kept permission, with their grants locked until the change commits (so
+    two changes at once are checked one after the other)."""
+    registry_store.lock_grants_of(conn, KEEP_HELD)
     return {p: registry_store.holders(conn, p) for p in KEEP_HELD}
 
 
 def _refuse_last_holder(conn: Connection, person_id: str) -> None:
-    """Refused if `person_id` alone holds a kept permission (the departure's first step)."""
+    """Refused if `person_id` alone holds a kept permission (a departure, or its preview)."""
     for permission in KEEP_HELD:
         if registry_store.holders(conn, permission) == [person_id]:
             raise CertdeskError("position.last_holder", permission=permission, people=person_id)
@@ -398,6 +401,7 @@ def depart_in(conn: Connection, ctx: Context, person_id: str) -> Departure:
     before = get_person(conn, person_id)
     if before.state is PersonState.DEPARTED:
         raise CertdeskError("person.already_departed", person_id=person_id)
+    registry_store.lock_grants_of(conn, KEEP_HELD)  # two departures at once: one at a time
     _refuse_last_holder(conn, person_id)
     kept = token_store.kept_by(conn, person_id)
     serials = cert_store.in_use_of_person(conn, person_id)

@@ -181,6 +181,18 @@ def people_by_position(conn: Connection) -> dict[str, list[str]]:
     return found
 
 
+def lock_grants_of(conn: Connection, permissions: Iterable[str]) -> None:
+    """Lock the grants of `permissions` until the transaction ends (PostgreSQL; SQLite's write
+    transaction holds the whole database already): two changes that each leave somebody
+    holding a permission, checked at once, could together leave nobody."""
+    query = (
+        select(role_permissions.c.role_code)
+        .where(role_permissions.c.permission.in_(list(permissions)))
+        .with_for_update()
+    )
+    conn.execute(query).all()
+
+
 def holders(conn: Connection, permission: str) -> list[str]:
     """Active people whose position grants `permission`."""
     query = (
