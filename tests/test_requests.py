@@ -294,6 +294,7 @@ def test_two_officers_approving_at_once_one_wins(ctx: Context) -> None:
     ).request_id
     start = threading.Barrier(2)
     outcomes: dict[str, str] = {}
+    refusals: list[CertdeskError] = []
 
     def approve(actor: str) -> None:
         start.wait()
@@ -301,6 +302,7 @@ def test_two_officers_approving_at_once_one_wins(ctx: Context) -> None:
             outcomes[actor] = requests.approve(ctx.acting_as(actor), rid).request.state.value
         except CertdeskError as refused:
             outcomes[actor] = refused.code
+            refusals.append(refused)
 
     threads = [threading.Thread(target=approve, args=(f"cli:{n}",)) for n in ("a", "b")]
     for thread in threads:
@@ -309,6 +311,10 @@ def test_two_officers_approving_at_once_one_wins(ctx: Context) -> None:
         thread.join(timeout=60)
     assert sorted(outcomes.values())[0] == "carried_out", outcomes
     assert sorted(outcomes.values())[1] in ("request.not_submitted", "request.state_changed")
+    (refused,) = refusals  # told in both languages that nothing was changed
+    assert refused.status == 409 and rid in refused.message("en")
+    assert "othing was changed" in refused.message("en")
+    assert "未作任何更改" in refused.message("zh-CN")
     with ctx.db.read() as conn:
         moves = conn.execute(
             select(audit_log.c.action).where(audit_log.c.object_id.in_([rid, "p-1"]))
