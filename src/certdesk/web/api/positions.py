@@ -10,7 +10,11 @@ from certdesk.domain.registry import Grants
 from certdesk.web.api.common import PROBLEMS, Changing, Desk, Me
 from certdesk.web.api.models import PositionDefIn, PositionDefOut, RoleDefIn, RoleDefOut
 
-router = APIRouter(tags=["positions"], responses={**PROBLEMS, 409: PROBLEMS[403]})
+# also: 400 a code that is not one, 404 an unknown position, 409 in use or the last holder
+router = APIRouter(
+    tags=["positions"],
+    responses={**PROBLEMS, 400: PROBLEMS[403], 404: PROBLEMS[403], 409: PROBLEMS[403]},
+)
 
 
 def _position(found: Grants, holders: list[str]) -> PositionDefOut:
