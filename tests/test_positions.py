@@ -21,7 +21,7 @@ from certdesk.store import registry as registry_store
 from certdesk.store.db import Database
 from certdesk.store.tables import audit_log
 from officers import STAFF, Office, open_office, sqlite_only
-from test_cli import Desk, assert_refused, desk, registry_desk  # noqa: F401 (fixtures)
+from test_cli import Desk, desk, registry_desk  # noqa: F401 (fixtures)
 
 PROBLEM = "application/problem+json"
 
