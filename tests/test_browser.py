@@ -471,7 +471,7 @@ def approve(officer: Visitor, request_id: str, shot: str = "") -> None:
             officer.shot(shot, lang)
     with officer.page.expect_navigation():
         officer.page.click("button.danger")
-    assert officer.text("#request-state") in ("carried_out", "已办结")
+    assert officer.text("#request-state") in ("Carried out", "已办结")
 
 
 def crl_text(portal: LivePortal) -> str:

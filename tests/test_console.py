@@ -221,7 +221,7 @@ def test_register_edit_and_depart_a_person(office: Office) -> None:
     assert registry.find_person(office.ctx, "p-100").state.value == "active"
     assert post(office, "ra", "/console/people/p-100/depart", confirm="yes").status_code == 303
     shown = ra.get("/console/people/p-100")
-    assert '<dd id="state">departed</dd>' in shown.text
+    assert '<dd id="state">Departed</dd>' in shown.text
     (cert,) = certificates.list_certificates(office.ctx, person_id="p-100")
     assert (cert.state.value, cert.revocation_reason) == ("revoked", "affiliationChanged")
     again = post(office, "ra", "/console/people/p-100/depart", confirm="yes")

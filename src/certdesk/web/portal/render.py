@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,17 @@ SECTIONS: list[tuple[str, str, str | None]] = [
 ]
 
 
+def term_of(gettext: Callable[[str], str]) -> Callable[[str], str]:
+    """A stored machine value (`carried_out`) in words: the catalog's translation, or in
+    English the value spelt out ("Carried out"), so no page shows an identifier."""
+
+    def term(value: str) -> str:
+        shown = gettext(value)
+        return shown if shown != value else value.replace("_", " ").capitalize()
+
+    return term
+
+
 def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
     locale = chosen_locale(request)
     gettext = translations(locale).gettext
@@ -72,6 +84,7 @@ def render(request: Request, template: str, status: int = 200, **values: Any) ->
     csrf = request.app.state.services.access.csrf_token(principal) if principal else ""
     html = ENV.get_template(template).render(
         _=gettext,
+        term=term_of(gettext),
         locale=locale,
         me=principal,
         nav=groups,
