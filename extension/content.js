@@ -17,7 +17,10 @@ window.addEventListener("message", (event) => {
   }
   if (data.certdesk !== "request") return;
   const port = chrome.runtime.connect({ name: "certdesk" });
-  port.onMessage.addListener((answer) => toPage(Object.assign({}, answer, { id: data.id })));
+  port.onMessage.addListener((answer) => {
+    toPage(Object.assign({}, answer, { id: data.id }));
+    if (answer.type === "result" || answer.type === "error") port.disconnect(); // helper exits
+  });
   port.onDisconnect.addListener(() => toPage({ id: data.id, type: "closed" }));
   port.postMessage({ id: data.id, command: data.command, serial: data.serial });
 });

@@ -68,7 +68,10 @@ def test_renewal_banner_before_and_in_the_window(demo: Context) -> None:
     assert "opens on 2027-01-30" in client_for(app, der).get("/").text
     clock(demo).advance(dt.timedelta(days=15))
     page = client_for(app, der, lang="zh-CN").get("/")
-    assert "您的证书现在可以更新" in page.text and "certdesk renew" in page.text
+    assert "您的证书现在可以更新" in page.text and "立即更新" in page.text
+    # the renewal panel's script is a static file (the CSP allows no inline script)
+    assert page.text.count("<script") == 1 and '<script src="/static/renewal.js">' in page.text
+    assert 'id="renew-now"' in page.text and 'id="get-certificate"' not in page.text
 
 
 def test_language_switch_and_every_string_translated(demo: Context) -> None:
