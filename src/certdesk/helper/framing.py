@@ -19,6 +19,10 @@ class EndOfInput(Exception):
     """The browser closed the port (stdin at its end)."""
 
 
+class TooLong(CertdeskError):
+    """A length over the bound: the message is not read, so the stream cannot go on."""
+
+
 def _read_exact(stream: BinaryIO, size: int) -> bytes:
     data = b""
     while len(data) < size:
@@ -32,11 +36,10 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes:
 def read_message(stream: BinaryIO) -> dict[str, Any]:
     """The next request as a JSON object; a bad one is a `helper.bad_message` refusal.
 
-    An over-long message is not read (the stream cannot be resynchronised): the caller answers
-    and stops."""
+    An over-long message is not read (`TooLong`): the caller answers and stops."""
     (size,) = _LENGTH.unpack(_read_exact(stream, _LENGTH.size))
     if size > MAX_REQUEST:
-        raise CertdeskError("helper.bad_message", detail=f"{size} bytes, at most {MAX_REQUEST}")
+        raise TooLong("helper.bad_message", detail=f"{size} bytes, at most {MAX_REQUEST}")
     raw = _read_exact(stream, size)
     try:
         message = json.loads(raw.decode("utf-8"))

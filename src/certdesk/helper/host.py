@@ -27,7 +27,7 @@ from certdesk.client.server import Server
 from certdesk.client.settings import ClientSettings, client_home, load_settings
 from certdesk.client.status import refuse_too_early, server_window, token_row
 from certdesk.domain.errors import CertdeskError
-from certdesk.helper.framing import EndOfInput, read_message, write_message
+from certdesk.helper.framing import EndOfInput, TooLong, read_message, write_message
 from certdesk.helper.pinentry import Dialog, Pinentry, pinentry_program
 from certdesk.token.device import Device, find_token, module_hint, open_session, tries_left
 from certdesk.token.inventory import present_tokens, public_certificates
@@ -226,9 +226,12 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
             message = read_message(stdin)
         except EndOfInput:
             return
-        except CertdeskError as exc:  # unreadable: answer once and stop (no resync)
+        except TooLong as exc:  # not read: the stream cannot be resynchronised
             send(error(None, exc))
             return
+        except CertdeskError as exc:
+            send(error(None, exc))
+            continue
         try:
             settings = load_settings()
         except CertdeskError as exc:
