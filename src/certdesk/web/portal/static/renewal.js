@@ -115,13 +115,16 @@
   function start() {
     if (!extension) {
       show("no-extension", true);
+      panel.dataset.state = "no-extension";
       return;
     }
     ask("status").then((answer) => {
       if (noHelper(answer)) {
         show("no-helper", true);
+        panel.dataset.state = "no-helper";
         return;
       }
+      panel.dataset.state = answer.type === "result" ? "ready" : "error";
       const button = document.querySelector("#renewal button[data-command]");
       if (answer.type === "result") showStatus(answer.result);
       else showResult(failure(answer) || t.tUnreachable, false);
