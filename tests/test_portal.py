@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -194,3 +197,23 @@ def test_forms_and_announcements(demo: Context) -> None:
     assert download.status_code == 200 and "申请吊销" in download.text
     assert "attachment" in download.headers["content-disposition"]
     assert "0771-0000000" in browser.get("/support").text
+
+
+def test_helper_page_and_the_extension_for_this_portal(demo: Context) -> None:
+    app = create_app(demo)
+    der = issue_for(demo, "demo-0001")
+    for lang, says in (("en", "Load unpacked"), ("zh-CN", "加载已解压的扩展程序")):
+        page = client_for(app, der, lang=lang).get("/helper")
+        assert page.status_code == 200 and says in page.text
+        assert "certdesk helper install --browser" in page.text
+    download = client_for(app, der).get("/helper/certdesk-extension.zip")
+    assert download.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        names = sorted(archive.namelist())
+        manifest = json.loads(archive.read("certdesk-extension/manifest.json"))
+    files = ("background.js", "content.js", "manifest.json")
+    assert names == [f"certdesk-extension/{n}" for n in files]
+    (script,) = manifest["content_scripts"]
+    assert script["matches"] == [f"{demo.config.base_url}/*"]  # this portal only
+    assert manifest["key"]  # the id stays the one the helper's manifest allows
+    assert client_for(app, None).get("/helper").status_code == 401

@@ -75,7 +75,7 @@
     document.getElementById("ts-token").textContent = status.token;
     document.getElementById("ts-holder").textContent = cert.holder + " (" + cert.unit + ")";
     document.getElementById("ts-serial").textContent = cert.serial;
-    document.getElementById("ts-until").textContent = (cert.not_after || "").slice(0, 16) + " UTC";
+    document.getElementById("ts-until").textContent = (cert.not_after || "").slice(0, 16).replace("T", " ") + " UTC";
     document.getElementById("ts-days").textContent = cert.days_left;
     document.getElementById("ts-window").textContent = cert.window_open
       ? t.tWindowOpen
