@@ -5,6 +5,7 @@ malformed and foreign requests with codes (it never crashes)."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import io
 import json
@@ -154,6 +155,21 @@ def test_helper_process_refuses_with_codes(tmp_path: Path) -> None:
     bad = (None, "error", "helper.bad_message")
     assert codes[5:] == [bad, (6, "result", None), bad]  # nothing after the over-long one
     assert "zh-CN" in answers[1]["messages"]  # type: ignore[operator]
+
+
+def test_one_operation_at_a_time(tmp_path: Path) -> None:
+    """A second tab's renewal while one runs is refused (each port is its own helper process)."""
+    home = tmp_path / "holder"
+    home.mkdir()
+    pinned = {"server_url": "https://127.0.0.1:1", "root_fingerprint": ""}
+    (home / "client.json").write_text(json.dumps(pinned))
+    request = {"id": 1, "origin": "https://127.0.0.1:1", "command": "renew"}
+    with (home / "helper.lock").open("w") as running:
+        fcntl.flock(running, fcntl.LOCK_EX)
+        (busy,) = helper_run(home, frame(json.dumps(request).encode()))
+    assert busy["code"] == "helper.busy"
+    (after,) = helper_run(home, frame(json.dumps(request).encode()))
+    assert after["code"] != "helper.busy"  # the lock went with the other process
 
 
 def test_install_writes_host_manifests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -124,10 +124,7 @@ class Helper:
             return
         except Exception as exc:  # never crash on a page's request: answer with a code
             traceback.print_exc(file=sys.stderr)
-            failed = CertdeskError("helper.failed", detail=type(exc).__name__)
-            self.send(
-                {"id": ident, "type": "error", "code": failed.code, "messages": failed.messages()}
-            )
+            self.send(error(ident, CertdeskError("helper.failed", detail=type(exc).__name__)))
             return
         self.send({"id": ident, "type": "result", "result": result})
 
@@ -161,9 +158,14 @@ class Helper:
                 if pickup:
                     outcome = flow.pickup()
                 else:
-                    outcome = flow.renew(
-                        lambda profile: dialog.confirm(data_dialog(origin, profile))
-                    )
+
+                    def confirm(profile: dict[str, Any]) -> None:
+                        """The registered data before anything is made (as `certdesk renew`)."""
+                        renewal = profile["renewal"]
+                        if renewal["allowed"] and not renewal["pending"]:
+                            dialog.confirm(data_dialog(origin, profile))
+
+                    outcome = flow.renew(confirm)
         return outcome_dict(outcome)
 
 
