@@ -479,8 +479,8 @@ CATALOG: dict[str, Message] = {
     ),
     "client.server_unreachable": Message(
         503,
-        "Cannot reach {url}: {detail}. Nothing is lost: run `certdesk renew --pickup` once the server is reachable.",
-        "无法连接 {url}：{detail}。数据未丢失：服务器恢复后请运行 `certdesk renew --pickup`。",
+        "Cannot reach {url}: {detail}. Nothing is lost: once the server is reachable, press Get certificate on the portal or run `certdesk renew --pickup`.",
+        "无法连接 {url}：{detail}。数据未丢失：服务器恢复后请在门户点击“获取证书”，或运行 `certdesk renew --pickup`。",
     ),
     "client.server_error": Message(
         502,
