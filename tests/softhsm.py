@@ -86,14 +86,19 @@ class SoftHSM:
         return objects
 
 
-@pytest.fixture
-def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SoftHSM:
+def softhsm_in(folder: Path, monkeypatch: pytest.MonkeyPatch) -> SoftHSM:
+    """A token directory of its own under `folder` (SOFTHSM2_CONF set through `monkeypatch`)."""
     _require("softhsm2-util")
     if not Path(MODULE).exists():
         _require("/nonexistent-softhsm-module")
-    tokens = tmp_path / "softhsm-tokens"
+    tokens = folder / "softhsm-tokens"
     tokens.mkdir()
-    conf = tmp_path / "softhsm2.conf"
+    conf = folder / "softhsm2.conf"
     conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
     monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
     return SoftHSM(tokens)
+
+
+@pytest.fixture
+def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SoftHSM:
+    return softhsm_in(tmp_path, monkeypatch)

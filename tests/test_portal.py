@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -68,7 +71,10 @@ def test_renewal_banner_before_and_in_the_window(demo: Context) -> None:
     assert "opens on 2027-01-30" in client_for(app, der).get("/").text
     clock(demo).advance(dt.timedelta(days=15))
     page = client_for(app, der, lang="zh-CN").get("/")
-    assert "您的证书现在可以更新" in page.text and "certdesk renew" in page.text
+    assert "您的证书现在可以更新" in page.text and "立即更新" in page.text
+    # the renewal panel's script is a static file (the CSP allows no inline script)
+    assert page.text.count("<script") == 1 and '<script src="/static/renewal.js">' in page.text
+    assert 'id="renew-now"' in page.text and 'id="get-certificate"' not in page.text
 
 
 def test_language_switch_and_every_string_translated(demo: Context) -> None:
@@ -191,3 +197,23 @@ def test_forms_and_announcements(demo: Context) -> None:
     assert download.status_code == 200 and "申请吊销" in download.text
     assert "attachment" in download.headers["content-disposition"]
     assert "0771-0000000" in browser.get("/support").text
+
+
+def test_helper_page_and_the_extension_for_this_portal(demo: Context) -> None:
+    app = create_app(demo)
+    der = issue_for(demo, "demo-0001")
+    for lang, says in (("en", "Load unpacked"), ("zh-CN", "加载已解压的扩展程序")):
+        page = client_for(app, der, lang=lang).get("/helper")
+        assert page.status_code == 200 and says in page.text
+        assert "certdesk helper install --browser" in page.text
+    download = client_for(app, der).get("/helper/certdesk-extension.zip")
+    assert download.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        names = sorted(archive.namelist())
+        manifest = json.loads(archive.read("certdesk-extension/manifest.json"))
+    files = ("background.js", "content.js", "manifest.json")
+    assert names == [f"certdesk-extension/{n}" for n in files]
+    (script,) = manifest["content_scripts"]
+    assert script["matches"] == [f"{demo.config.base_url}/*"]  # this portal only
+    assert manifest["key"]  # the id stays the one the helper's manifest allows
+    assert client_for(app, None).get("/helper").status_code == 401

@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
 from certdesk.cli.output import ask_secret, ask_yes, emit_json, progress, say, table, warn
 from certdesk.client.renewal import TokenRenewal
 from certdesk.client.server import Server, fetch_root_unverified, fingerprint
 from certdesk.client.settings import ClientSettings, load_settings, module_from_env, token_module
+from certdesk.client.status import refuse_too_early, token_row
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.fingerprints import colon_hex
-from certdesk.domain.renewal import RenewalPolicy
-from certdesk.domain.states import CertState
-from certdesk.token.device import Device, find_token, module_hint, open_session
-from certdesk.token.inventory import initial_pin_pending, present_tokens, public_certificates
+from certdesk.helper.install import BROWSERS, install, windows_step
+from certdesk.token.device import find_token, module_hint, open_session
+from certdesk.token.inventory import present_tokens, public_certificates
 from certdesk.token.pin import change_pin, check_pin, require_pin_length, unblock
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -87,11 +86,6 @@ def connect(
     say(f"Connected to {settings.server_url}.", f"已连接到 {settings.server_url}。")
 
 
-def _name_part(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> str:
-    values = cert.subject.get_attributes_for_oid(oid)
-    return str(values[0].value) if values else ""
-
-
 def token_list(as_json: JsonOpt = False) -> None:
     """Every token present, the certificates on it and when each one's renewal window opens."""
     module = token_module()
@@ -106,8 +100,8 @@ def token_list(as_json: JsonOpt = False) -> None:
     for device in devices:
         certs = public_certificates(device)
         if not certs:
-            rows.append(_token_row(device, None, now, window))
-        rows.extend(_token_row(device, c.certificate, now, window) for c in certs)
+            rows.append(token_row(device, None, now, window))
+        rows.extend(token_row(device, c.certificate, now, window) for c in certs)
     if as_json:
         emit_json(rows)
         return
@@ -140,47 +134,6 @@ def token_list(as_json: JsonOpt = False) -> None:
             "A token still has its initial PIN: run `certdesk token change-pin`.",
             "USB Key 仍在使用初始 PIN 码，请运行 `certdesk token change-pin` 修改。",
         )
-
-
-def _token_row(
-    device: Device, cert: x509.Certificate | None, now: dt.datetime, window: dt.timedelta
-) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "label": device.label,
-        "token_serial": device.serial,
-        "model": device.model,
-        "initial_pin": initial_pin_pending(device),
-        "holder": "",
-        "unit": "",
-        "serial": "",
-        "not_before": None,
-        "not_after": None,
-        "days_left": None,
-        "renewal": "no certificate",
-        "renewal_opens": None,
-    }
-    if cert is None:
-        return row
-    decision = RenewalPolicy(window).decide(CertState.ACTIVE, cert.not_valid_after_utc, now)
-    if decision.allowed:
-        # Only the dates are known here: whether the office revoked the certificate needs the
-        # server and the PIN, so this does not promise that renewal will be accepted.
-        renewal = f"window open since {decision.opens_at:%Y-%m-%d} (state checked at renew)"
-    elif now > cert.not_valid_after_utc:
-        renewal = "expired: contact the office"
-    else:
-        renewal = f"opens {decision.opens_at:%Y-%m-%d}"
-    row.update(
-        holder=_name_part(cert, NameOID.COMMON_NAME),
-        unit=_name_part(cert, NameOID.ORGANIZATIONAL_UNIT_NAME),
-        serial=format(cert.serial_number, "x"),
-        not_before=cert.not_valid_before_utc.isoformat(),
-        not_after=cert.not_valid_after_utc.isoformat(),
-        days_left=(cert.not_valid_after_utc - now).days,
-        renewal=renewal,
-        renewal_opens=decision.opens_at.isoformat(),
-    )
-    return row
 
 
 def token_change_pin(
@@ -268,34 +221,6 @@ def _show_profile(yes: bool) -> Any:
     return show
 
 
-def _refuse_too_early(settings: ClientSettings, device: Device) -> None:
-    """Refuse before the PIN when every certificate on the token is before its window.
-
-    The certificates are public objects (read without the PIN); the window's length is the
-    server's (`/healthz`, over the pinned TLS). Anything else (revoked, expired, pending) is
-    left to the server's answer after the PIN, as before.
-    """
-    certs = public_certificates(device)
-    if not certs:
-        return
-    with Server(settings) as server:
-        days = server.health().get("renewal_window_days", settings.renewal_window_days)
-    policy = RenewalPolicy(dt.timedelta(days=int(days)))
-    now = dt.datetime.now(dt.UTC)
-    decisions = [
-        (policy.decide(CertState.ACTIVE, c.certificate.not_valid_after_utc, now), c) for c in certs
-    ]
-    if any(d.allowed or now > c.certificate.not_valid_after_utc for d, c in decisions):
-        return
-    decision, newest = max(decisions, key=lambda dc: dc[1].certificate.not_valid_after_utc)
-    raise CertdeskError(
-        "renewal.too_early",
-        days=days,
-        not_after=f"{newest.certificate.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
-        opens_at=f"{decision.opens_at:%Y-%m-%d %H:%M} UTC",
-    )
-
-
 def renew(
     label: LabelOpt = None,
     pin: PinOpt = None,
@@ -310,7 +235,7 @@ def renew(
     assert settings is not None
     device = find_token(settings.module, label=label)
     if not pickup:
-        _refuse_too_early(settings, device)  # before the PIN is asked for
+        refuse_too_early(settings, device)  # before the PIN is asked for
     secret = pin or ask_secret("Token PIN / USB Key PIN 码")
     with Server(settings) as server, open_session(device, secret) as session:
         flow = TokenRenewal(server, device, session, progress)
@@ -335,7 +260,32 @@ def renew(
     )
 
 
+def helper_install(
+    browser: Annotated[
+        str, typer.Option("--browser", help="chromium, chrome, edge or firefox")
+    ] = "chromium",
+    user_data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--user-data-dir", help="A browser profile folder of its own (Chromium family)"
+        ),
+    ] = None,
+) -> None:
+    """Let the browser start `certdesk-helper` for the certdesk extension (Renew now)."""
+    if browser not in BROWSERS:
+        raise typer.BadParameter(f"one of {', '.join(BROWSERS)}", param_hint="--browser")
+    target = install(browser, user_data_dir)
+    say(f"Wrote {target}.", f"已写入 {target}。")
+    progress(
+        f"On Windows, register the manifest instead: {windows_step(browser)}",
+        f"Windows 上请改为注册该清单：{windows_step(browser)}",
+    )
+
+
 def register(app: typer.Typer, token_app: typer.Typer) -> None:
+    helper_app = typer.Typer(help="The browser's helper for renewing from the portal.")
+    helper_app.command("install")(helper_install)
+    app.add_typer(helper_app, name="helper")
     app.command("connect", help=CONNECT_HELP)(connect)
     app.command("renew")(renew)
     token_app.command("list")(token_list)

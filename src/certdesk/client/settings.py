@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from certdesk.domain.errors import CertdeskError
@@ -27,6 +27,7 @@ class ClientSettings:
     root_fingerprint: str  # SHA-256 of the pinned root CA certificate (DER), hex
     module: str = DEFAULT_MODULE
     renewal_window_days: int = 30  # only to show when the window opens; the server decides
+    pinentry: str = ""  # the browser helper's PIN dialog program; empty: `pinentry` on the PATH
 
     @property
     def root_path(self) -> Path:
@@ -59,9 +60,7 @@ def load_settings(required: bool = True) -> ClientSettings | None:
         raise CertdeskError("config.invalid", detail=f"{path}: {exc}") from None
     module = module_from_env()
     if module:
-        settings = ClientSettings(
-            settings.server_url, settings.root_fingerprint, module, settings.renewal_window_days
-        )
+        settings = replace(settings, module=module)
     return settings
 
 

@@ -490,13 +490,44 @@ CATALOG: dict[str, Message] = {
     ),
     "client.server_unreachable": Message(
         503,
-        "Cannot reach {url}: {detail}. Nothing is lost: run `certdesk renew --pickup` once the server is reachable.",
-        "无法连接 {url}：{detail}。数据未丢失：服务器恢复后请运行 `certdesk renew --pickup`。",
+        "Cannot reach {url}: {detail}. Nothing is lost: once the server is reachable, press Get certificate on the portal or run `certdesk renew --pickup`.",
+        "无法连接 {url}：{detail}。数据未丢失：服务器恢复后请在门户点击“获取证书”，或运行 `certdesk renew --pickup`。",
     ),
     "client.server_error": Message(
         502,
         "The server answered {status}: {detail}",
         "服务器返回 {status}：{detail}",
+    ),
+    # the browser's native helper (certdesk-helper)
+    "helper.origin_refused": Message(
+        403,
+        "This helper serves {pinned} only; {origin} may not use it. Nothing on the token was changed.",
+        "此助手仅服务于 {pinned}，{origin} 无权使用。USB Key 未做任何更改。",
+    ),
+    "helper.bad_message": Message(
+        400,
+        "The helper could not read the request: {detail}",
+        "助手无法读取该请求：{detail}",
+    ),
+    "helper.busy": Message(
+        409,
+        "The helper is already working on another request; wait for it to finish.",
+        "助手正在处理另一请求，请等待其完成。",
+    ),
+    "helper.failed": Message(
+        500,
+        "The helper failed: {detail}",
+        "助手出错：{detail}",
+    ),
+    "helper.pin_cancelled": Message(
+        400,
+        "The PIN dialog was cancelled; nothing was changed.",
+        "已取消 PIN 码输入，未做任何更改。",
+    ),
+    "helper.pinentry_failed": Message(
+        500,
+        "The PIN dialog ({program}) could not be shown: {detail}",
+        "无法显示 PIN 码输入窗口（{program}）：{detail}",
     ),
     "token.not_present": Message(
         404,

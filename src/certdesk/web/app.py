@@ -38,6 +38,7 @@ from certdesk.web.portal import (
     console_registry,
     console_requests,
     console_tokens,
+    helper_page,
     pages,
 )
 from certdesk.web.portal.i18n import chosen_locale, translations
@@ -99,6 +100,7 @@ def create_app(ctx: Context) -> FastAPI:
     app.include_router(renewal_api.router)
     app.include_router(est.router)
     app.include_router(pages.router)
+    app.include_router(helper_page.router)
     app.include_router(api.router)
     app.include_router(api_docs.router)
     for console in (

@@ -12,6 +12,7 @@ from certdesk.domain.states import CertState
 from certdesk.services.access import Principal
 from certdesk.services.content import get_form, list_announcements, list_forms
 from certdesk.services.policy import renewal_policy
+from certdesk.services.renewal import pending_renewal
 from certdesk.web.portal.guard import logged_in, permitted
 from certdesk.web.portal.render import render
 
@@ -30,6 +31,7 @@ def home(request: Request, me: Me) -> Response:
         decision=decision,
         banner=decision.announce(now),
         days_left=(me.not_after - now).days,
+        pending=pending_renewal(ctx, me.serial),
         announcements=list_announcements(ctx, limit=3),
     )
 
