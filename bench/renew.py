@@ -68,6 +68,7 @@ from certdesk.services.registry import add_unit
 from certdesk.store.db import Database
 from certdesk.store.migrate import upgrade
 from certdesk.store.tables import people
+from cluster import postgres_cpu
 from issue import database
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
@@ -298,19 +299,6 @@ class Served:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def postgres_cpu() -> float:
-    """CPU seconds of every `postgres` process (the database server's share of the machine;
-    other sessions on the same PostgreSQL count too)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            head, _, rest = stat.read_text().rpartition(")")
-            if head.endswith("(postgres"):
-                fields = rest.split()
-                total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy() -> tuple[float, float]:

@@ -68,6 +68,7 @@ class Principal:
     roles: frozenset[str]
     permissions: frozenset[str]
     role_names: tuple[str, ...] = ()  # the roles' display names, from the registry
+    announcements: int = 0  # how many were published, read with the login (content.Recent)
 
     @property
     def actor(self) -> str:
@@ -171,6 +172,7 @@ class Access:
             frozenset(r for r, _, _ in grants),
             frozenset(p for _, _, p in grants if p),
             tuple(sorted({n for _, n, _ in grants})),
+            int(row.announcements),
         )
 
     def require(self, who: Principal, permission: str, unit_code: str | None = None) -> None:

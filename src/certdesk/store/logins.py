@@ -1,13 +1,15 @@
 """What the portal reads at every request, in as few round trips as possible: the presented
-certificate's row with its holder, unit contact and position, and the position's grants."""
+certificate's row with its holder, unit contact and position, and the position's grants; and
+how many announcements there are, so the home page reads them again only after a new one."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from certdesk.store.db import AnyRow
 from certdesk.store.registry import person_query
 from certdesk.store.tables import (
+    announcements,
     certificates,
     people,
     position_roles,
@@ -29,6 +31,8 @@ _IDENTIFY = (
         units.c.contact_name,
         units.c.contact_phone,
         units.c.contact_email,
+        # announcements are only ever added: their number changes with every one committed
+        select(func.count()).select_from(announcements).scalar_subquery().label("announcements"),
     )
     .join(certificates, certificates.c.person_id == people.c.person_id)
     .outerjoin(positions, positions.c.code == people.c.position_code)
@@ -44,8 +48,9 @@ _GRANTS = (
 
 
 def login_view(conn: Connection, serial: str) -> AnyRow | None:
-    """The certificate `serial` with its holder (a person row plus `cert_*`, `position_name`
-    and the unit's contact columns), or None if it is no person's."""
+    """The certificate `serial` with its holder (a person row plus `cert_*`, `position_name`,
+    the unit's contact columns and the number of `announcements`), or None if it is no
+    person's."""
     return conn.execute(_IDENTIFY, {"serial": serial}).first()
 
 
