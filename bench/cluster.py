@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from portal import CERTDESK, free_port, nginx_args, nginx_main, proxy_site, running
+from portal import CERTDESK, cpu_seconds, free_port, nginx_args, nginx_main, proxy_site, running
 
 
 def postgres_cpu() -> float:
@@ -78,4 +79,18 @@ def cluster(
         prefix.mkdir(exist_ok=True)
         conf = nginx_main(prefix, proxy_site(data, port, backends), nginx_workers)
         master = stack.enter_context(running(nginx_args(prefix, conf), port, "nginx"))
+        settle(pids)
         yield Cluster(port, pids, [master])
+
+
+def settle(pids: list[int], timeout: float = 300.0) -> None:
+    """Wait until the processes' start-up work (e.g. pre-signing OCSP answers for every
+    certificate) is over: less than 2 % of a core for a second."""
+    deadline = time.monotonic() + timeout
+    before = cpu_seconds(pids)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = cpu_seconds(pids)
+        if now - before < 0.02 * len(pids):
+            return
+        before = now

@@ -117,10 +117,11 @@ class Access:
             return LoginRefusal(LoginProblem.NOT_OURS)
         cert, serial = presented.cert, presented.serial
         now = self.ctx.clock.now()
-        with self.ctx.db.read() as conn:
-            row = logins.login_view(conn, serial)
-            if row is None or row.cert_fingerprint != presented.fingerprint:
+        with self.ctx.db.read_one() as conn:
+            found = logins.login_view(conn, serial)
+            if found is None or found[0].cert_fingerprint != presented.fingerprint:
                 return LoginRefusal(LoginProblem.NOT_OURS, serial)
+            row, grants = found
             status = certificate_status(
                 CertState(row.cert_state), cert.not_valid_before_utc, cert.not_valid_after_utc, now
             )
@@ -161,7 +162,6 @@ class Access:
                 return LoginRefusal(LoginProblem.NOT_OURS, serial)
             if person.state is not PersonState.ACTIVE:
                 return LoginRefusal(LoginProblem.DEPARTED, serial, help_)
-            grants = logins.grants(conn, person.position_code)
         return Principal(
             person,
             serial,
