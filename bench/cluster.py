@@ -54,9 +54,15 @@ def worker_dirs(data: Path, count: int) -> list[Path]:
 
 @contextmanager
 def cluster(
-    work: Path, data: Path, env: dict[str, str], workers: int, nginx_workers: str = "1"
+    work: Path,
+    data: Path,
+    env: dict[str, str],
+    workers: int,
+    nginx_workers: str = "1",
+    command: list[str] | None = None,
 ) -> Iterator[Cluster]:
-    """nginx on a free port in front of `workers` certdesk processes, until the block ends."""
+    """nginx on a free port in front of `workers` certdesk processes, until the block ends
+    (`command` instead of `certdesk`, e.g. under a profiler)."""
     with ExitStack() as stack:
         port = free_port()
         backends, pids = [], []
@@ -69,7 +75,7 @@ def cluster(
                 "CERTDESK_SERVER_TRUSTED_PROXIES": "127.0.0.1/32",
                 "CERTDESK_URLS_BASE": f"https://127.0.0.1:{port}",
             }
-            args = [CERTDESK, "serve", "--plain-http", "--port", str(backends[-1])]
+            args = [*(command or [CERTDESK]), "serve", "--plain-http", "--port", str(backends[-1])]
             pids.append(
                 stack.enter_context(
                     running(args, backends[-1], f"worker {i + 1}", work, worker_env)

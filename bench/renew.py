@@ -835,7 +835,9 @@ def scaled(args: argparse.Namespace, workdir: Path, url: str) -> None:
     rows = []
     for workers in range(1, args.workers + 1):
         group = holders[(workers - 1) * args.count : workers * args.count]
-        with cluster(workdir, data, env, workers) as shape:
+        profiled = args.profile is not None and workers == 1  # one process: its whole work
+        command = [sys.executable, "-c", PROFILED_SERVE, str(args.profile)] if profiled else None
+        with cluster(workdir, data, env, workers, command=command) as shape:
             base = f"https://127.0.0.1:{shape.port}"
             httpx.get(f"{base}/api/v1/renewal/nonce", verify=str(root)).raise_for_status()
             log(f"[postgres] {workers} worker(s): {len(group)} renewals, {args.clients} clients…")
@@ -868,6 +870,8 @@ def scaled(args: argparse.Namespace, workdir: Path, url: str) -> None:
                     f"target 2 workers >= {TARGET_RATE:.0f}/s, p99 < {TARGET_P99_MS:.0f} ms at "
                     f"{args.clients} clients: {'met' if met else 'NOT met'}"
                 )
+    if args.profile is not None:
+        print_profile(args.profile)
     for workers in range(2, args.workers + 1):
         print(
             f"scaling efficiency, {workers} workers: {rows[workers - 1] / (workers * rows[0]):.2f} "
