@@ -1,6 +1,6 @@
-"""What the portal reads at every request, in as few round trips as possible: the presented
-certificate's row with its holder, unit contact and position, and the position's grants, in one
-statement; and how many announcements there are, so the home page reads them again only after a new one."""
+"""What the portal reads at every request, in one statement: the presented certificate's row
+with its holder, unit contact and position, the position's grants, and how many announcements
+there are (the home page reads them again only after a new one)."""
 
 from __future__ import annotations
 
