@@ -191,3 +191,15 @@ def test_forms_and_announcements(demo: Context) -> None:
     assert download.status_code == 200 and "申请吊销" in download.text
     assert "attachment" in download.headers["content-disposition"]
     assert "0771-0000000" in browser.get("/support").text
+
+
+def test_announcements_kept_until_another_is_published(demo: Context) -> None:
+    """The home page keeps the announcements it read; one published elsewhere (another
+    process: here straight into the database) shows at the next page all the same."""
+    from certdesk.services.content import publish_announcement
+
+    browser = client_for(create_app(demo), issue_for(demo, "demo-0001"))
+    assert "Network maintenance" not in browser.get("/").text  # read and kept
+    publish_announcement(demo, "Network maintenance", "Saturday from 22:00.")
+    assert "Network maintenance" in browser.get("/").text
+    assert "Network maintenance" in browser.get("/announcements").text
