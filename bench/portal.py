@@ -16,6 +16,15 @@ The target is "certdesk's p99 within 3x nginx's".
 
     python bench/portal.py [--requests 10000] [--clients 100] [--rounds 3] [--proxy]
                            [--backends 1] [--nginx-workers 1]
+    python bench/portal.py --workers 2 [--requests 10000] [--clients 100] [--rounds 3]
+
+--workers N measures the scaled shape instead (bench/cluster.py): on PostgreSQL, nginx in front
+of 1, then 2 … N `certdesk serve --plain-http` processes; next to the page, the floor of the
+stack: GET /livez (same framework, server, nginx and TLS path; no database, no thread). It
+prints rate, p50/p99 and CPU per request of certdesk, nginx, PostgreSQL and the load generator
+for each, the page's CPU over the floor's (goal <= 2x) and the scaling efficiency (rate at N over
+N x the rate at 1; goal >= 0.8 where the cores allow: they are shared with nginx, PostgreSQL
+and the load generator, here driven by uvloop).
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ DOCS_CONF = ROOT / "docs" / "nginx-certdesk.conf"
 PERSON = "demo-0002"  # from `certdesk init`, with a PKCS#12 file
 PERSON_NAME = "Demo Approver"
 TARGET_RATIO = 3.0
+FLOOR_RATIO, EFFICIENCY = 2.0, 0.8  # --workers goals
 
 
 def log(msg: str) -> None:
@@ -111,6 +121,9 @@ class Result:
     latencies: list[float]  # seconds
     elapsed: float
     cpu: float = 0.0  # CPU seconds the server processes used during the run
+    nginx_cpu: float = 0.0  # --workers: nginx apart from certdesk
+    db_cpu: float = 0.0  # --workers: PostgreSQL
+    client_cpu: float = 0.0  # --workers: the load generator
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -158,10 +171,16 @@ class Connection:
 
 
 async def load(
-    name: str, port: int, tls: ssl.SSLContext, clients: int, requests: int, expect: bytes
+    name: str,
+    port: int,
+    tls: ssl.SSLContext,
+    clients: int,
+    requests: int,
+    expect: bytes,
+    path: str = "/",
 ) -> Result:
     request = (
-        f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/html\r\n"
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/html\r\n"
         "Accept-Language: en\r\nUser-Agent: certdesk-bench\r\n\r\n"
     ).encode()
 
@@ -308,7 +327,11 @@ def main() -> None:
     parser.add_argument("--backends", type=int, default=1, help="certdesk processes (proxy)")
     parser.add_argument("--nginx-workers", default="1", help="worker_processes (1 or auto)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    parser.add_argument("--workers", type=int, default=0, help="scaled shape, 1..N processes")
     opts = parser.parse_args()
+    if opts.workers:
+        scaled(opts)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="certdesk-bench-portal-"))
     data = work / "var"
@@ -387,6 +410,93 @@ def main() -> None:
                 f"{name}/nginx: p50 {result.p50 / nginx.p50:.1f}x, p99 {ratio:.1f}x "
                 f"({verdict} the {TARGET_RATIO:.0f}x target)"
             )
+    finally:
+        if opts.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def scaled(opts: argparse.Namespace) -> None:
+    """--workers: the page and the floor behind nginx with 1..N certdesk processes."""
+    import uvloop
+
+    from cluster import cluster, postgres_cpu
+    from issue import database
+
+    work = Path(tempfile.mkdtemp(prefix="certdesk-bench-portal-"))
+    data = work / "var"
+    load_before = os.getloadavg()
+    targets = {"floor": ("/livez", b'"ok"'), "page": ("/", PERSON_NAME.encode())}
+    results: dict[tuple[int, str], Result] = {}
+    try:
+        with database("postgres", work) as url:
+            env = {**os.environ, "CERTDESK_PATHS_DATA_DIR": str(data), "CERTDESK_DATABASE_URL": url}
+            log("certdesk init (PostgreSQL) …")
+            subprocess.run(
+                [CERTDESK, "init"], cwd=work, env=env, check=True, stdout=subprocess.DEVNULL
+            )
+            cert, key = holder_files(data, work)
+            tls = client_context(data / "pki", cert, key)
+            for workers in range(1, opts.workers + 1):
+                with cluster(work, data, env, workers, opts.nginx_workers) as shape:
+                    rounds: dict[str, list[Result]] = {name: [] for name in targets}
+                    for n in range(opts.rounds):
+                        for name, (path, expect) in targets.items():
+                            log(f"{workers} worker(s), round {n + 1}/{opts.rounds}: {name} …")
+                            app0, nginx0 = cpu_seconds(shape.backends), cpu_seconds(shape.nginx)
+                            db0, client0 = postgres_cpu(), time.process_time()
+                            result = uvloop.run(
+                                load(
+                                    name, shape.port, tls, opts.clients, opts.requests, expect, path
+                                )
+                            )
+                            result.cpu = cpu_seconds(shape.backends) - app0
+                            result.nginx_cpu = cpu_seconds(shape.nginx) - nginx0
+                            result.db_cpu = postgres_cpu() - db0
+                            result.client_cpu = time.process_time() - client0
+                            log(result.line())
+                            rounds[name].append(result)
+                    for name, rs in rounds.items():
+                        results[(workers, name)] = sorted(rs, key=lambda r: r.p99)[len(rs) // 2]
+        print(
+            f"# scaled shape: nginx (worker_processes {opts.nginx_workers}, TLS, client "
+            f"certificate) -> 1..{opts.workers} `certdesk serve --plain-http` on PostgreSQL; "
+            f"{os.cpu_count()} CPUs shared by nginx, certdesk, PostgreSQL and the load generator; "
+            f"{opts.clients} keep-alive clients, {opts.requests} requests, median of "
+            f"{opts.rounds} rounds by p99; load average before "
+            + " ".join(f"{x:.2f}" for x in load_before)
+            + ", after "
+            + " ".join(f"{x:.2f}" for x in os.getloadavg())
+        )
+        print(
+            "workers target  req/s    p50 ms   p99 ms  certdesk us/req  nginx us/req  "
+            "postgres us/req  client us/req"
+        )
+        for (workers, name), r in results.items():
+            n = len(r.latencies)
+            print(
+                f"{workers:>7} {name:<6} {r.rate:6.0f} {r.p50 * 1000:9.1f} {r.p99 * 1000:8.1f} "
+                f"{r.cpu / n * 1e6:16.0f} {r.nginx_cpu / n * 1e6:13.0f} "
+                f"{r.db_cpu / n * 1e6:16.0f} {r.client_cpu / n * 1e6:14.0f}"
+            )
+        for workers in range(1, opts.workers + 1):
+            page, floor = results[(workers, "page")], results[(workers, "floor")]
+            ratio = (page.cpu / len(page.latencies)) / (floor.cpu / len(floor.latencies))
+            met = "met" if ratio <= FLOOR_RATIO else "NOT met"
+            print(
+                f"page/floor certdesk CPU per request, {workers} worker(s): {ratio:.1f}x "
+                f"(goal <= {FLOOR_RATIO:.0f}x: {met})"
+            )
+        for workers in range(2, opts.workers + 1):
+            for name in targets:
+                one, many = results[(1, name)], results[(workers, name)]
+                eff = many.rate / (workers * one.rate)
+                met = "met" if eff >= EFFICIENCY else "NOT met"
+                print(
+                    f"scaling efficiency {name}, {workers} workers: {eff:.2f} "
+                    f"(goal >= {EFFICIENCY}: {met}; {os.cpu_count()} CPUs for everything)"
+                )
     finally:
         if opts.keep:
             log(f"kept {work}")

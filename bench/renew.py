@@ -19,6 +19,7 @@ runs the same CLI with its token calls timed (the token work alone).
     python bench/renew.py [--count 2000] [--full 500] [--clients 32] [--db sqlite|postgres]
                           [--sync full|normal] [--client httpx|raw] [--no-softhsm]
                           [--profile server.prof]
+    python bench/renew.py --workers 2 [--count 2000] [--clients 32] [--client raw]
 
 --db postgres makes a fresh schema in $CERTDESK_BENCH_PG (default the test database) and drops
 it afterwards; the PostgreSQL processes' CPU is then printed apart. --client raw swaps httpx for
@@ -26,6 +27,12 @@ a minimal HTTP/1.1 client (a tenth of the client CPU), to see the server with le
 --profile runs the
 server under cProfile in every thread, in thread CPU time (slower: its rates are not the
 benchmark's) and prints the top functions.
+
+--workers N measures the scaled shape instead (bench/cluster.py, PostgreSQL): nginx terminating
+TLS in front of 1, then 2 … N `certdesk serve --plain-http` processes, --count renewals each
+(fresh holders every time), phase `renew` only; it prints rate, p50/p99 and CPU per renewal of
+certdesk, nginx, PostgreSQL and the load generator, and the scaling efficiency (rate at N over
+N x the rate at 1). Goal: >= 500 renewals/s with p99 < 50 ms at 32 clients on 2 workers.
 """
 
 from __future__ import annotations
@@ -65,10 +72,13 @@ from certdesk.services.demo import bootstrap
 from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
 from certdesk.services.registry import add_unit
+from certdesk.services.server_tls import ensure_tls_certificate
 from certdesk.store.db import Database
 from certdesk.store.migrate import upgrade
 from certdesk.store.tables import people
+from cluster import cluster, postgres_cpu
 from issue import database
+from portal import cpu_seconds
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from request_keys import FileRequestKey
@@ -298,19 +308,6 @@ class Served:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def postgres_cpu() -> float:
-    """CPU seconds of every `postgres` process (the database server's share of the machine;
-    other sessions on the same PostgreSQL count too)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            head, _, rest = stat.read_text().rpartition(")")
-            if head.endswith("(postgres"):
-                fields = rest.split()
-                total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy() -> tuple[float, float]:
@@ -808,6 +805,81 @@ def bench(args: argparse.Namespace, workdir: Path, url: str) -> list[str]:
     return lines
 
 
+def scaled(args: argparse.Namespace, workdir: Path, url: str) -> None:
+    """--workers: renewals through nginx with 1..N certdesk processes on PostgreSQL."""
+    data = workdir / "var"
+    cfg = Config().replace(
+        paths={"data_dir": str(data)},
+        database={"url": url},
+        ca={"passphrase": PASSPHRASE},
+        urls={"base": "https://127.0.0.1"},
+    )
+    db = Database(url)
+    upgrade(db)
+    ctx = Context(cfg, db, FixedClock(dt.datetime.now(dt.UTC) - BACK), actor="bench")
+    bootstrap(ctx)
+    ensure_tls_certificate(Context(cfg, db, actor="bench"))  # nginx's, valid now
+    add_unit(ctx, "BENCH", "Bench Unit", "Bench Contact", "it@bench.example", "0771-1")
+    log(f"[postgres] set-up: CA and {args.count * args.workers} holders, 340 days ago…")
+    holders = make_holders(ctx, args.count * args.workers)
+    db.dispose()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(workdir),
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "CERTDESK_DATABASE_URL": url,
+        "CERTDESK_CA_PASSPHRASE": PASSPHRASE,
+    }
+    root = data / "pki" / "root.pem"
+    rows = []
+    for workers in range(1, args.workers + 1):
+        group = holders[(workers - 1) * args.count : workers * args.count]
+        profiled = args.profile is not None and workers == 1  # one process: its whole work
+        command = [sys.executable, "-c", PROFILED_SERVE, str(args.profile)] if profiled else None
+        with cluster(workdir, data, env, workers, command=command) as shape:
+            base = f"https://127.0.0.1:{shape.port}"
+            httpx.get(f"{base}/api/v1/renewal/nonce", verify=str(root)).raise_for_status()
+            log(f"[postgres] {workers} worker(s): {len(group)} renewals, {args.clients} clients…")
+            app0, nginx0 = cpu_seconds(shape.backends), cpu_seconds(shape.nginx)
+            db0, client0 = postgres_cpu(), time.process_time()
+            latencies, _, _, errors, wall = asyncio.run(
+                _load(base, root, group, args.clients, False, args.client)
+            )
+            n = max(len(latencies), 1)
+            cpu = {
+                "certdesk": cpu_seconds(shape.backends) - app0,
+                "nginx": cpu_seconds(shape.nginx) - nginx0,
+                "postgres": postgres_cpu() - db0,
+                "client": time.process_time() - client0,
+            }
+            for err in errors[:5]:
+                log(f"  error: {err}")
+            rate = len(latencies) / wall
+            rows.append(rate)
+            print(
+                f"workers={workers} renewals={len(latencies)} errors={len(errors)} "
+                f"renewals_per_s={rate:.0f} p50_ms={q(latencies, 50):.1f} "
+                f"p99_ms={q(latencies, 99):.1f} "
+                + " ".join(f"{k}_cpu_ms_per_renewal={v * 1000 / n:.2f}" for k, v in cpu.items()),
+                flush=True,
+            )
+            if workers == 2:
+                met = rate >= TARGET_RATE and q(latencies, 99) < TARGET_P99_MS
+                print(
+                    f"target 2 workers >= {TARGET_RATE:.0f}/s, p99 < {TARGET_P99_MS:.0f} ms at "
+                    f"{args.clients} clients: {'met' if met else 'NOT met'}"
+                )
+    if args.profile is not None:
+        print_profile(args.profile)
+    for workers in range(2, args.workers + 1):
+        print(
+            f"scaling efficiency, {workers} workers: {rows[workers - 1] / (workers * rows[0]):.2f} "
+            f"(goal >= 0.8; {os.cpu_count()} CPUs for everything)"
+        )
+    print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000, help="holders renewing (renew only)")
@@ -829,7 +901,10 @@ def main() -> None:
     parser.add_argument("--no-softhsm", dest="softhsm", action="store_false")
     parser.add_argument("--hsm-rounds", type=int, default=3, help="SoftHSM renewals (median)")
     parser.add_argument("--profile", type=Path, help="run the server under cProfile, stats here")
+    parser.add_argument("--workers", type=int, default=0, help="scaled shape, 1..N processes")
     args = parser.parse_args()
+    if args.workers:
+        args.db = "postgres"
     if args.profile is not None:
         args.profile = args.profile.resolve()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # clean up as on Ctrl-C
@@ -837,13 +912,16 @@ def main() -> None:
     try:
         (workdir / "var").mkdir()
         with database(args.db, workdir, "var/certdesk.db") as url:
-            load = os.getloadavg()[0]
+            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
             print(
                 f"# {os.cpu_count()} cores shared by server, load generator and whatever else "
-                f"runs (load average {load:.2f} at start); pkilint off (the default)",
+                f"runs (load average {load} at start); pkilint off (the default)",
                 flush=True,
             )
-            bench(args, workdir, url)
+            if args.workers:
+                scaled(args, workdir, url)
+            else:
+                bench(args, workdir, url)
     except KeyboardInterrupt:
         log("interrupted: server stopped, temporary files removed")
         sys.exit(130)

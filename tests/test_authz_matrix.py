@@ -35,6 +35,7 @@ OWN_AUTH = "own-auth"  # authenticated by its own means (JWS, EST code, TLS clie
 RULES: dict[tuple[str, str], str] = {
     # public: status, CA downloads, API description
     ("GET", "/healthz"): PUBLIC,
+    ("GET", "/livez"): PUBLIC,
     ("GET", "/status"): PUBLIC,
     ("GET", "/pki/{name}"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,

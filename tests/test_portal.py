@@ -217,3 +217,15 @@ def test_helper_page_and_the_extension_for_this_portal(demo: Context) -> None:
     assert script["matches"] == [f"{demo.config.base_url}/*"]  # this portal only
     assert manifest["key"]  # the id stays the one the helper's manifest allows
     assert client_for(app, None).get("/helper").status_code == 401
+
+
+def test_announcements_kept_until_another_is_published(demo: Context) -> None:
+    """The home page keeps the announcements it read; one published elsewhere (another
+    process: here straight into the database) shows at the next page all the same."""
+    from certdesk.services.content import publish_announcement
+
+    browser = client_for(create_app(demo), issue_for(demo, "demo-0001"))
+    assert "Network maintenance" not in browser.get("/").text  # read and kept
+    publish_announcement(demo, "Network maintenance", "Saturday from 22:00.")
+    assert "Network maintenance" in browser.get("/").text
+    assert "Network maintenance" in browser.get("/announcements").text

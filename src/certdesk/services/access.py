@@ -68,6 +68,7 @@ class Principal:
     roles: frozenset[str]
     permissions: frozenset[str]
     role_names: tuple[str, ...] = ()  # the roles' display names, from the registry
+    announcements: int = 0  # how many were published, read with the login (content.Recent)
 
     @property
     def actor(self) -> str:
@@ -119,10 +120,11 @@ class Access:
             return LoginRefusal(LoginProblem.NOT_OURS)
         cert, serial = presented.cert, presented.serial
         now = self.ctx.clock.now()
-        with self.ctx.db.read() as conn:
-            row = logins.login_view(conn, serial)
-            if row is None or row.cert_fingerprint != presented.fingerprint:
+        with self.ctx.db.read_one() as conn:
+            found = logins.login_view(conn, serial)
+            if found is None or found[0].cert_fingerprint != presented.fingerprint:
                 return LoginRefusal(LoginProblem.NOT_OURS, serial)
+            row, grants = found
             status = certificate_status(
                 CertState(row.cert_state), cert.not_valid_before_utc, cert.not_valid_after_utc, now
             )
@@ -164,7 +166,6 @@ class Access:
                 return LoginRefusal(LoginProblem.NOT_YET_VALID, serial, help_)
             if status is not Status.ACTIVE:
                 return LoginRefusal(LoginProblem.NOT_OURS, serial)
-            grants = logins.grants(conn, person.position_code)
         return Principal(
             person,
             serial,
@@ -175,6 +176,7 @@ class Access:
             frozenset(r for r, _, _ in grants),
             frozenset(p for _, _, p in grants if p),
             tuple(sorted({n for _, n, _ in grants})),
+            int(row.announcements),
         )
 
     def require(self, who: Principal, permission: str, unit_code: str | None = None) -> None:

@@ -73,6 +73,28 @@ def list_announcements(ctx: Context, limit: int = 20) -> list[Announcement]:
         return [_announcement(row) for row in content_store.recent_announcements(conn, limit)]
 
 
+class RecentAnnouncements:
+    """The newest announcements, kept by the process while their number in the database stays
+    the same (they are only ever added). The login query reads that number at every request
+    (`Principal.announcements`), so the home page costs no query of its own and a publication by
+    any process shows at the next page. One per process."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._kept: dict[int, tuple[int, list[Announcement]]] = {}  # limit → (count, newest)
+
+    def kept(self, count: int, limit: int) -> list[Announcement] | None:
+        """The newest `limit` if read since the `count`-th was published, else None."""
+        found = self._kept.get(limit)
+        return found[1] if found is not None and found[0] == count else None
+
+    def read(self, count: int, limit: int) -> list[Announcement]:
+        """Read them (blocking: off the event loop) and keep them for `count`."""
+        newest = list_announcements(self.ctx, limit)
+        self._kept[limit] = (count, newest)  # read after `count` was: never older than it
+        return newest
+
+
 def check_form(name: str, data: bytes) -> str:
     """The media type a form is served with, or a refusal: known document types only, and the
     content must look like what the name says (a renamed program is not a PDF)."""

@@ -3,6 +3,7 @@ from the holder's token) or presented with (EST over mutual TLS), as the databas
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,16 +42,23 @@ class HolderAuth:
     def __init__(self, ctx: Context, issuers: Issuers) -> None:
         self.ctx = ctx
         self.issuers = issuers
+        # The same bytes verify the same way against the same CA: parse and check the signature
+        # once per certificate (only successes are kept), as `Access` does for logins.
+        self._verified = functools.lru_cache(maxsize=4096)(self._verify)
+
+    def _verify(self, der: bytes) -> x509.Certificate:
+        certificate = x509.load_der_x509_certificate(der)
+        self.issuers.issuer_of(certificate)
+        return certificate
 
     def current(self, serial: str) -> Current:
         """A personal certificate of ours by serial (its DER re-verified against its CA)."""
-        with self.ctx.db.read() as conn:
+        with self.ctx.db.read_one() as conn:
             row = cert_store.get(conn, serial)
         if row is None or row.der is None or row.profile != Profile.PERSONAL.value:
             raise CertdeskError("renewal.unknown_certificate", serial=serial)
-        certificate = x509.load_der_x509_certificate(row.der)
         try:
-            self.issuers.issuer_of(certificate)
+            certificate = self._verified(row.der)
         except (ValueError, TypeError, InvalidSignature):
             raise CertdeskError("renewal.unknown_certificate", serial=serial) from None
         return Current(

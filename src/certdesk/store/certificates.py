@@ -104,6 +104,21 @@ def in_flight_renewal(conn: Connection, serial: str) -> AnyRow | None:
     ).first()
 
 
+def renewals_in_flight(conn: Connection, serial: str) -> list[AnyRow]:
+    """Every renewal of `serial` being issued or waiting to be installed: one at most, besides
+    those that waited past their time."""
+    return list(
+        conn.execute(
+            _ROW.where(
+                and_(
+                    certificates.c.replaces == serial,
+                    certificates.c.state.in_([s.value for s in IN_FLIGHT]),
+                )
+            )
+        )
+    )
+
+
 def latest_renewal(conn: Connection, serial: str) -> AnyRow | None:
     """The newest certificate that renewed `serial`, pending or installed."""
     return conn.execute(
@@ -136,12 +151,9 @@ def in_state_since(
     state: CertState,
     column: str,
     cutoff: dt.datetime,
-    replaces: str | None = None,
 ) -> list[str]:
     """Serials in `state` whose `column` time is at or before `cutoff` (stale work to close)."""
     condition = and_(certificates.c.state == state.value, certificates.c[column] <= cutoff)
-    if replaces is not None:
-        condition = and_(condition, certificates.c.replaces == replaces)
     return [str(s) for s in conn.execute(select(certificates.c.serial).where(condition)).scalars()]
 
 

@@ -1,13 +1,15 @@
-"""What the portal reads at every request, in as few round trips as possible: the presented
-certificate's row with its holder, unit contact and position, and the position's grants."""
+"""What the portal reads at every request, in one statement: the presented certificate's row
+with its holder, unit contact and position, the position's grants, and how many announcements
+there are (the home page reads them again only after a new one)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from certdesk.store.db import AnyRow
 from certdesk.store.registry import person_query
 from certdesk.store.tables import (
+    announcements,
     certificates,
     people,
     position_roles,
@@ -17,7 +19,8 @@ from certdesk.store.tables import (
     units,
 )
 
-# One prepared query for the certificate's row, its holder, their unit (contact) and position.
+# One prepared query for the certificate's row, its holder, their unit (contact) and position,
+# and the position's grants: a row per (role, permission), or one row without any.
 _IDENTIFY = (
     person_query()
     .add_columns(
@@ -29,33 +32,41 @@ _IDENTIFY = (
         units.c.contact_name,
         units.c.contact_phone,
         units.c.contact_email,
+        # announcements are only ever added: their number changes with every one committed
+        select(func.count()).select_from(announcements).scalar_subquery().label("announcements"),
+        position_roles.c.role_code.label("grant_role"),
+        roles.c.name.label("grant_role_name"),
+        role_permissions.c.permission.label("grant_permission"),
     )
     .join(certificates, certificates.c.person_id == people.c.person_id)
     .outerjoin(positions, positions.c.code == people.c.position_code)
+    .outerjoin(position_roles, position_roles.c.position_code == people.c.position_code)
+    .outerjoin(roles, roles.c.code == position_roles.c.role_code)
+    .outerjoin(role_permissions, role_permissions.c.role_code == position_roles.c.role_code)
     .where(certificates.c.serial == bindparam("serial"))
 )
 _SUCCESSOR = select(certificates.c.serial).where(certificates.c.replaces == bindparam("serial"))
-_GRANTS = (
-    select(position_roles.c.role_code, roles.c.name, role_permissions.c.permission)
-    .join(roles, roles.c.code == position_roles.c.role_code)
-    .outerjoin(role_permissions, role_permissions.c.role_code == position_roles.c.role_code)
-    .where(position_roles.c.position_code == bindparam("position"))
-)
+
+# (role, role name, permission) a position gives; a role without permissions gives None.
+Grants = list[tuple[str, str, str | None]]
 
 
-def login_view(conn: Connection, serial: str) -> AnyRow | None:
-    """The certificate `serial` with its holder (a person row plus `cert_*`, `position_name`
-    and the unit's contact columns), or None if it is no person's."""
-    return conn.execute(_IDENTIFY, {"serial": serial}).first()
+def login_view(conn: Connection, serial: str) -> tuple[AnyRow, Grants] | None:
+    """The certificate `serial` with its holder (a person row plus `cert_*`, `position_name`,
+    the unit's contact columns and the number of `announcements`) and the grants of the
+    holder's position, or None if it is no person's. One statement: no transaction needed."""
+    rows = conn.execute(_IDENTIFY, {"serial": serial}).all()
+    if not rows:
+        return None
+    grants = [
+        (r.grant_role, r.grant_role_name, r.grant_permission)
+        for r in rows
+        if r.grant_role is not None and r.grant_role_name is not None
+    ]
+    return rows[0], grants
 
 
 def successor(conn: Connection, serial: str) -> str | None:
     """The certificate that renewed `serial`."""
     found = conn.execute(_SUCCESSOR, {"serial": serial}).scalar()
     return None if found is None else str(found)
-
-
-def grants(conn: Connection, position_code: str | None) -> list[tuple[str, str, str | None]]:
-    """(role, role name, permission) the position gives; a role without permissions gives
-    None."""
-    return [(r, n, p) for r, n, p in conn.execute(_GRANTS, {"position": position_code})]

@@ -23,6 +23,7 @@ from certdesk.services.authorities import (
     require_authority,
     root_fingerprint,
 )
+from certdesk.services.content import RecentAnnouncements
 from certdesk.services.context import Context
 from certdesk.services.enrolment import Issue
 from certdesk.services.group_commit import GroupCommitter
@@ -83,10 +84,14 @@ class Services:
     def access(self) -> Access:
         return Access(self.ctx)
 
+    @functools.cached_property
+    def announcements(self) -> RecentAnnouncements:
+        return RecentAnnouncements(self.ctx)
+
 
 def wants_html(request: Request) -> bool:
     """Pages answer refusals with a page; the API, EST and scripts get problem+json."""
-    if request.url.path.startswith(("/api/", "/.well-known/", "/healthz", "/pki/")):
+    if request.url.path.startswith(("/api/", "/.well-known/", "/healthz", "/livez", "/pki/")):
         return False
     return "text/html" in request.headers.get("accept", "")
 
@@ -97,25 +102,6 @@ def create_app(ctx: Context) -> FastAPI:
     app = FastAPI(title="certdesk", version=__version__, docs_url=None, redoc_url=None)
     app.state.ctx = ctx
     app.state.services = Services(ctx)
-    app.include_router(renewal_api.router)
-    app.include_router(est.router)
-    app.include_router(pages.router)
-    app.include_router(helper_page.router)
-    app.include_router(api.router)
-    app.include_router(api_docs.router)
-    for console in (
-        console_registry,
-        console_tokens,
-        console_certs,
-        console_content,
-        console_oversight,
-        console_campaign,
-        console_requests,
-        console_positions,
-    ):
-        app.include_router(console.router)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(CertdeskError)
     async def _problem(request: Request, exc: CertdeskError) -> Response:
@@ -154,6 +140,11 @@ def create_app(ctx: Context) -> FastAPI:
             root_fingerprint=root_fingerprint(ctx) if exc.code == "login.no_certificate" else None,
         )
 
+    @app.get("/livez")
+    async def live() -> dict[str, str]:
+        """The process answers (a load balancer's liveness probe): no database, no thread."""
+        return {"status": "ok"}
+
     @app.get("/healthz")
     def health() -> dict[str, Any]:
         with ctx.db.read() as conn:
@@ -184,4 +175,24 @@ def create_app(ctx: Context) -> FastAPI:
         media = MEDIA[".pem" if name.endswith(".pem") else path.suffix]
         return Response(path.read_bytes(), media_type=media)
 
+    # Routes are matched in order, each at some cost: the application's own few first.
+    app.include_router(renewal_api.router)
+    app.include_router(est.router)
+    app.include_router(pages.router)
+    app.include_router(helper_page.router)
+    app.include_router(api.router)
+    app.include_router(api_docs.router)
+    for console in (
+        console_registry,
+        console_tokens,
+        console_certs,
+        console_content,
+        console_oversight,
+        console_campaign,
+        console_requests,
+        console_positions,
+    ):
+        app.include_router(console.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(SecurityHeaders)
     return app

@@ -54,8 +54,9 @@ def _renewed(r: Renewals, renewed: Renewed, response: Response) -> dict[str, Any
     }
 
 
-def nonce(request: Request, response: Response) -> dict[str, str]:
-    """A one-time nonce for the next signed request (also in the Replay-Nonce header)."""
+async def nonce(request: Request, response: Response) -> dict[str, str]:
+    """A one-time nonce for the next signed request (also in the Replay-Nonce header): an HMAC
+    of the time and random bytes, no database, so it is answered on the event loop."""
     value = renewals(request).new_nonce()
     response.headers["Replay-Nonce"] = value
     response.headers["Cache-Control"] = "no-store"

@@ -71,13 +71,17 @@ def pending_ttl(ctx: Context) -> dt.timedelta:
     return dt.timedelta(hours=ctx.config.renewal.pending_hours)
 
 
-def _withdraw_expired_pending(conn: Connection, ctx: Context, serial: str) -> None:
-    """A renewal of `serial` never confirmed in time no longer blocks a new one."""
+def _still_in_flight(conn: Connection, ctx: Context, serial: str) -> bool:
+    """Whether a renewal of `serial` is in flight, after withdrawing those never confirmed in
+    time (they no longer block a new one); one query for both."""
     cutoff = ctx.clock.now() - pending_ttl(ctx)
-    for stale in cert_store.in_state_since(
-        conn, CertState.PENDING_INSTALL, "issued_at", cutoff, replaces=serial
-    ):
-        revoke_in(conn, ctx, stale, RevocationReason.CESSATION_OF_OPERATION)
+    in_flight = False
+    for row in cert_store.renewals_in_flight(conn, serial):
+        if row.state == CertState.PENDING_INSTALL.value and row.issued_at <= cutoff:
+            revoke_in(conn, ctx, row.serial, RevocationReason.CESSATION_OF_OPERATION)
+        else:
+            in_flight = True
+    return in_flight
 
 
 def _key_bytes(key: Any) -> bytes:
@@ -124,8 +128,7 @@ class RenewalEnrolment:
         ctx, serial = self.ctx, self.current.serial
         if self.nonce is not None and self.nonces is not None:
             self.nonces.consume(conn, self.nonce)
-        _withdraw_expired_pending(conn, ctx, serial)
-        if cert_store.in_flight_renewal(conn, serial) is not None:
+        if _still_in_flight(conn, ctx, serial):
             raise CertdeskError("renewal.in_progress", serial=serial)
         row = cert_store.get(conn, serial, lock=True)
         refuse_unless_allowed(ctx, conn, row, ctx.clock.now())
