@@ -354,7 +354,7 @@ def test_console_file_with_pdf_confirm_approve_and_two_person(office: Office) ->
     approved = ra.post(
         f"/console/requests/{rid}/approve", data={"csrf_token": csrf, "confirm": "yes"}
     )
-    assert approved.status_code == 200 and 'id="request-state">carried_out' in approved.text
+    assert approved.status_code == 200 and 'id="request-state">Carried out' in approved.text
     assert registry.find_person(office.ctx, holder).state.value == "departed"
     # the office files one itself: the same officer cannot approve it, in the console either
     own = ra.post(
