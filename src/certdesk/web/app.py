@@ -81,6 +81,11 @@ class Services:
     def access(self) -> Access:
         return Access(self.ctx)
 
+    def stop(self) -> None:
+        """On shutdown: write the refusals counted in the current window."""
+        if "renewals" in self.__dict__:  # made on first use
+            self.renewals.refusals.flush()
+
 
 def wants_html(request: Request) -> bool:
     """Pages answer refusals with a page; the API, EST and scripts get problem+json."""
@@ -112,6 +117,7 @@ def create_app(ctx: Context) -> FastAPI:
         app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders)
+    app.router.add_event_handler("shutdown", app.state.services.stop)
 
     @app.exception_handler(CertdeskError)
     async def _problem(request: Request, exc: CertdeskError) -> Response:
