@@ -209,6 +209,22 @@ def in_use_of_person(conn: Connection, person_id: str) -> list[str]:
     return sorted(conn.execute(query).scalars())
 
 
+def personal_of_person(conn: Connection, person_id: str) -> list[AnyRow]:
+    """`person_id`'s personal certificates, reserved ones included, newest reservation first
+    (`serial`, `state`, `der`, `reserved_at`)."""
+    query = (
+        select(
+            certificates.c.serial,
+            certificates.c.state,
+            certificates.c.der,
+            certificates.c.reserved_at,
+        )
+        .where(certificates.c.person_id == person_id, certificates.c.profile == PERSONAL)
+        .order_by(certificates.c.reserved_at.desc())
+    )
+    return list(conn.execute(query))
+
+
 def in_use_on_token(conn: Connection, token_serial: str, keeper_id: str | None) -> list[str]:
     """Serials of the personal certificates in use on the token, sorted; with `keeper_id`, also
     the keeper's that are recorded on no token (their key may be on this one)."""
