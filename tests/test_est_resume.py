@@ -25,9 +25,9 @@ from certdesk.domain.clock import FixedClock
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.audit_log import list_records, verify_chain
 from certdesk.services.certificates import list_certificates
-from certdesk.services.enrolment.est_code import IN_FLIGHT_GRACE, enrol_with_code
+from certdesk.services.enrolment.est_code import enrol_with_code
 from certdesk.services.enrolment_codes import create_code
-from certdesk.services.issuance import Issuance
+from certdesk.services.issuance import IN_FLIGHT_GRACE, Issuance
 from test_est import new_csr
 from test_web import CERTDESK, free_port, serving, wait_for_port
 

@@ -421,3 +421,35 @@ def test_refusals_from_many_serials_stay_bounded(setup: tuple[Renewals, Holder])
     overflow = [json.loads(r.after or "{}") for r in records if r.object_id == "*"]
     assert overflow[0]["count"] == MAX_KEYS * 2
     assert verify_chain(renewals.ctx).ok
+
+
+def test_a_renewal_reservation_left_by_a_dead_process_does_not_block(
+    setup: tuple[Renewals, Holder],
+) -> None:
+    """Killed between reserving and recording: the next attempt closes the reservation, the one
+    after it issues (before, the holder waited for maintenance, ten minutes)."""
+    from certdesk.services.issuance import IN_FLIGHT_GRACE
+    from test_est_resume import DyingAuthority, Killed
+
+    renewals, holder = setup
+    clock = clock_of(renewals)
+    clock.advance(340 * DAY)
+    real = renewals.issuance.authority
+    dying = Issuance(
+        renewals.ctx, DyingAuthority(real.signer, real.certificate, real.urls, real.hooks)
+    )
+    with pytest.raises(Killed):
+        Renewals(renewals.ctx, dying).renew(
+            holder.signed("renew", {"csr": holder.csr(ec.generate_private_key(ec.SECP256R1()))})
+        )
+    with renewals.ctx.db.read() as conn:
+        stranded = in_flight_renewal(conn, holder.serial)
+    assert stranded is not None and stranded.state == "reserved"
+    clock.advance(IN_FLIGHT_GRACE + dt.timedelta(seconds=1))
+    with pytest.raises(CertdeskError) as busy:
+        holder.renew(ec.generate_private_key(ec.SECP256R1()))
+    assert busy.value.code == "renewal.in_progress"
+    assert get_certificate(renewals.ctx, stranded.serial).state is CertState.ABANDONED
+    renewed = holder.renew(ec.generate_private_key(ec.SECP256R1()))
+    assert renewed.created and renewed.state is CertState.PENDING_INSTALL
+    assert verify_chain(renewals.ctx).ok

@@ -72,6 +72,7 @@ _ROW = select(
     certificates.c.revocation_reason,
     certificates.c.subject,
     certificates.c.fingerprint,
+    certificates.c.reserved_at,
 )
 
 

@@ -28,12 +28,9 @@ from certdesk.services.context import Context
 from certdesk.services.enrolment import Intent, Issue
 from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.enrolment_codes import check_code, spend_code
-from certdesk.services.issuance import abandon
+from certdesk.services.issuance import IN_FLIGHT_GRACE, abandon
 from certdesk.store import certificates as cert_store
 
-# A reservation older than this while its enrolment is retried belongs to a process that died
-# (signing and recording take milliseconds): it is closed and the certificate issued anew.
-IN_FLIGHT_GRACE = dt.timedelta(seconds=10)
 _POLL_SECONDS = 0.05
 # What a retry finds issued for its key: returned as it is.
 _ISSUED = (CertState.ACTIVE.value, CertState.PENDING_INSTALL.value)
