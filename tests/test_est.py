@@ -87,8 +87,11 @@ def test_est_enrol_and_reenrol(tmp_path: Path, softhsm: SoftHSM) -> None:
         assert "CN=Demo Holder" in issued.replace(" = ", "=")
         cert = tmp_path / "first.pem"
         cert.write_text(issued[issued.index("-----BEGIN") :])
-        status, body = curl("/simpleenroll", "--user", f"demo-0001:{code}", data=csr)
-        assert status == 401 and json.loads(body)["code"] == "enrolcode.used"
+        status, again = curl("/simpleenroll", "--user", f"demo-0001:{code}", data=csr)
+        assert status == 200 and again == body  # a retry gets the same certificate
+        _, other = new_csr(tmp_path, "other")
+        status, body = curl("/simpleenroll", "--user", f"demo-0001:{code}", data=other)
+        assert status == 409 and json.loads(body)["code"] == "enrolcode.other_key"
 
         status, body = curl("/simplereenroll", data=csr)
         assert status == 401

@@ -5,6 +5,7 @@ requests the crypto library cannot load (SM2 and other curves, a bad version).""
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,19 @@ def test_mutated_csrs_never_crash_and_store_nothing(
             assert len(list_certificates(ca_ctx)) == before
 
     run()
+
+
+def test_refused_signed_requests_are_audited_when_the_server_stops(ca_ctx: Context) -> None:
+    """Garbage sent to the renewal API is counted, and the server's shutdown writes the count
+    (one record, not one per request)."""
+    from certdesk.services.audit_log import list_records, verify_chain
+
+    with TestClient(create_app(ca_ctx), raise_server_exceptions=False) as served:
+        for _ in range(7):
+            answer = served.post("/api/v1/renewal", content=b"not.a.jws")
+            assert_problem(answer, 400, "jws.malformed")
+        assert list_records(ca_ctx, action="renewal.refused").records == []
+    (record,) = list_records(ca_ctx, action="renewal.refused").records
+    assert record.object_id == "jws.malformed"
+    assert json.loads(record.after or "{}")["count"] == 7
+    assert verify_chain(ca_ctx).ok

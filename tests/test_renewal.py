@@ -60,6 +60,9 @@ class Holder:
             payload=payload or {},
         )
 
+    def nonce(self) -> str:
+        return self.renewals.new_nonce()
+
     def csr(self, key: ec.EllipticCurvePrivateKey, *names: x509.NameAttribute) -> str:
         der = (
             x509.CertificateSigningRequestBuilder()
@@ -351,3 +354,102 @@ def test_crl_count_includes_superseded_certificates(setup: tuple[Renewals, Holde
     (record, *_) = list_records(ctx, action="crl.publish").records
     assert record.object_id == f"issuing/{published.number}"
     assert record.after is not None and json.loads(record.after)["entries"] == 2
+
+
+def test_refused_attempts_are_audited_in_bounded_records(setup: tuple[Renewals, Holder]) -> None:
+    """Bad algorithm, other key, bad signature, replayed nonce: each kind is counted and written
+    as one audit record per window with its count, however many were sent; the chain stays
+    intact and the holder's own renewal still works."""
+    renewals, holder = setup
+    clock = clock_of(renewals)
+    clock.advance(340 * DAY)
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    csr = holder.csr(new_key)
+    headers = {"kid": holder.serial, "action": "renew"}
+    with pytest.raises(CertdeskError):
+        renewals.pickup(holder.signed("pickup"))  # nothing pending yet
+    attempts = {
+        "jws.bad_algorithm": lambda: jwt.encode(
+            {"csr": csr}, None, algorithm="none", headers={**headers, "nonce": holder.nonce()}
+        ),
+        "jws.bad_signature": lambda: holder.signed(
+            "renew", {"csr": csr}, key=ec.generate_private_key(ec.SECP256R1())
+        ),
+    }
+    for _ in range(25):
+        for make in attempts.values():
+            with pytest.raises(CertdeskError):
+                renewals.renew(make(), source="192.0.2.7")
+    hs256 = jwt.encode(
+        {"csr": csr}, "x" * 40, algorithm="HS256", headers={**headers, "nonce": holder.nonce()}
+    )
+    with pytest.raises(CertdeskError):
+        renewals.renew(hs256, source="192.0.2.8")
+    good = holder.signed("renew", {"csr": csr})
+    renewed = renewals.renew(good)  # the legitimate renewal goes through meanwhile
+    for _ in range(10):
+        with pytest.raises(CertdeskError) as replay:
+            renewals.renew(good, source="192.0.2.9")
+    assert replay.value.code == "nonce.used"
+    assert list_records(renewals.ctx, action="renewal.refused").records == []  # window open
+
+    clock.advance(dt.timedelta(seconds=renewals.ctx.config.renewal.refusal_window_seconds))
+    assert renewals.pickup(holder.signed("pickup")).serial == renewed.serial  # writes the window
+    records = list_records(renewals.ctx, action="renewal.refused").records
+    counted = {r.object_id: json.loads(r.after or "{}") for r in records}
+    assert len(records) == 4
+    assert counted["jws.bad_algorithm"]["count"] == 26
+    assert set(counted["jws.bad_algorithm"]["sources"]) == {"192.0.2.7", "192.0.2.8"}
+    assert counted["jws.bad_signature"]["count"] == 25
+    assert counted["nonce.used"]["count"] == 10
+    assert counted["renewal.nothing_pending"]["count"] == 1
+    assert {c["serial"] for c in counted.values()} == {holder.serial}
+    assert verify_chain(renewals.ctx).ok
+
+
+def test_refusals_from_many_serials_stay_bounded(setup: tuple[Renewals, Holder]) -> None:
+    """Claimed serials are the attacker's choice: past MAX_KEYS keys they share one record."""
+    from certdesk.services.refusals import MAX_KEYS
+
+    renewals, holder = setup
+    for n in range(MAX_KEYS * 3):
+        with pytest.raises(CertdeskError):
+            renewals.profile(holder.signed("profile", serial=format(n + 1, "x")))
+    assert renewals.refusals.flush() == MAX_KEYS + 1
+    records = list_records(renewals.ctx, action="renewal.refused", limit=100).records
+    assert len(records) == MAX_KEYS + 1
+    overflow = [json.loads(r.after or "{}") for r in records if r.object_id == "*"]
+    assert overflow[0]["count"] == MAX_KEYS * 2
+    assert verify_chain(renewals.ctx).ok
+
+
+def test_a_renewal_reservation_left_by_a_dead_process_does_not_block(
+    setup: tuple[Renewals, Holder],
+) -> None:
+    """Killed between reserving and recording: the next attempt closes the reservation, the one
+    after it issues (before, the holder waited for maintenance, ten minutes)."""
+    from certdesk.services.issuance import IN_FLIGHT_GRACE
+    from test_est_resume import DyingAuthority, Killed
+
+    renewals, holder = setup
+    clock = clock_of(renewals)
+    clock.advance(340 * DAY)
+    real = renewals.issuance.authority
+    dying = Issuance(
+        renewals.ctx, DyingAuthority(real.signer, real.certificate, real.urls, real.hooks)
+    )
+    with pytest.raises(Killed):
+        Renewals(renewals.ctx, dying).renew(
+            holder.signed("renew", {"csr": holder.csr(ec.generate_private_key(ec.SECP256R1()))})
+        )
+    with renewals.ctx.db.read() as conn:
+        stranded = in_flight_renewal(conn, holder.serial)
+    assert stranded is not None and stranded.state == "reserved"
+    clock.advance(IN_FLIGHT_GRACE + dt.timedelta(seconds=1))
+    with pytest.raises(CertdeskError) as busy:
+        holder.renew(ec.generate_private_key(ec.SECP256R1()))
+    assert busy.value.code == "renewal.in_progress"
+    assert get_certificate(renewals.ctx, stranded.serial).state is CertState.ABANDONED
+    renewed = holder.renew(ec.generate_private_key(ec.SECP256R1()))
+    assert renewed.created and renewed.state is CertState.PENDING_INSTALL
+    assert verify_chain(renewals.ctx).ok

@@ -139,6 +139,7 @@ class RenewalConfig:
     nonce_seconds: int = 600  # how long a server nonce may be used (once)
     enrolment_code_hours: int = 72  # lifetime of a one-time EST enrolment code
     maintenance_minutes: int = 15  # how often `serve` runs housekeeping
+    refusal_window_seconds: int = 300  # refused signed requests: audited once per kind per window
 
 
 @dataclass(frozen=True)

@@ -457,6 +457,23 @@ CATALOG: dict[str, Message] = {
         "The enrolment code expired on {expires_at}; ask the office for a new one.",
         "注册码已于 {expires_at} 过期，请向受理点申请新的注册码。",
     ),
+    "enrolcode.other_key": Message(
+        409,
+        "The enrolment code was already used on {used_at} for another key. Send the request "
+        "made with that key again, or ask the office for a new code.",
+        "注册码已于 {used_at} 用于另一把密钥。请用当时的密钥重新提交请求，或向受理点申请新的注册码。",
+    ),
+    "enrolcode.issued": Message(
+        409,
+        "This enrolment code already issued certificate {serial} for this key.",
+        "该注册码已为此密钥签发证书 {serial}。",
+    ),
+    "enrolcode.in_progress": Message(
+        409,
+        "An enrolment with this code is being finished (certificate {serial}); try again in a "
+        "moment.",
+        "使用该注册码的申请正在完成中（证书 {serial}），请稍后重试。",
+    ),
     "est.client_certificate_required": Message(
         401,
         "Re-enrolment needs the current certificate as TLS client certificate.",

@@ -104,23 +104,42 @@ def create_code_in(
     return code, expires
 
 
-def check_code(conn: Connection, ctx: Context, person_id: str, code: str) -> str:
-    """The code's hash if `code` is `person_id`'s, unused and unexpired (row locked)."""
+@dataclass(frozen=True)
+class CodeUse:
+    """A code checked for a key: fresh, or spent before for this very key (`resumed`: the
+    enrolment it started may have been cut off, and this retry finishes it)."""
+
+    code_hash: str
+    resumed: bool
+
+
+def check_code(
+    conn: Connection, ctx: Context, person_id: str, code: str, key_sha256: str
+) -> CodeUse:
+    """Whether `code` is `person_id`'s and may be used for the key hashing to `key_sha256`
+    (row locked): unused and unexpired, or already spent for the same key."""
     now = ctx.clock.now()
     row = code_store.get_locked(conn, _hash(code))
     if row is None or not hmac.compare_digest(row.person_id, person_id):
         raise CertdeskError("enrolcode.invalid")
     if row.used_at is not None:
-        raise CertdeskError("enrolcode.used", used_at=f"{row.used_at:%Y-%m-%d %H:%M} UTC")
+        used_at = f"{row.used_at:%Y-%m-%d %H:%M} UTC"
+        if row.key_sha256 is None:  # spent before codes remembered their key
+            raise CertdeskError("enrolcode.used", used_at=used_at)
+        if not hmac.compare_digest(row.key_sha256, key_sha256):
+            raise CertdeskError("enrolcode.other_key", used_at=used_at)
+        return CodeUse(str(row.code_hash), resumed=True)
     if row.expires_at <= now:
         raise CertdeskError("enrolcode.expired", expires_at=f"{row.expires_at:%Y-%m-%d %H:%M} UTC")
-    return str(row.code_hash)
+    return CodeUse(str(row.code_hash), resumed=False)
 
 
-def spend_code(conn: Connection, ctx: Context, person_id: str, code_hash: str) -> None:
-    """Mark a checked code used, audited, in the caller's transaction."""
+def spend_code(
+    conn: Connection, ctx: Context, person_id: str, code_hash: str, key_sha256: str
+) -> None:
+    """Mark a checked code used for that key, audited, in the caller's transaction."""
     now = ctx.clock.now()
-    code_store.mark_used(conn, code_hash, now)
+    code_store.mark_used(conn, code_hash, now, key_sha256)
     audit.append(
         conn,
         at=now,
@@ -128,4 +147,5 @@ def spend_code(conn: Connection, ctx: Context, person_id: str, code_hash: str) -
         action="enrolment_code.use",
         object_type="person",
         object_id=person_id,
+        after={"key_sha256": key_sha256},
     )

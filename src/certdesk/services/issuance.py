@@ -39,6 +39,10 @@ from certdesk.services.tokens import hand_over
 from certdesk.store import audit
 from certdesk.store import certificates as cert_store
 
+# A reservation this old when its request is retried was left by a process that died (signing
+# and recording take milliseconds): the retry closes it (`abandon`) and issues anew.
+IN_FLIGHT_GRACE = dt.timedelta(seconds=10)
+
 
 def serial_hex(serial: int) -> str:
     return format(serial, "x")

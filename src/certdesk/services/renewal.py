@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Concatenate, TypeVar
 
 from cryptography import x509
 
@@ -25,8 +28,30 @@ from certdesk.services.holder_auth import HolderAuth
 from certdesk.services.holder_profile import HolderProfile, holder_profile, record_pin_changed
 from certdesk.services.issuance import Issuance
 from certdesk.services.nonces import Nonces
+from certdesk.services.refusals import RefusalLog
 from certdesk.services.renewal_install import Confirmed, Renewed, activate, await_pending
+from certdesk.services.signed_requests import claimed_serial
 from certdesk.store import certificates as cert_store
+
+T = TypeVar("T")
+
+
+def _refusals_recorded(
+    use_case: Callable[[Renewals, str], T],
+) -> Callable[Concatenate[Renewals, str, ...], T]:
+    """A signed use case whose refusals are counted for the audit log (`services/refusals.py`);
+    `source` is who sent it (the client's address), for that record."""
+
+    @functools.wraps(use_case)
+    def run(self: Renewals, token: str, source: str = "unknown") -> T:
+        self.refusals.flush_due()
+        try:
+            return use_case(self, token)
+        except CertdeskError as exc:
+            self.refusals.note(exc.code, claimed_serial(token), source)
+            raise
+
+    return run
 
 
 class Renewals:
@@ -49,6 +74,7 @@ class Renewals:
         self.nonces = nonces or Nonces(ctx)
         self.issuers = Issuers.load(ctx)
         self.holders = HolderAuth(ctx, self.issuers)
+        self.refusals = RefusalLog(ctx)
 
     def new_nonce(self) -> str:
         return self.nonces.new()
@@ -63,6 +89,7 @@ class Renewals:
         """The CA certificate that completes `renewed`'s chain."""
         return self.issuers.named(renewed.issuer).certificate
 
+    @_refusals_recorded
     def renew(self, token: str) -> Renewed:
         current, request, payload = self.holders.authenticate(token, "renew")
         encoded = payload.get("csr")
@@ -101,6 +128,7 @@ class Renewals:
         state = CertState.PENDING_INSTALL
         return Renewed(issued.serial, issued.certificate, state, replaces, True, issued.issuer)
 
+    @_refusals_recorded
     def pickup(self, token: str) -> Renewed:
         """The certificate a renewal issued for this one (pending or already confirmed)."""
         current, request, _payload = self.holders.authenticate(token, "pickup")
@@ -115,17 +143,20 @@ class Renewals:
         state = CertState(row.state)
         return Renewed(row.serial, certificate, state, current.serial, False, row.issuer)
 
+    @_refusals_recorded
     def confirm(self, token: str) -> Confirmed:
         """Signed with the new key: it is installed. New active, old superseded (and in the CRL)."""
         new, request, _payload = self.holders.authenticate(token, "confirm")
         return activate(self.ctx, new.serial, f"holder:{new.person_id}", request.nonce, self.nonces)
 
+    @_refusals_recorded
     def profile(self, token: str) -> HolderProfile:
         current, request, _payload = self.holders.authenticate(token, "profile")
         with self.ctx.db.write() as conn:
             self.nonces.consume(conn, request.nonce)
             return holder_profile(self.ctx, conn, current)
 
+    @_refusals_recorded
     def report_pin_changed(self, token: str) -> str:
         """The holder changed the token's initial PIN (reported signed with the token's key)."""
         current, request, _payload = self.holders.authenticate(token, "pin-changed")

@@ -14,6 +14,7 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState, RevocationReason
 from certdesk.services.context import Context
 from certdesk.services.enrolment.renewal import pending_ttl
+from certdesk.services.issuance import IN_FLIGHT_GRACE, abandon
 from certdesk.services.lifecycle import Move, transition
 from certdesk.services.nonces import Nonces
 from certdesk.services.revocation import revoke_in
@@ -93,6 +94,11 @@ def await_pending(ctx: Context, serial: str) -> Renewed:
             row = cert_store.in_flight_renewal(conn, serial)
         if row is None:
             break  # its signing failed and was abandoned: the holder may try again
+        if row.state == CertState.RESERVED.value and ctx.clock.now() - row.reserved_at > (
+            IN_FLIGHT_GRACE
+        ):  # left by a process that died: closed, so the holder's next attempt issues
+            abandon(ctx, row.serial, "renewal retried after an interruption")
+            break
         if row.state == CertState.PENDING_INSTALL.value:
             certificate = x509.load_der_x509_certificate(row.der)
             state = CertState.PENDING_INSTALL

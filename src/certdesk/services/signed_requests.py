@@ -43,6 +43,15 @@ def parse_signed_request(token: str) -> SignedRequest:
     return SignedRequest(token, header["kid"], header["nonce"], header["action"], header["alg"])
 
 
+def claimed_serial(token: str) -> str | None:
+    """The certificate serial a request's header names, unverified (for counting refusals)."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return None
+    return kid if isinstance(kid, str) else None
+
+
 def algorithm_for(certificate: x509.Certificate) -> str:
     """The one JWS algorithm accepted for a certificate's key (never `none` or HMAC)."""
     key = certificate.public_key()

@@ -72,6 +72,7 @@ _ROW = select(
     certificates.c.revocation_reason,
     certificates.c.subject,
     certificates.c.fingerprint,
+    certificates.c.reserved_at,
 )
 
 
@@ -219,6 +220,22 @@ def in_use_of_person(conn: Connection, person_id: str) -> list[str]:
     """Serials of `person_id`'s certificates in use (active or waiting to be installed), sorted."""
     query = select(certificates.c.serial).where(certificates.c.person_id == person_id, _IN_USE)
     return sorted(conn.execute(query).scalars())
+
+
+def personal_of_person(conn: Connection, person_id: str) -> list[AnyRow]:
+    """`person_id`'s personal certificates, reserved ones included, newest reservation first
+    (`serial`, `state`, `der`, `reserved_at`)."""
+    query = (
+        select(
+            certificates.c.serial,
+            certificates.c.state,
+            certificates.c.der,
+            certificates.c.reserved_at,
+        )
+        .where(certificates.c.person_id == person_id, certificates.c.profile == PERSONAL)
+        .order_by(certificates.c.reserved_at.desc())
+    )
+    return list(conn.execute(query))
 
 
 def in_use_on_token(conn: Connection, token_serial: str, keeper_id: str | None) -> list[str]:

@@ -35,9 +35,12 @@ def get_locked(conn: Connection, code_hash: str) -> AnyRow | None:
     return conn.execute(query.with_for_update()).first()
 
 
-def mark_used(conn: Connection, code_hash: str, at: dt.datetime) -> None:
+def mark_used(conn: Connection, code_hash: str, at: dt.datetime, key_sha256: str) -> None:
+    """Spent at `at` for the key whose SubjectPublicKeyInfo hashes to `key_sha256`."""
     conn.execute(
-        update(enrolment_codes).where(enrolment_codes.c.code_hash == code_hash).values(used_at=at)
+        update(enrolment_codes)
+        .where(enrolment_codes.c.code_hash == code_hash)
+        .values(used_at=at, key_sha256=key_sha256)
     )
 
 

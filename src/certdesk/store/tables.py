@@ -256,6 +256,8 @@ enrolment_codes = Table(
     Column("expires_at", UTC, nullable=False),
     Column("used_at", UTC, nullable=True),
     Column("certificate_serial", String(40), nullable=True),
+    # SHA-256 of the SubjectPublicKeyInfo the code was spent for: a retry with it finishes
+    Column("key_sha256", String(64), nullable=True),
 )
 
 # What the office publishes on the portal (rule 13): announcements and downloadable forms.

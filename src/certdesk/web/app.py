@@ -88,6 +88,11 @@ class Services:
     def announcements(self) -> RecentAnnouncements:
         return RecentAnnouncements(self.ctx)
 
+    def stop(self) -> None:
+        """On shutdown: write the refusals counted in the current window."""
+        if "renewals" in self.__dict__:  # made on first use
+            self.renewals.refusals.flush()
+
 
 def wants_html(request: Request) -> bool:
     """Pages answer refusals with a page; the API, EST and scripts get problem+json."""
@@ -195,4 +200,5 @@ def create_app(ctx: Context) -> FastAPI:
         app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders)
+    app.router.add_event_handler("shutdown", app.state.services.stop)
     return app

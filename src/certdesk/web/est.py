@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from certdesk.domain.errors import CertdeskError
-from certdesk.services.enrolment.est_code import EstCodeEnrolment
+from certdesk.services.enrolment.est_code import enrol_with_code
 from certdesk.web.est_formats import certs_only, csr_attributes
 from certdesk.web.renewal_api import renewals
 from certdesk.web.tls import client_certificate_der
@@ -69,9 +69,10 @@ async def simpleenroll(request: Request) -> Response:
     person_id, code = _basic(request)
     csr = await _csr(request)
     services = request.app.state.services
-    enrolment = EstCodeEnrolment.from_csr(services.ctx, person_id, code, csr)
-    issued = await run_in_threadpool(services.issue, enrolment)
-    return _certs([issued.certificate])
+    issued = await run_in_threadpool(
+        enrol_with_code, services.ctx, services.issue, person_id, code, csr
+    )
+    return _certs([issued])
 
 
 @router.post("/simplereenroll")

@@ -26,9 +26,11 @@ def renewals(request: Request) -> Renewals:
 T = TypeVar("T")
 
 
-async def _signed(request: Request, use_case: Callable[[str], T]) -> T:
-    """Read the compact JWS body and run the (blocking) use case off the event loop."""
-    return await run_in_threadpool(use_case, await _jws(request))
+async def _signed(request: Request, use_case: Callable[[str, str], T]) -> T:
+    """Read the compact JWS body and run the (blocking) use case off the event loop; the
+    client's address goes with it (a refusal is counted for the audit log by source)."""
+    source = request.client.host if request.client else "unknown"
+    return await run_in_threadpool(use_case, await _jws(request), source)
 
 
 async def _jws(request: Request) -> str:
