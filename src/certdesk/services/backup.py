@@ -13,15 +13,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from certdesk.config import Config
 from certdesk.domain.clock import Clock, SystemClock
 from certdesk.domain.errors import CertdeskError
 from certdesk.services import journal
 from certdesk.services.context import Context
 from certdesk.store import audit, snapshots
-from certdesk.store.db import Database
+from certdesk.store.db import Database, sqlite_file
 
 LOCK_FILE = "serve.lock"
 
@@ -58,9 +56,8 @@ def hold_server_lock(config: Config) -> ServerLock:
     `services/processes.py`)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     held = [_lock(config.data_dir / LOCK_FILE, config.data_dir)]
-    url = make_url(config.database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        database = Path(str(url.database))
+    database = sqlite_file(config.database_url)
+    if database is not None:
         try:
             held.append(_lock(database.with_name(f"{database.name}.{LOCK_FILE}"), database))
         except CertdeskError:

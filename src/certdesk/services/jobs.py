@@ -140,8 +140,8 @@ def jobs_lease(ctx: Context) -> Lease | None:
     db = ctx.db
     if not db.is_sqlite:
         return leases.AdvisoryLease(db.url, holder_name())
-    path = leases.lock_file_for(db.url, ".jobs.lock")
-    return None if path.name == ".jobs.lock" else leases.FileLease(path, holder_name())
+    path = leases.lock_file_for(db.url)
+    return None if path is None else leases.FileLease(path, holder_name())
 
 
 def lease_holder(ctx: Context) -> str | None:
@@ -149,7 +149,8 @@ def lease_holder(ctx: Context) -> str | None:
     if not ctx.db.is_sqlite:
         with ctx.db.read() as conn:
             return leases.advisory_holder(conn)
-    return leases.file_holder(leases.lock_file_for(ctx.db.url, ".jobs.lock"))
+    path = leases.lock_file_for(ctx.db.url)
+    return None if path is None else leases.file_holder(path)
 
 
 def runner_for(ctx: Context) -> JobRunner:

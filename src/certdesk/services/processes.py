@@ -8,15 +8,14 @@ its journal must be the same file; so it is refused at start, never left silentl
 
 from __future__ import annotations
 
-from sqlalchemy.engine import make_url
-
 from certdesk.config import Config
 from certdesk.domain.errors import CertdeskError
+from certdesk.store.db import is_sqlite_url
 
 
 def check_workers(config: Config, workers: int) -> None:
     """Refuse a worker count this database cannot be served with."""
     if workers < 1:
         raise CertdeskError("config.invalid", detail=f"server.workers: {workers} (at least 1)")
-    if workers > 1 and make_url(config.database_url).get_backend_name() == "sqlite":
+    if workers > 1 and is_sqlite_url(config.database_url):
         raise CertdeskError("server.workers_need_postgres", workers=workers)

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+
+from certdesk.store.db import sqlite_file
 
 # First half of the advisory lock key: "certdesk" jobs; the second half is the schema's CRC-32.
 _CLASS = 0x63657274
@@ -118,10 +119,10 @@ class FileLease:
             self._fd = None
 
 
-def lock_file_for(url: str, suffix: str) -> Path:
-    """`<database file><suffix>`: a lock file next to an SQLite database."""
-    database = make_url(url).database or ""
-    return Path(f"{database}{suffix}")
+def lock_file_for(url: str) -> Path | None:
+    """`<database file>.jobs.lock`, next to an SQLite database (None: in memory)."""
+    database = sqlite_file(url)
+    return None if database is None else database.with_name(f"{database.name}.jobs.lock")
 
 
 def file_holder(path: Path) -> str | None:
