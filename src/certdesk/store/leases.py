@@ -25,9 +25,12 @@ from sqlalchemy.pool import NullPool
 
 from certdesk.store.db import sqlite_file
 
-# First half of the advisory lock key: "certdesk" jobs; the second half is the schema's CRC-32.
+# First half of the advisory lock key: "cert" for the jobs, "migr" for migrations; the second
+# half is the schema's CRC-32.
 _CLASS = 0x63657274
+_MIGRATIONS = 0x6D696772
 _TRY = text("SELECT pg_try_advisory_lock(:a, CAST(:b AS integer))")
+_WAIT_IN_TRANSACTION = text("SELECT pg_advisory_xact_lock(:a, CAST(:b AS integer))")
 _KEY_PART = text("SELECT current_schema()")
 # A lock taken with two int4 keys shows up with objsubid 2 (classid, objid: the keys, as oid).
 _HOLDER = text(
@@ -48,6 +51,14 @@ def _schema_key(conn: Connection) -> int:
     schema = str(conn.execute(_KEY_PART).scalar_one())
     crc = zlib.crc32(schema.encode())
     return crc - (1 << 32) if crc >= 1 << 31 else crc  # int4 is signed
+
+
+def serialise_migrations(conn: Connection) -> None:
+    """PostgreSQL: wait until no other process of this schema is migrating, and keep others
+    waiting until `conn`'s transaction ends (two servers started at once: the second finds the
+    schema already at head). SQLite has one server process (`services/processes.py`)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_WAIT_IN_TRANSACTION, {"a": _MIGRATIONS, "b": _schema_key(conn)})
 
 
 class AdvisoryLease:
