@@ -225,15 +225,16 @@ class Instance:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [CERTDESK, "serve", "--plain-http", *extra],
-            env=self.env,
-            cwd=self.data_dir.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log.open("wb"),
-            start_new_session=True,  # its own process group: SIGKILL reaches its workers too
-        )
+        with self.log.open("wb") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                [CERTDESK, "serve", "--plain-http", *extra],
+                env=self.env,
+                cwd=self.data_dir.parent,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,  # its own process group: SIGKILL reaches its workers
+            )
         wait_for_port(self.proc, self.port)
 
     def kill(self) -> None:
