@@ -175,6 +175,31 @@ def test_sqlite_refuses_more_than_one_server_process(tmp_path: Path) -> None:
         server.wait(timeout=30)
 
 
+def test_worker_runs_the_jobs_without_serving(tmp_path: Path) -> None:
+    """`certdesk worker` takes the jobs lease (a later `serve` would find it held), runs the
+    jobs (OCSP pre-signing writes the responses for nginx) and stops on SIGTERM."""
+    env = {
+        **os.environ,
+        "CERTDESK_PATHS_DATA_DIR": str(tmp_path / "var"),
+        "CERTDESK_SERVER_JOBS_TAKEOVER_SECONDS": str(TAKEOVER_SECONDS),
+    }
+    assert run_cli(env, "init", cwd=tmp_path).returncode == 0
+    files = tmp_path / "var" / "ocsp-files"
+    assert not files.exists()
+    worker = subprocess.Popen(
+        [CERTDESK, "worker"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert worker.stdout is not None
+        assert "lease held by this process" in worker.stdout.readline()
+        assert holder_pid(env, tmp_path) == worker.pid
+        wait_until(lambda: any(files.rglob("*")), 60)  # pre-signing ran (due at start)
+    finally:
+        worker.terminate()
+        assert worker.wait(timeout=30) == 0
+    assert holder_pid(env, tmp_path) is None
+
+
 # -- two instances behind nginx ---------------------------------------------------------------
 
 
