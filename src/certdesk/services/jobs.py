@@ -110,9 +110,11 @@ class JobRunner:
                 return
             self._woken.clear()
             now = time.monotonic()
+            # without the lease: try every `takeover` seconds, not at every wake (a wake
+            # follows every certificate change); with it: confirm it before a round of jobs
             if self._lease is not None and (
                 now >= self._checked + self._takeover
-                or any(job.once and now >= job.due for job in self._jobs)
+                or (self.leading and any(job.once and now >= job.due for job in self._jobs))
             ):
                 self.lead()
             for job in self._jobs:
