@@ -73,11 +73,13 @@ class JobRunner:
         was = self.leading
         self.leading = self._lease.take()
         self._checked = time.monotonic()
-        if self.leading != was:
-            log.warning("jobs lease %s", "taken" if self.leading else "lost")
-            if self.leading and self._thread is not None:  # taken over: run them now
-                for job in self._jobs:
-                    job.due = min(job.due, self._checked) if job.once else job.due
+        if was and not self.leading:
+            log.warning("jobs lease lost: another process runs the jobs")
+        elif self.leading and not was and self._thread is not None:
+            log.warning("jobs lease taken over: running the jobs now")
+            for job in self._jobs:
+                if job.once:
+                    job.due = min(job.due, self._checked)
         return self.leading
 
     def wake(self) -> None:
