@@ -278,8 +278,9 @@ class Instance:
 
     def renewals_served(self, access_log: Path) -> int:
         """Renewals nginx's access log says this instance answered (201 issued, 200 the one a
-        lost answer had issued)."""
-        mine = re.compile(rf"POST /api/v1/renewal HTTP/1.1 20[01] 127.0.0.1:{self.port}$")
+        lost answer had issued), also after nginx found another backend down (`a, b`)."""
+        last = rf"(?:\S+, )*127\.0\.0\.1:{self.port}$"
+        mine = re.compile(rf"POST /api/v1/renewal HTTP/1\.1 20[01] {last}")
         return sum(bool(mine.search(line)) for line in access_log.read_text().splitlines())
 
 
