@@ -5,7 +5,6 @@ PostgreSQL; a log cut at its end is caught by the signed checkpoints."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from pathlib import Path
 
@@ -221,5 +220,5 @@ def test_restore_refuses_while_a_server_runs(
             restore(ctx.config, backup.path, "test", accept_loss=False, clock=clock)
         assert refused.value.code == "server.already_running"
     finally:
-        os.close(held)
+        held.release()
     assert restore(ctx.config, backup.path, "test", accept_loss=False, clock=clock).refusal is None

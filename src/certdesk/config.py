@@ -114,6 +114,8 @@ class ServerConfig:
     hostnames: str = "127.0.0.1"
     trusted_proxies: str = ""  # addresses (CIDR) whose X-SSL-Client-Cert header is believed
     tls: bool = True  # false: plain HTTP on loopback only, for nginx in front
+    workers: int = 1  # application processes on the one socket (more than 1: PostgreSQL only)
+    jobs_takeover_seconds: int = 10  # how soon another process takes the jobs of a dead one
 
 
 @dataclass(frozen=True)

@@ -974,41 +974,116 @@ def serve(
             "--plain-http", help="Plain HTTP on loopback, for nginx in front (server.tls = false)"
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Application processes on the one socket (server.workers; PostgreSQL)"),
+    ] = None,
+    listen_fd: Annotated[int | None, typer.Option(hidden=True)] = None,  # a worker's socket
 ) -> None:
     """Serve HTTPS (portal, EST, renewal API, CA certificates, CRLs)."""
+    import socket
+
     from certdesk.services.backup import hold_server_lock
-    from certdesk.services.jobs import JobRunner
+    from certdesk.services.jobs import runner_for
     from certdesk.services.journal import require_trusted
     from certdesk.services.maintenance import add_crl_job, add_maintenance_job, run_maintenance
     from certdesk.services.ocsp import OcspResponder, add_ocsp_jobs
     from certdesk.services.ocsp_responders import ensure_responders
+    from certdesk.services.processes import check_workers
     from certdesk.services.server_tls import ensure_tls_certificate
     from certdesk.web.server import claim_port
     from certdesk.web.server import serve as run_server
+    from certdesk.web.workers import supervise
 
     # --host/--port/--plain-http are the configuration for this run, so the URLs the server
     # writes into certificates (derived from server.port unless urls.base is set) follow them
-    given = {"host": host, "port": port, "tls": False if plain_http else None}
+    given = {"host": host, "port": port, "tls": False if plain_http else None, "workers": workers}
     config = load_config(_state["config"])
     config = config.replace(server={k: v for k, v in given.items() if v is not None})
-    listener = claim_port(config)  # before anything else: a taken port changes nothing
-    hold_server_lock(config)  # `certdesk restore` refuses while this process lives
+    check_workers(config, config.server.workers)
+    worker = listen_fd is not None  # one of `--workers N`: the supervisor did the start-up work
+    if worker:
+        listener = socket.socket(fileno=listen_fd)
+    else:
+        listener = claim_port(config)  # before anything else: a taken port changes nothing
+        hold_server_lock(config)  # `certdesk restore` refuses while this process lives
     ctx = context(config)
     require_trusted(ctx)  # a journal that cannot be trusted: say so now, write nothing
-    report = run_maintenance(ctx)  # e.g. issuances a crash interrupted are closed, audited
-    if report.abandoned:
-        n = len(report.abandoned)
-        say(f"Closed {n} interrupted issuance(s).", f"已关闭 {n} 个中断的签发。")
-    ensure_tls_certificate(ctx)
-    ensure_responders(ctx)  # OCSP answers from the first request on
+    runner = runner_for(ctx)  # periodic work of this process, on one thread
+    if not worker:
+        if runner.lead():  # the jobs are ours: close what a crash interrupted, audited
+            report = run_maintenance(ctx)
+            if report.abandoned:
+                n = len(report.abandoned)
+                say(f"Closed {n} interrupted issuance(s).", f"已关闭 {n} 个中断的签发。")
+        ensure_tls_certificate(ctx)
+        ensure_responders(ctx)  # OCSP answers from the first request on
+    if config.server.workers > 1 and not worker:
+        runner.stop()  # the workers take the lease; this process only watches them
+        ctx.db.dispose()
+        args = ["--config", str(_state["config"])] if _state["config"] else []
+        args += ["serve", "--host", config.server.host, "--port", str(config.server.port)]
+        supervise(
+            listener, config.server.workers, args + ([] if config.server.tls else ["--plain-http"])
+        )
+        return
     ocsp = OcspResponder(ctx)
-    runner = JobRunner()  # periodic work of this process, on one thread
     add_maintenance_job(runner, ctx)
     add_crl_job(runner, ctx)
     add_ocsp_jobs(runner, ocsp)
     ctx.db.after_commit(runner.wake)  # a revocation in this process re-signs at once
     runner.start()
     run_server(ctx, listener, ocsp)
+
+
+@app.command("worker")
+def worker() -> None:
+    """Run the background jobs only (no web): maintenance, CRLs, OCSP pre-signing, reminders,
+    in whichever process of the installation holds the jobs lease."""
+    import signal
+    import threading
+
+    from certdesk.services.jobs import lease_holder, runner_for
+    from certdesk.services.journal import require_trusted
+    from certdesk.services.maintenance import add_crl_job, add_maintenance_job
+    from certdesk.services.ocsp import OcspResponder, add_ocsp_jobs
+    from certdesk.services.ocsp_responders import ensure_responders
+
+    ctx = context()
+    require_trusted(ctx)
+    ensure_responders(ctx)
+    runner = runner_for(ctx)
+    ocsp = OcspResponder(ctx)
+    add_maintenance_job(runner, ctx)
+    add_crl_job(runner, ctx)
+    add_ocsp_jobs(runner, ocsp)
+    ctx.db.after_commit(runner.wake)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    holder = "this process" if runner.lead() else str(lease_holder(ctx))
+    say(f"Running the jobs; lease held by {holder}.", f"正在运行后台任务；租约持有者：{holder}。")
+    runner.start()
+    stop.wait()
+    runner.stop()
+
+
+@app.command("jobs")
+def jobs_status(as_json: JsonOpt = False) -> None:
+    """Who runs the background jobs now (the holder of the jobs lease)."""
+    from certdesk.services.jobs import lease_holder
+
+    holder = lease_holder(context())
+    if as_json:
+        emit_json({"holder": holder})
+        return
+    if holder is None:
+        say(
+            "Nobody holds the jobs lease (no server running?).",
+            "没有进程持有后台任务租约（服务未运行？）。",
+        )
+    else:
+        say(f"Jobs lease held by: {holder}", f"后台任务租约持有者：{holder}")
 
 
 holder.register(app, token_app)

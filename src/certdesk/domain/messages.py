@@ -722,6 +722,11 @@ CATALOG: dict[str, Message] = {
         "Port {port} on {host} is already in use (another `certdesk serve`, or another program); nothing was started or changed. Stop it, or choose another port: server.port in certdesk.toml, CERTDESK_SERVER_PORT or `serve --port`.",
         "{host} 上的端口 {port} 已被占用（另一个 `certdesk serve` 或其他程序），未启动或更改任何内容。请先停止它，或换一个端口：certdesk.toml 中的 server.port、CERTDESK_SERVER_PORT 或 `serve --port`。",
     ),
+    "server.workers_need_postgres": Message(
+        409,
+        "{workers} server processes need PostgreSQL (database.url): the embedded SQLite database is served by one process. Use --workers 1, or move to PostgreSQL (docs/deployment.md, Scaled out).",
+        "{workers} 个服务进程需要 PostgreSQL（database.url）：内置的 SQLite 数据库只能由一个进程提供服务。请使用 --workers 1，或改用 PostgreSQL（见 docs/deployment.md「横向扩展」）。",
+    ),
     "server.cannot_listen": Message(
         400,
         "Cannot listen on {host} port {port}: {detail}; nothing was started or changed.",

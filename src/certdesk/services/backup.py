@@ -19,7 +19,7 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.services import journal
 from certdesk.services.context import Context
 from certdesk.store import audit, snapshots
-from certdesk.store.db import Database
+from certdesk.store.db import Database, sqlite_file
 
 LOCK_FILE = "serve.lock"
 
@@ -40,15 +40,40 @@ class Restored:
     loss_accepted: str | None  # the new journal's id, when the operator accepted a loss
 
 
-def hold_server_lock(config: Config) -> int:
-    """Held by `certdesk serve` for its life, so `restore` can tell a server is running."""
+@dataclass
+class ServerLock:
+    fds: list[int]
+
+    def release(self) -> None:
+        for fd in self.fds:
+            os.close(fd)  # closing the descriptor drops its flock
+
+
+def hold_server_lock(config: Config) -> ServerLock:
+    """Held by `certdesk serve` for its life, so `restore` can tell a server is running. With
+    SQLite also a lock next to the database file: a second server on the same database from
+    another data directory is refused too (one server process per SQLite database,
+    `services/processes.py`)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(config.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    held = [_lock(config.data_dir / LOCK_FILE, config.data_dir)]
+    database = sqlite_file(config.database_url)
+    if database is not None:
+        try:
+            held.append(_lock(database.with_name(f"{database.name}.{LOCK_FILE}"), database))
+        except CertdeskError:
+            os.close(held[0])
+            raise
+    return ServerLock(held)
+
+
+def _lock(path: Path, what: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise CertdeskError("server.already_running", path=str(config.data_dir)) from None
+        raise CertdeskError("server.already_running", path=str(what)) from None
     return fd
 
 
@@ -111,5 +136,5 @@ def restore(
         finally:
             db.dispose()
     finally:
-        os.close(lock)
+        lock.release()
     return Restored(backup, seq, replayed, refusal, accepted)

@@ -36,7 +36,12 @@ def attach(config: Config, db: Database, clock: Clock, actor: str) -> None:
     cannot be trusted (the refusal says why and what may be missing)."""
     journal = journal_file.Journal(config.journal_dir)
     db.journal, db.refusal = None, None
-    problem = _settle(db, journal)
+    # Other processes may be writing (another server of the installation): with the head held,
+    # none of them is between its journal line and its commit, so an unsettled last line
+    # is judged by a database that will not change under the judgement.
+    with db.write() as conn:
+        audit.lock_head(conn)
+        problem = _settle(db, journal)
     if problem == "new":
         _start(db, journal, clock, actor, {})
     elif isinstance(problem, CertdeskError):

@@ -60,10 +60,10 @@ def add_maintenance_job(runner: JobRunner, ctx: Context) -> None:
         if report.abandoned or report.withdrawn or report.retired or report.crls:
             log.info("maintenance: %s", report)
 
-    runner.add("maintenance", every, job, first_in=every)
+    runner.add("maintenance", every, job, first_in=every, once=True)
 
 
 def add_crl_job(runner: JobRunner, ctx: Context) -> None:
     """Publish the CRLs that are due every `CRL_CHECK_SECONDS` (a round with nothing due is a few
     indexed queries per CA); not on every wake: a burst of revocations makes one CRL, not many."""
-    runner.add("crl.republish", CRL_CHECK_SECONDS, lambda: republish_due(ctx))
+    runner.add("crl.republish", CRL_CHECK_SECONDS, lambda: republish_due(ctx), once=True)

@@ -400,7 +400,8 @@ class OcspResponder:
 
 def add_ocsp_jobs(runner: JobRunner, responder: OcspResponder) -> None:
     """The responder's work in `serve`: the change feed at every wake and every
-    `ocsp.poll_seconds`, pre-signing (and responder renewal) every few minutes."""
+    `ocsp.poll_seconds` in every process (it keeps this process's memory true), pre-signing
+    (and responder renewal) every few minutes in the one process holding the jobs lease."""
     ocsp = responder.ctx.config.ocsp
     runner.add("ocsp.changes", ocsp.poll_seconds, responder.apply_changes, on_wake=True)
     # between batches of a long round, changes are applied: a revocation does not wait for it
@@ -408,4 +409,5 @@ def add_ocsp_jobs(runner: JobRunner, responder: OcspResponder) -> None:
         "ocsp.presign",
         PRESIGN_EVERY,
         lambda: responder.presign(progress=lambda *_: responder.apply_changes()),
+        once=True,
     )

@@ -125,6 +125,12 @@ def append_many(conn: Connection, entries: list[Entry]) -> int:
     return seq
 
 
+def lock_head(conn: Connection) -> None:
+    """Hold the chain's head until the caller's transaction ends: no other writer is between
+    appending and committing meanwhile (a journal's last line is then settled for good)."""
+    conn.execute(_HEAD).one()
+
+
 def head(conn: Connection) -> tuple[int, str]:
     """(seq, hash) of the newest record (0 and the genesis hash for an empty log)."""
     row = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).one()

@@ -115,6 +115,18 @@ class Database:
 _CHANGED = "certdesk.changed"
 
 
+def is_sqlite_url(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite database URL (None: another engine, or in memory)."""
+    database = make_url(url).database
+    if not is_sqlite_url(url) or database in (None, "", ":memory:"):
+        return None
+    return Path(str(database))
+
+
 def note_change(conn: Connection) -> None:
     """Mark the transaction on `conn` as one `Database.after_commit` listeners hear about."""
     conn.info[_CHANGED] = True

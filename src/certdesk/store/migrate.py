@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
+from certdesk.store import leases
 from certdesk.store.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -23,5 +24,6 @@ def upgrade(db: Database) -> None:
     """Apply every pending migration (idempotent)."""
     cfg = alembic_config(db)
     with db.engine.begin() as conn:
+        leases.serialise_migrations(conn)  # servers started at once migrate one after another
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
