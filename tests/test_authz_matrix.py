@@ -59,6 +59,8 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/forms"): LOGIN,
     ("GET", "/forms/{name}"): LOGIN,
     ("GET", "/support"): LOGIN,
+    ("GET", "/helper"): LOGIN,  # the browser helper's installation page and extension
+    ("GET", "/helper/certdesk-extension.zip"): LOGIN,
     ("GET", "/finance/budget"): "budget.view",
     ("GET", "/finance/payments"): "payment.approve",
     # officer console
