@@ -321,8 +321,8 @@ def test_renew_now_from_the_portal(world: Any, tmp_path: Path) -> None:
         # registry (a PKCS#12 copied on it), which the page says after the PIN changed
         holder.log.unlink()
         changed = holder.press("change-pin", f"{USER_PIN}\n{NEW_PIN}\n{NEW_PIN}")
-        assert "PIN of token alice changed." in holder.page.inner_text("#renewal-progress")
         assert changed.startswith("[token.no_token_recorded]"), changed
+        assert "PIN of token alice changed." in holder.page.inner_text("#renewal-progress")
         assert f"SETDESC {served.url} asks to change the PIN" in holder.log.read_text()
     # the real client on the token: exactly the new certificate and its key, the old pair gone
     objects = softhsm.objects("alice", NEW_PIN)

@@ -117,6 +117,7 @@
           true
         );
         showNextLogin(r.serial);
+        t.serial = r.serial; // the token's certificate now (Change PIN finds the token by it)
         return;
       }
       showResult(failure(answer) || t.tUnreachable, false);
