@@ -4,7 +4,7 @@
 "use strict";
 
 const HOST = "org.certdesk.helper"; // the native messaging host's name (its manifest file)
-const COMMANDS = ["hello", "status", "renew", "pickup"];
+const COMMANDS = ["hello", "status", "renew", "pickup", "change_pin"];
 
 chrome.runtime.onConnect.addListener((tab) => {
   if (tab.name !== "certdesk" || !tab.sender || !tab.sender.tab) {

@@ -1,5 +1,6 @@
 """A pinentry that speaks Assuan like GnuPG's, for the tests: the PIN comes from the file
-$PINENTRY_PIN_FILE (read at each GETPIN), every command is appended to $PINENTRY_LOG, and
+$PINENTRY_PIN_FILE (read at each GETPIN; with several lines, the n-th GETPIN answers the n-th
+line, the last one again after that), every command is appended to $PINENTRY_LOG, and
 CONFIRM is refused (cancelled) when the file $PINENTRY_PIN_FILE.cancel exists.
 
 Run as a program (`scripted_pinentry.write(folder)` makes an executable with this Python).
@@ -20,13 +21,16 @@ def main() -> None:
     pin_file = Path(os.environ["PINENTRY_PIN_FILE"])
     log = Path(os.environ["PINENTRY_LOG"])
     print("OK Pleased to meet you", flush=True)
+    asked = 0
     for line in sys.stdin:
         line = line.rstrip("\n")
         with log.open("a", encoding="utf-8") as out:
             out.write(unquote(line) + "\n")
         command = line.split(" ", 1)[0]
         if command == "GETPIN":
-            pin = pin_file.read_text(encoding="utf-8").strip()
+            pins = pin_file.read_text(encoding="utf-8").split() or [""]
+            pin = pins[min(asked, len(pins) - 1)]
+            asked += 1
             print(f"D {quote(pin)}\nOK", flush=True)
         elif command == "CONFIRM" and Path(f"{pin_file}.cancel").exists():
             print(CANCELED, flush=True)

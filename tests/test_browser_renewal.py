@@ -58,6 +58,7 @@ EXTENSION = Path(__file__).resolve().parent.parent / "extension"
 SHOTS = os.environ.get("CERTDESK_SCREENSHOTS", "") == "1"
 SHOT_DIR = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 PASSPHRASE = "renewal-passphrase"
+NEW_PIN = "24681357"
 ANSWER = 8_000  # ms: a renewal signs on the token and issues with pkilint on
 
 
@@ -312,11 +313,23 @@ def test_renew_now_from_the_portal(world: Any, tmp_path: Path) -> None:
         holder.shot("renew-done", "en")
         dialog = holder.log.read_text()
         assert "Name / 姓名: Demo Holder" in dialog and "call the office" in dialog
-    new_serial = done.split()[2].rstrip(",")
-    objects = softhsm.objects("alice")
+        new_serial = done.split()[2].rstrip(",")
+        # what the next login brings: the "replaced by" page's steps, the new serial written in
+        assert f"serial {new_serial}." in holder.page.inner_text("#next-login ol")
+
+        # Change PIN: all three PINs in the helper's dialog; this demo token is not in the
+        # registry (a PKCS#12 copied on it), which the page says after the PIN changed
+        holder.log.unlink()
+        changed = holder.press("change-pin", f"{USER_PIN}\n{NEW_PIN}\n{NEW_PIN}")
+        assert changed.startswith("[token.no_token_recorded]"), changed
+        assert "PIN of token alice changed." in holder.page.inner_text("#renewal-progress")
+        assert f"SETDESC {served.url} asks to change the PIN" in holder.log.read_text()
+    # the real client on the token: exactly the new certificate and its key, the old pair gone
+    objects = softhsm.objects("alice", NEW_PIN)
     certs = [o for o in objects if o["kind"] == "Certificate"]
     keys = [o for o in objects if o["kind"] == "Private Key"]
     assert len(certs) == 1 and len(keys) == 1 and certs[0]["ID"] == keys[0]["ID"] != old["ID"]
+    assert int(certs[0]["serial"], 16) == int(new_serial, 16) != int(old["serial"], 16)
     assert "never extractable" in keys[0]["Access"]  # made on the token
     assert served.cert(new_serial)["state"] == "active"
     assert served.cert(previous["serial"])["state"] == "superseded"
@@ -350,8 +363,10 @@ def test_get_certificate_after_a_lost_answer(world: Any, tmp_path: Path) -> None
         holder.shot("renew-done", "zh-CN")
         # the browser still logs in with the old certificate: the portal says what to do,
         # as the result above announced
+        steps = holder.page.inner_text("#next-login ol")
         holder.page.goto(f"{served.url}/?lang=zh-CN")
         assert f"已由新证书 {issued[0]} 取代" in holder.page.inner_text("main")
+        assert holder.page.inner_text("main ol") == steps  # the two pages say the same
     listed = json.loads(served.ok("cert", "list", "--person", "p-002", "--json").stdout)
     assert sorted(c["state"] for c in listed) == ["active", "superseded"]  # no second one
     (bob,) = [d for d in present_tokens(MODULE) if d.label == "bob"]

@@ -24,6 +24,8 @@ from certdesk.helper.framing import MAX_REQUEST, EndOfInput, read_message, write
 from certdesk.helper.host import check_origin, origin_of
 from certdesk.helper.install import EXTENSION_ID, FIREFOX_ID, HOST_NAME, install
 from certdesk.helper.pinentry import Dialog, Pinentry
+from conftest import openssl
+from softhsm import USER_PIN, SoftHSM
 
 HELPER = str(Path(sys.executable).parent / "certdesk-helper")
 EXTENSION = Path(__file__).resolve().parent.parent / "extension"
@@ -103,8 +105,8 @@ def test_pinentry_dialog_over_assuan(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert missing.value.code == "helper.pinentry_failed"
 
 
-def helper_run(home: Path, *payloads: bytes) -> list[dict[str, object]]:
-    env = {**os.environ, "CERTDESK_CLIENT_HOME": str(home)}
+def helper_run(home: Path, *payloads: bytes, **extra: str) -> list[dict[str, object]]:
+    env = {**os.environ, "CERTDESK_CLIENT_HOME": str(home), **extra}
     done = subprocess.run(
         [HELPER, "chrome-extension://x/"],
         input=b"".join(payloads),
@@ -170,6 +172,63 @@ def test_one_operation_at_a_time(tmp_path: Path) -> None:
     assert busy["code"] == "helper.busy"
     (after,) = helper_run(home, frame(json.dumps(request).encode()))
     assert after["code"] != "helper.busy"  # the lock went with the other process
+
+
+def test_change_pin_through_the_helper(tmp_path: Path, softhsm: SoftHSM) -> None:
+    """`change_pin` as the page sends it: every PIN in the (scripted) pinentry, the current one
+    checked first, the new one typed twice; the token changes only when all is right."""
+    softhsm.init_token("alice")
+    home = tmp_path / "holder"
+    home.mkdir()
+    portal = "https://127.0.0.1:1"  # pinned; no server is needed to change the PIN
+    (home / "client.json").write_text(json.dumps({"server_url": portal, "root_fingerprint": ""}))
+    root = openssl(
+        *("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+        *("-nodes", "-keyout", tmp_path / "root.key", "-out", home / "root.pem"),
+        *("-days", "1", "-subj", "/CN=pinned root"),
+    )
+    assert root.returncode == 0, root.stderr
+    pins, log = tmp_path / "pins", tmp_path / "pinentry.log"
+    dialogs = {
+        "CERTDESK_PINENTRY": str(scripted_pinentry.write(tmp_path)),
+        "PINENTRY_PIN_FILE": str(pins),
+        "PINENTRY_LOG": str(log),
+    }
+    request = frame(json.dumps({"id": 9, "origin": portal, "command": "change_pin"}).encode())
+
+    def change(*typed: str) -> list[dict[str, object]]:
+        pins.write_text("\n".join(typed))
+        log.unlink(missing_ok=True)
+        return helper_run(home, request, **dialogs)
+
+    def logs_in(pin: str) -> bool:
+        try:
+            softhsm.list_objects("alice", pin)
+        except subprocess.CalledProcessError:
+            return False
+        return True
+
+    (wrong,) = change("000000", "24681357", "24681357")
+    assert wrong["code"] == "pkcs11.wrong_pin", wrong
+    assert "does not say how many are left" in wrong["messages"]["en"]  # type: ignore[index]
+    said = log.read_text()
+    assert f"SETDESC {portal} asks to change the PIN with USB key alice." in said
+    assert "SETPROMPT Current PIN / 当前 PIN 码" in said and "New PIN" not in said
+    (differ,) = change(USER_PIN, "24681357", "24681358")
+    assert differ["code"] == "helper.pin_mismatch" and "zh-CN" in differ["messages"]  # type: ignore[operator]
+    (short,) = change(USER_PIN, "12", "12")
+    assert short["code"] == "pkcs11.pin_length"
+    assert "4 to 255" in short["messages"]["en"]  # type: ignore[index]
+    assert logs_in(USER_PIN) and not logs_in("24681357")  # nothing changed
+
+    changed, unrecorded = change(USER_PIN, "24681357", "24681357")
+    assert changed["type"] == "progress"
+    assert changed["messages"]["en"] == "PIN of token alice changed."  # type: ignore[index]
+    # the registry is told in a request signed with the token's certificate: a blank token has
+    # none, and that is said, not hidden (the recorded change: tests/test_browser_renewal.py)
+    assert unrecorded["code"] == "token.no_certificate"
+    assert logs_in("24681357") and not logs_in(USER_PIN)
+    assert "SETPROMPT Repeat / 再次输入新 PIN 码" in log.read_text()
 
 
 def test_install_writes_host_manifests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

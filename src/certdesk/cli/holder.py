@@ -15,6 +15,7 @@ import typer
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certdesk.cli.output import ask_secret, ask_yes, emit_json, progress, say, table, warn
+from certdesk.client.pin import change_token_pin
 from certdesk.client.renewal import TokenRenewal
 from certdesk.client.server import Server, fetch_root_unverified, fingerprint
 from certdesk.client.settings import ClientSettings, load_settings, module_from_env, token_module
@@ -24,7 +25,7 @@ from certdesk.domain.fingerprints import colon_hex
 from certdesk.helper.install import BROWSERS, install, windows_step
 from certdesk.token.device import find_token, module_hint, open_session
 from certdesk.token.inventory import present_tokens, public_certificates
-from certdesk.token.pin import change_pin, check_pin, require_pin_length, unblock
+from certdesk.token.pin import check_pin, require_pin_length, unblock
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 LabelOpt = Annotated[
@@ -144,25 +145,17 @@ def token_change_pin(
     """Replace the initial PIN; the registry is told (in a request signed on the token)."""
     device = find_token(token_module(), label=label)
     old = old_pin or ask_secret("Current PIN / 当前 PIN 码")
-    check_pin(device, old)  # a wrong current PIN is said before the new one is asked for
-    new = new_pin or ask_secret("New PIN / 新 PIN 码", confirm=True)
-    require_pin_length(device, new)
-    change_pin(device, old, new)
-    say(f"PIN of token {device.label} changed.", f"USB Key {device.label} 的 PIN 码已修改。")
     settings = load_settings(required=False)
-    if settings is None:
+
+    def ask_new() -> str:
+        return new_pin or ask_secret("New PIN / 新 PIN 码", confirm=True)
+
+    if change_token_pin(device, old, ask_new, settings, say) is None:
         warn(
             "Not connected to a server: run `certdesk connect URL`, then change the PIN again "
             "so the office records it.",
             "尚未连接服务器：请运行 `certdesk connect URL` 后再次修改 PIN 码，以便受理点登记。",
         )
-        return
-    with Server(settings) as server, open_session(device, new) as session:
-        token = TokenRenewal(server, device, session, say).report_pin_changed()
-    say(
-        f"The office's registry records the change for token {token}.",
-        f"受理点已登记 USB Key {token} 的 PIN 码修改。",
-    )
 
 
 def token_unblock(

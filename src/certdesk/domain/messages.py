@@ -546,6 +546,11 @@ CATALOG: dict[str, Message] = {
         "The PIN dialog ({program}) could not be shown: {detail}",
         "无法显示 PIN 码输入窗口（{program}）：{detail}",
     ),
+    "helper.pin_mismatch": Message(
+        400,
+        "The two new PINs differ; the PIN of token {token} was not changed.",
+        "两次输入的新 PIN 码不一致，USB Key {token} 的 PIN 码未修改。",
+    ),
     "token.not_present": Message(
         404,
         "No token is present (PKCS#11 module {module}); insert your USB key. {hint}",

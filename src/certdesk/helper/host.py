@@ -3,9 +3,9 @@
 Each request is `{"id", "origin", "command", ...}`; `origin` is the page's origin as the
 browser gave it to the extension (`sender.origin`), which the page cannot forge. The helper
 serves only the portal it is pinned to (`certdesk connect`), talks only to that server, and
-knows four narrow commands: `hello`, `status` (no PIN), `renew` and `pickup` (PIN typed in
-the helper's own pinentry dialog). Answers: `progress` lines, then one `result` or `error`
-with the same codes and zh-CN/en messages as the CLI.
+knows five narrow commands: `hello`, `status` (no PIN), `renew`, `pickup` and `change_pin`
+(every PIN typed in the helper's own pinentry dialog, never in the page). Answers: `progress`
+lines, then one `result` or `error` with the same codes and zh-CN/en messages as the CLI.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from pkcs11 import TokenFlag
 
 from certdesk import __version__
+from certdesk.client.pin import change_token_pin
 from certdesk.client.renewal import RenewalOutcome, TokenRenewal
 from certdesk.client.server import Server
 from certdesk.client.settings import ClientSettings, client_home, load_settings
@@ -32,7 +33,7 @@ from certdesk.helper.pinentry import Dialog, Pinentry, pinentry_program
 from certdesk.token.device import Device, find_token, module_hint, open_session, tries_left
 from certdesk.token.inventory import present_tokens, public_certificates
 
-COMMANDS = ("hello", "status", "renew", "pickup")
+COMMANDS = ("hello", "status", "renew", "pickup", "change_pin")
 HEX = frozenset("0123456789abcdef")
 Send = Callable[[dict[str, Any]], None]
 
@@ -116,6 +117,9 @@ class Helper:
                 result: dict[str, Any] = {"version": __version__, "portal": origin}
             elif command == "status":
                 result = self.status(serial)
+            elif command == "change_pin":
+                with one_at_a_time():
+                    result = self.change_pin(origin, serial, ident)
             else:
                 with one_at_a_time():
                     result = self.renew(origin, serial, ident, pickup=command == "pickup")
@@ -140,19 +144,21 @@ class Helper:
             "certificates": rows or [token_row(device, None, now, window)],
         }
 
+    def progress(self, ident: Any) -> Callable[[str, str], None]:
+        def say(en: str, zh: str) -> None:
+            self.send({"id": ident, "type": "progress", "messages": {"en": en, "zh-CN": zh}})
+
+        return say
+
     def renew(self, origin: str, serial: str | None, ident: Any, *, pickup: bool) -> dict[str, Any]:
         device = choose_token(self.settings.module, serial)
         if not pickup:
             refuse_too_early(self.settings, device)  # before the PIN is asked for
-        flags = device.flags()
-        if TokenFlag.USER_PIN_LOCKED in flags:
-            raise CertdeskError("pkcs11.pin_locked", token=device.label)
-
-        def say(en: str, zh: str) -> None:
-            self.send({"id": ident, "type": "progress", "messages": {"en": en, "zh-CN": zh}})
+        flags = unlocked(device)
+        say = self.progress(ident)
 
         with Pinentry(pinentry_program(self.settings.pinentry)) as dialog:
-            pin = dialog.get_pin(pin_dialog(origin, device, flags, pickup))
+            pin = dialog.get_pin(pin_dialog(origin, device, flags, "pickup" if pickup else "renew"))
             with Server(self.settings) as server, open_session(device, pin) as session:
                 flow = TokenRenewal(server, device, session, say)
                 if pickup:
@@ -168,10 +174,46 @@ class Helper:
                     outcome = flow.renew(confirm)
         return outcome_dict(outcome)
 
+    def change_pin(self, origin: str, serial: str | None, ident: Any) -> dict[str, Any]:
+        """As `certdesk token change-pin`, each PIN in a dialog naming the asking portal."""
+        device = choose_token(self.settings.module, serial)
+        flags = unlocked(device)
+        asks = (
+            f"{origin} asks to change the PIN of USB key {device.label}.\n"
+            f"{origin} 请求修改 USB Key {device.label} 的 PIN 码。"
+        )
+        with Pinentry(pinentry_program(self.settings.pinentry)) as dialog:
+            old = dialog.get_pin(pin_dialog(origin, device, flags, "change_pin"))
 
-def pin_dialog(origin: str, device: Device, flags: TokenFlag, pickup: bool) -> Dialog:
-    what = "install the renewed certificate" if pickup else "renew your certificate"
-    what_zh = "安装已签发的更新证书" if pickup else "更新您的证书"
+            def ask_new() -> str:
+                new = dialog.get_pin(Dialog("certdesk", asks, "New PIN / 新 PIN 码"))
+                again = dialog.get_pin(Dialog("certdesk", asks, "Repeat / 再次输入新 PIN 码"))
+                if new != again:
+                    raise CertdeskError("helper.pin_mismatch", token=device.label)
+                return new
+
+            token = change_token_pin(device, old, ask_new, self.settings, self.progress(ident))
+        return {"token": device.label, "recorded": token}
+
+
+def unlocked(device: Device) -> TokenFlag:
+    """The token's flags; a locked PIN is said before any dialog opens."""
+    flags = device.flags()
+    if TokenFlag.USER_PIN_LOCKED in flags:
+        raise CertdeskError("pkcs11.pin_locked", token=device.label)
+    return flags
+
+
+ASKS = {  # what the page asks for, as the PIN dialog says it
+    "renew": ("renew your certificate", "更新您的证书"),
+    "pickup": ("install the renewed certificate", "安装已签发的更新证书"),
+    "change_pin": ("change the PIN", "修改 PIN 码"),
+}
+
+
+def pin_dialog(origin: str, device: Device, flags: TokenFlag, command: str) -> Dialog:
+    """The PIN (the current one for change_pin) with the asking origin and the token's holders."""
+    what, what_zh = ASKS[command]
     holders = ", ".join(c.certificate.subject.rfc4514_string() for c in public_certificates(device))
     error = ""
     if TokenFlag.USER_PIN_COUNT_LOW in flags or TokenFlag.USER_PIN_FINAL_TRY in flags:
@@ -183,7 +225,7 @@ def pin_dialog(origin: str, device: Device, flags: TokenFlag, pickup: bool) -> D
             f"{origin} asks to {what} with USB key {device.label}.\n{holders}\n"
             f"{origin} 请求使用 USB Key {device.label} {what_zh}。"
         ),
-        prompt="PIN / PIN 码",
+        prompt="Current PIN / 当前 PIN 码" if command == "change_pin" else "PIN / PIN 码",
         error=error,
     )
 

@@ -1,6 +1,6 @@
 // The portal's renewal panel (templates/renewal.html): finds the certdesk extension, shows
-// what the helper reads on the USB key, then drives Renew now / Get certificate and shows the
-// helper's progress and result. Served as a file: the portal's CSP allows no inline script.
+// what the helper reads on the USB key, then drives Renew now / Get certificate / Change PIN
+// and shows the helper's progress and result. Served as a file: the portal's CSP allows no inline script.
 "use strict";
 
 (function () {
@@ -83,6 +83,14 @@
     show("token-status", true);
   }
 
+  // After a renewal: the "replaced by" page's steps, with the new serial written in.
+  function showNextLogin(serial) {
+    document.querySelectorAll("#next-login li").forEach((item) => {
+      item.textContent = item.textContent.replace("{new}", serial);
+    });
+    show("next-login", true);
+  }
+
   function run(button) {
     const steps = document.getElementById("renewal-progress");
     steps.textContent = "";
@@ -94,17 +102,22 @@
       steps.appendChild(item);
     };
     ask(button.dataset.command, step).then((answer) => {
+      const r = answer.result;
+      if (answer.type === "result" && button.dataset.command === "change_pin") {
+        showResult(t.tPinChanged.replace("%(token)s", r.token), true);
+        button.disabled = false;
+        return;
+      }
       if (answer.type === "result") {
-        const r = answer.result;
         showResult(
           t.tDone
             .replace("%(serial)s", r.serial)
             .replace("%(start)s", r.not_before.slice(0, 10))
-            .replace("%(end)s", r.not_after.slice(0, 10)) +
-            " " +
-            t.tNextLogin,
+            .replace("%(end)s", r.not_after.slice(0, 10)),
           true
         );
+        showNextLogin(r.serial);
+        t.serial = r.serial; // the token's certificate now (Change PIN finds the token by it)
         return;
       }
       showResult(failure(answer) || t.tUnreachable, false);
@@ -125,13 +138,12 @@
         return;
       }
       panel.dataset.state = answer.type === "result" ? "ready" : "error";
-      const button = document.querySelector("#renewal button[data-command]");
       if (answer.type === "result") showStatus(answer.result);
       else showResult(failure(answer) || t.tUnreachable, false);
-      if (button) {
+      document.querySelectorAll("#renewal button[data-command]").forEach((button) => {
         button.disabled = false;
         button.addEventListener("click", () => run(button));
-      }
+      });
     });
   }
 
