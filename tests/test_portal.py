@@ -61,7 +61,10 @@ def test_holder_home_shows_identity_and_validity(demo: Context) -> None:
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert page.headers["x-frame-options"] == "DENY"
-    assert "<script" not in page.text and "style=" not in page.text
+    assert "style=" not in page.text
+    # outside the window the panel offers the token's status and Change PIN, not Renew now
+    assert page.text.count("<script") == 1 and '<script src="/static/renewal.js">' in page.text
+    assert 'id="change-pin"' in page.text and 'id="renew-now"' not in page.text
 
 
 def test_renewal_banner_before_and_in_the_window(demo: Context) -> None:
