@@ -20,6 +20,7 @@ from certdesk.services import registry
 from certdesk.services.backup import restore, take_backup
 from certdesk.services.context import Context
 from certdesk.services.journal import accept_loss
+from certdesk.store import journal
 from test_backup_restore import journalled
 
 # A writer that adds one unit and is SIGKILLed inside the journal's window named by argv[3].
@@ -117,7 +118,7 @@ def test_damage_in_the_middle_refuses_a_torn_tail_does_not(
     for code in ("FIN", "HR", "EDU"):
         registry.add_unit(ctx, code, f"Unit {code}")
     ctx.db.dispose()
-    path = ctx.config.journal_dir / "journal.log"
+    path = journal.segments(ctx.config.journal_dir)[-1]
     path.write_bytes(path.read_bytes() + b'0123 {"k":"tx","first":')  # torn by a crash
     ctx = journalled(tmp_path, db_url, clock)
     assert ctx.db.refusal is None
