@@ -199,6 +199,30 @@ def replay(config: Config, db: Database, *, from_backup: bool) -> Replayed:
     return Replayed(len(lines), lines[0].first, lines[-1].last, dict(counts))
 
 
+@dataclass(frozen=True)
+class Status:
+    """The journal at a glance: its segments (name, bytes), the last record it holds (from the
+    last segment only) and the database's head; `refusal` while they do not agree."""
+
+    directory: str
+    segments: list[tuple[str, int]]
+    journal_last: int | None
+    database_head: int
+    refusal: str | None
+
+
+def status(ctx: Context) -> Status:
+    found = journal_file.scan(ctx.config.journal_dir)
+    seq, _digest, _at = _head_at(ctx.db)
+    return Status(
+        str(ctx.config.journal_dir),
+        [(p.name, p.stat().st_size) for p in journal_file.segments(ctx.config.journal_dir)],
+        found.end() if found is not None and found.damage is None else None,
+        seq,
+        ctx.db.refusal.code if ctx.db.refusal is not None else None,
+    )
+
+
 def accept_loss(config: Config, db: Database, clock: Clock, actor: str) -> str | None:
     """The operator's decision: keep the database as it is, set the old journal and the
     checkpoints aside (renamed, not deleted) and start a new journal; audited with what may be
