@@ -178,3 +178,29 @@ def test_a_journal_of_one_file_goes_on_in_segments(tmp_path: Path, clock: FixedC
     back = journalled(tmp_path, db_url, clock, segment_bytes=SMALL)
     assert units(back) == expected
     back.db.dispose()
+
+
+def test_two_writers_follow_each_others_segments(
+    tmp_path: Path, db_url: str, clock: FixedClock
+) -> None:
+    """Two processes' worth of writers on one journal (as `serve --workers`): a segment started
+    by one is where the other writes next, so the journal stays one history."""
+    one = journalled(tmp_path, db_url, clock, segment_bytes=SMALL)
+    registry.add_unit(one, "FIN", "Finance Bureau")
+    backup = take_backup(one, tmp_path / "before.db")
+    two = journalled(tmp_path, db_url, clock, segment_bytes=SMALL)
+    for n in range(24):
+        registry.add_unit(one if n % 2 else two, f"U{n:02}", f"Unit {n} " + "x" * 50)
+    expected = units(one)
+    one.db.dispose()
+    two.db.dispose()
+    assert len(segments(one.config.journal_dir)) >= 3
+
+    again = journalled(tmp_path, db_url, clock, segment_bytes=SMALL)
+    assert again.db.refusal is None
+    again.db.dispose()
+    done = restore(one.config, backup.path, "test", accept_loss=False, clock=clock)
+    assert done.refusal is None, done.refusal
+    back = journalled(tmp_path, db_url, clock, segment_bytes=SMALL)
+    assert units(back) == expected
+    back.db.dispose()
