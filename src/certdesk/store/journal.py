@@ -182,12 +182,6 @@ class Journal:
         self._fd: int | None = None
         self._open: Path | None = None
 
-    @property
-    def path(self) -> Path:
-        """The active segment (the directory while there is none)."""
-        found = segments(self.directory)
-        return found[-1] if found else self.directory
-
     def start(self, entry: dict[str, Any]) -> Path:
         """A new journal's first segment, holding its `start` line."""
         return self._create(segment_name(int(entry["base"]) + 1), entry)
