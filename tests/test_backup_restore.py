@@ -38,11 +38,15 @@ from test_renewal import DAY, Holder
 PEOPLE = 51
 
 
-def journalled(config_dir: Path, db_url: str, clock: FixedClock) -> Context:
+def journalled(
+    config_dir: Path, db_url: str, clock: FixedClock, segment_bytes: int | None = None
+) -> Context:
     """A context as `Context.open` makes one: migrated, with its journal attached."""
     db = Database(db_url)
     upgrade(db)
     config = make_config(config_dir, db_url).replace(issuance={"lint": False})
+    if segment_bytes is not None:
+        config = config.replace(journal={"segment_bytes": segment_bytes})
     attach(config, db, clock, "test")
     return Context(config, db, clock, actor="test")
 

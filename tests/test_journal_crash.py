@@ -20,9 +20,11 @@ from certdesk.services import registry
 from certdesk.services.backup import restore, take_backup
 from certdesk.services.context import Context
 from certdesk.services.journal import accept_loss
+from certdesk.store import journal
 from test_backup_restore import journalled
 
-# A writer that adds one unit and is SIGKILLed inside the journal's window named by argv[3].
+# A writer that adds one unit and is SIGKILLed inside the journal's window named by argv[3]:
+# a method of `Journal`, or a point of starting a new segment (every line starts one).
 WORKER = """
 import os, signal, sys
 from pathlib import Path
@@ -34,15 +36,26 @@ from test_backup_restore import journalled
 from conftest import START
 
 window = sys.argv[3]
-original = getattr(journal.Journal, window)
+rotating = window.startswith("rotate")
+ctx = journalled(Path(sys.argv[1]), sys.argv[2], FixedClock(START), 1 if rotating else None)
 
-def then_die(self, capture):
-    if window == "before_commit":
-        original(self, capture)  # the line is durable; the commit never comes
-    os.kill(os.getpid(), signal.SIGKILL)  # committed: the marker never comes
+def die(*_args):
+    os.kill(os.getpid(), signal.SIGKILL)
 
-setattr(journal.Journal, window, then_die)
-ctx = journalled(Path(sys.argv[1]), sys.argv[2], FixedClock(START))
+if window == "rotate_before_rename":  # the new segment is written under its temporary name
+    os.rename = die
+elif window == "rotate_created":  # the new segment is durable, the line is not in it yet
+    create = journal.Journal._create
+    journal.Journal._create = lambda self, name, header: die(create(self, name, header))
+else:
+    original = getattr(journal.Journal, window)
+
+    def then_die(self, capture):
+        if window == "before_commit":
+            original(self, capture)  # the line is durable; the commit never comes
+        die()  # committed: the marker never comes
+
+    setattr(journal.Journal, window, then_die)
 registry.add_unit(ctx, sys.argv[5], "Unit " + sys.argv[5])
 """
 
@@ -117,7 +130,7 @@ def test_damage_in_the_middle_refuses_a_torn_tail_does_not(
     for code in ("FIN", "HR", "EDU"):
         registry.add_unit(ctx, code, f"Unit {code}")
     ctx.db.dispose()
-    path = ctx.config.journal_dir / "journal.log"
+    path = journal.segments(ctx.config.journal_dir)[-1]
     path.write_bytes(path.read_bytes() + b'0123 {"k":"tx","first":')  # torn by a crash
     ctx = journalled(tmp_path, db_url, clock)
     assert ctx.db.refusal is None
@@ -136,4 +149,38 @@ def test_damage_in_the_middle_refuses_a_torn_tail_does_not(
     assert ctx.db.refusal is not None and ctx.db.refusal.code == "journal.unreadable"
     message = ctx.db.refusal.message("en")
     assert f"line {index + 1}" in message and "may be missing" in message
+    ctx.db.dispose()
+
+
+def test_kill_while_starting_a_segment(tmp_path: Path, db_url: str, clock: FixedClock) -> None:
+    """Every line starts a new segment (`segment_bytes` 1); killed before the new segment is
+    renamed into place, and after it is durable but before the line is in it: neither change
+    happened, the journal goes on, and a restore replays across all the segments."""
+    ctx = journalled(tmp_path, db_url, clock, segment_bytes=1)
+    registry.add_unit(ctx, "FIN", "Finance Bureau")
+    backup = take_backup(ctx, tmp_path / "before.db")
+    registry.add_unit(ctx, "HR", "Human Resources")
+    ctx.db.dispose()
+
+    killed_while_adding(tmp_path, db_url, "rotate_before_rename", "LOST")
+    ctx = journalled(tmp_path, db_url, clock, segment_bytes=1)
+    assert ctx.db.refusal is None and units(ctx) == {"FIN", "HR"}
+    registry.add_unit(ctx, "KEPT", "Kept")  # the same segment name: the left-over is replaced
+    ctx.db.dispose()
+
+    killed_while_adding(tmp_path, db_url, "rotate_created", "LOST2")
+    ctx = journalled(tmp_path, db_url, clock, segment_bytes=1)
+    assert ctx.db.refusal is None and units(ctx) == {"FIN", "HR", "KEPT"}
+    active = journal.segments(ctx.config.journal_dir)[-1]
+    assert active.read_bytes().count(b"\n") == 1  # only its opening line: the head it continues
+    registry.add_unit(ctx, "AFTER", "After")  # goes into that segment, named for its first record
+    assert journal.segments(ctx.config.journal_dir)[-1] == active
+    ctx.db.dispose()
+
+    assert len(journal.segments(ctx.config.journal_dir)) >= 5
+    done = restore(ctx.config, backup.path, "test", accept_loss=False, clock=clock)
+    assert done.refusal is None, done.refusal
+    assert done.replayed.transactions >= 3
+    ctx = journalled(tmp_path, db_url, clock, segment_bytes=1)
+    assert units(ctx) == {"FIN", "HR", "KEPT", "AFTER"}
     ctx.db.dispose()

@@ -47,3 +47,14 @@ def test_restore_without_the_journal_needs_an_explicit_acceptance(tmp_path: Path
     assert "Loss accepted" in flat(accepted.stdout)
     desk.ok("unit", "add", "OPS", "Operations")
     assert json.loads(desk.ok("audit", "verify", "--json").stdout)["ok"]
+
+
+def test_journal_status_lists_the_segments(tmp_path: Path) -> None:
+    desk = Desk(tmp_path)
+    desk.ok("unit", "add", "FIN", "Finance Bureau")
+    status = desk.json("journal", "status")
+    assert isinstance(status, dict) and status["refusal"] is None
+    (segment,) = status["segments"]
+    assert segment[0] == "journal-000000000001.log" and segment[1] > 0
+    assert status["journal_last"] == status["database_head"] > 0
+    assert "journal-000000000001.log" in flat(desk.ok("journal", "status").stdout)

@@ -203,6 +203,7 @@ class JournalConfig:
 
     path: str = ""  # empty: <data_dir>/journal; best on another disk than the database
     checkpoint_key: str = ""  # empty: <data_dir>/ca/checkpoint.key (Ed25519, made on first use)
+    segment_bytes: int = 4 * 1024 * 1024  # a new segment starts past this; old ones are kept
 
 
 @dataclass(frozen=True)

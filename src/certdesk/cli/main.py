@@ -67,6 +67,7 @@ crl_app = typer.Typer(help="Certificate revocation lists.", no_args_is_help=True
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 code_app = typer.Typer(help="One-time EST enrolment codes.", no_args_is_help=True)
 ocsp_app = typer.Typer(help="The OCSP responder's pre-signed responses.", no_args_is_help=True)
+journal_app = typer.Typer(help="The journal of every committed change.", no_args_is_help=True)
 for sub, name in [
     (ca_app, "ca"),
     (unit_app, "unit"),
@@ -78,6 +79,7 @@ for sub, name in [
     (audit_app, "audit"),
     (code_app, "enroll-code"),
     (ocsp_app, "ocsp"),
+    (journal_app, "journal"),
 ]:
     app.add_typer(sub, name=name)
 
@@ -795,6 +797,27 @@ def audit_checkpoint(
         f"Checkpoint signed: record {point.seq}, {point.hash}.",
         f"已签名检查点：第 {point.seq} 条记录，{point.hash}。",
     )
+
+
+@journal_app.command("status")
+def journal_status(as_json: JsonOpt = False) -> None:
+    """The journal's segments (oldest first; archive old ones, never the last) and its last
+    record against the database's (docs/deployment.md, Backup and restore)."""
+    from certdesk.services.journal import status
+
+    found = status(context())
+    if as_json:
+        emit_json(dataclasses.asdict(found))
+        return
+    table("Journal segments / 日志段", ["segment", "bytes"], found.segments, keep=("segment",))
+    say(
+        f"Journal {found.directory}: last record {found.journal_last}; "
+        f"database: record {found.database_head}.",
+        f"日志 {found.directory}：最后记录 {found.journal_last}；"
+        f"数据库：第 {found.database_head} 条。",
+    )
+    if found.refusal is not None:
+        say(f"Writes are refused: {found.refusal}.", f"写入被拒绝：{found.refusal}。")
 
 
 @app.command("backup")

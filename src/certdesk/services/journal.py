@@ -34,7 +34,7 @@ CHECKPOINTS = "checkpoints.log"  # kept with the journal (services/checkpoints.p
 def attach(config: Config, db: Database, clock: Clock, actor: str) -> None:
     """Journal every audited write of `db` from now on, or refuse them all if the journal
     cannot be trusted (the refusal says why and what may be missing)."""
-    journal = journal_file.Journal(config.journal_dir)
+    journal = _journal(config)
     db.journal, db.refusal = None, None
     # Other processes may be writing (another server of the installation): with the head held,
     # none of them is between its journal line and its commit, so an unsettled last line
@@ -48,6 +48,10 @@ def attach(config: Config, db: Database, clock: Clock, actor: str) -> None:
         db.refusal = problem
     else:
         db.journal = journal
+
+
+def _journal(config: Config) -> journal_file.Journal:
+    return journal_file.Journal(config.journal_dir, config.journal.segment_bytes)
 
 
 def require_trusted(ctx: Context) -> None:
@@ -65,16 +69,22 @@ def _head_at(db: Database) -> tuple[int, str, str]:
 
 def _settle(db: Database, journal: journal_file.Journal) -> CertdeskError | str | None:
     """None: the journal and the database agree (its last line settled on the way); "new": no
-    journal and none was ever written for this database; else the refusal."""
-    path = str(journal.path)
+    journal and none was ever written for this database; else the refusal.
+
+    Only the last segment is read: it opens with a head its writer read as committed, and a
+    database at or past that head is judged by it. A database older than the last segment (a
+    copied-back file) is checked against the segments from the one holding its head on."""
     seq, _digest, at = _head_at(db)
-    found = journal_file.scan(journal.path)
+    found = journal_file.scan(journal.directory)
+    if found is not None and found.earlier and found.damage is None and seq < found.base_seq:
+        found = journal_file.scan(journal.directory, since=seq)
     if found is None or (found.journal_id is None and found.damage is None):
         with db.read() as conn:
             started = audit.newest_of(conn, START)
         if started is None:
             return "new"
-        return CertdeskError("journal.missing", path=path, seq=seq, at=at)
+        return CertdeskError("journal.missing", path=str(journal.directory), seq=seq, at=at)
+    path = str(found.path)
     if found.damage is not None:
         return CertdeskError(
             "journal.unreadable",
@@ -126,7 +136,7 @@ def _start(
     """A new journal continuing from the database's head; its first transaction records it."""
     seq, digest, _at = _head_at(db)
     journal_id = uuid.uuid4().hex
-    journal.write({"k": "start", "journal": journal_id, "base": seq, "hash": digest})
+    journal.start({"k": "start", "journal": journal_id, "base": seq, "hash": digest})
     db.journal, db.refusal = journal, None
     now = clock.now()
     entries = (
@@ -139,7 +149,7 @@ def _start(
             START,
             "journal",
             journal_id,
-            after={"path": str(journal.path), "base": seq},
+            after={"path": str(journal.directory), "base": seq},
         )
     )
     with db.write() as conn:
@@ -166,9 +176,8 @@ def replay(config: Config, db: Database, *, from_backup: bool) -> Replayed:
     line is never replayed: after a restore from a backup nobody can tell whether it committed,
     so it is marked in doubt and the operator must decide.
     """
-    path = config.journal_dir / journal_file.FILE
     seq, digest, _at = _head_at(db)
-    found = journal_file.scan(path, keep_after=seq)
+    found = journal_file.scan(config.journal_dir, since=seq, keep_after=seq)
     if found is None or found.damage is not None or seq < found.base_seq:
         return Replayed()
     lines = found.committed
@@ -184,10 +193,34 @@ def replay(config: Config, db: Database, *, from_backup: bool) -> Replayed:
                 raise CertdeskError("journal.replay_failed", seq=line.last)
         counts.update(line.actions)
     if found.tail is not None and from_backup and not found.tail_in_doubt:
-        journal_file.Journal(config.journal_dir).write({"k": "doubt", "last": found.tail.last})
+        _journal(config).write({"k": "doubt", "last": found.tail.last})
     if not lines:
         return Replayed()
     return Replayed(len(lines), lines[0].first, lines[-1].last, dict(counts))
+
+
+@dataclass(frozen=True)
+class Status:
+    """The journal at a glance: its segments (name, bytes), the last record it holds (from the
+    last segment only) and the database's head; `refusal` while they do not agree."""
+
+    directory: str
+    segments: list[tuple[str, int]]
+    journal_last: int | None
+    database_head: int
+    refusal: str | None
+
+
+def status(ctx: Context) -> Status:
+    found = journal_file.scan(ctx.config.journal_dir)
+    seq, _digest, _at = _head_at(ctx.db)
+    return Status(
+        str(ctx.config.journal_dir),
+        [(p.name, p.stat().st_size) for p in journal_file.segments(ctx.config.journal_dir)],
+        found.end() if found is not None and found.damage is None else None,
+        seq,
+        ctx.db.refusal.code if ctx.db.refusal is not None else None,
+    )
 
 
 def accept_loss(config: Config, db: Database, clock: Clock, actor: str) -> str | None:
@@ -198,11 +231,10 @@ def accept_loss(config: Config, db: Database, clock: Clock, actor: str) -> str |
         return None
     refusal = db.refusal
     stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
-    for name in (journal_file.FILE, CHECKPOINTS):
-        old = config.journal_dir / name
+    for old in [*journal_file.segments(config.journal_dir), config.journal_dir / CHECKPOINTS]:
         if old.exists():
-            old.rename(old.with_name(f"{name}.set-aside-{stamp}"))
-    journal = journal_file.Journal(config.journal_dir)
+            old.rename(old.with_name(f"{old.name}.set-aside-{stamp}"))
+    journal = _journal(config)
     return _start(
         db,
         journal,

@@ -3,7 +3,7 @@
 PostgreSQL: any number, on any number of machines (everything shared is in the database, the
 jobs run once under the lease). SQLite: one server process. SQLite itself would stay correct
 (one writer at a time, `BEGIN IMMEDIATE`), but a second process adds no write throughput and
-its journal must be the same file; so it is refused at start, never left silently unsafe.
+its journal must be shared; so it is refused at start, never left silently unsafe.
 """
 
 from __future__ import annotations

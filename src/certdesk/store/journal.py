@@ -14,6 +14,13 @@ lines are in commit order, and which lines committed is provable from the file a
 
 A line is `<sha256 of the JSON> <JSON>`; a torn last line (a crash while writing, before the
 fsync, so before any commit) is ignored. Anything else unreadable is damage that stops replay.
+
+The journal is a series of segments, `journal-<first record>.log` (a journal written before
+segments is one `journal.log`, the first segment). When the active (last) segment reaches
+`journal.segment_bytes`, the next `tx` line goes into a new segment, which opens with the audit
+head it continues from (`segment` line: what the writer, holding the head, read as committed).
+So a start-up reads the last segment only, a restore reads from the segment holding the backup's
+head on, and certdesk never deletes a segment (the operator archives old ones).
 """
 
 from __future__ import annotations
@@ -34,7 +41,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-FILE = "journal.log"
+LEGACY = "journal.log"  # the one file of a journal written before segments
+DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024
+_SEGMENT = re.compile(r"journal-(\d{12})\.log")
 log = logging.getLogger("certdesk.journal")
 _TX = "certdesk_journal_tx"
 _WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
@@ -138,36 +147,112 @@ def _frame(entry: dict[str, Any]) -> bytes:
     return f"{hashlib.sha256(body.encode()).hexdigest()} {body}\n".encode()
 
 
-class Journal:
-    """Appends to `<directory>/journal.log`: O_APPEND, one write per line under an exclusive
-    `flock` (several processes may share the file), fsync when the line must be durable."""
+def segment_name(first: int) -> str:
+    """Named by the first record it may hold, zero-padded: name order is journal order."""
+    return f"journal-{first:012d}.log"
 
-    def __init__(self, directory: Path) -> None:
+
+def segments(directory: Path) -> list[Path]:
+    """The journal's segments in order (the last is the active one); set-aside files excluded."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    numbered = sorted(name for name in names if _SEGMENT.fullmatch(name))
+    return [directory / name for name in ([LEGACY] if LEGACY in names else []) + numbered]
+
+
+def _fsync_dir(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class Journal:
+    """Appends to the active segment in `directory`: O_APPEND, one write per line under an
+    exclusive `flock` (several processes may share the journal), fsync when the line must be
+    durable. Whoever holds the flock of the active segment may start the next one."""
+
+    def __init__(self, directory: Path, segment_bytes: int = DEFAULT_SEGMENT_BYTES) -> None:
         self.directory = directory
-        self.path = directory / FILE
+        self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self._open: Path | None = None
 
-    def _open(self) -> int:
-        if self._fd is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            created = not self.path.exists()
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-            if created:  # the new name must survive a crash too
-                dir_fd = os.open(self.directory, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
-        return self._fd
+    def start(self, entry: dict[str, Any]) -> Path:
+        """A new journal's first segment, holding its `start` line."""
+        return self._create(segment_name(int(entry["base"]) + 1), entry)
+
+    def _create(self, name: str, header: dict[str, Any]) -> Path:
+        """A segment appears whole or not at all: written and fsynced under a temporary name,
+        renamed, and the directory fsynced, before any line goes into it."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / name
+        if path.exists():
+            raise FileExistsError(path)
+        temporary = self.directory / f".{name}.new"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, _frame(header))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temporary, path)
+        _fsync_dir(self.directory)
+        return path
+
+    def _locked(self) -> int:
+        """The active segment, flocked; another process may have started a newer one."""
+        while True:
+            if self._fd is None:
+                found = segments(self.directory)
+                if not found:
+                    raise FileNotFoundError(f"no journal segment in {self.directory}")
+                self._fd, self._open = os.open(found[-1], os.O_RDWR | os.O_APPEND), found[-1]
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if segments(self.directory)[-1:] == [self._open]:
+                return self._fd
+            self._drop_fd()
+
+    def _drop_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops its flock too
+            self._fd, self._open = None, None
+
+    def _rotate(self, entry: dict[str, Any]) -> int:
+        """Start the next segment for this `tx` line. Its writer holds the audit head, so the
+        head it continues from (`first` - 1, `prev`) is committed: the new segment opens with it
+        and the old segment's last line is settled by it. Returns the new segment, flocked."""
+        assert self._open is not None
+        header = _header(self._open)
+        self._create(
+            segment_name(int(entry["first"])),
+            {
+                "k": "segment",
+                "journal": header["journal"] if header else "",
+                "base": int(entry["first"]) - 1,
+                "hash": entry["prev"],
+            },
+        )
+        self._drop_fd()
+        return self._locked()
 
     def write(self, entry: dict[str, Any], *, sync: bool = True) -> None:
         data = _frame(entry)
         with self._lock:
-            fd = self._open()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fd = self._locked()
             try:
                 _drop_torn_tail(fd)
+                if (
+                    entry.get("k") == "tx"
+                    and os.fstat(fd).st_size >= self.segment_bytes
+                    and self._open is not None
+                    and self._open.name != segment_name(int(entry["first"]))
+                ):
+                    fd = self._rotate(entry)
                 os.write(fd, data)
                 if sync:
                     os.fsync(fd)
@@ -189,9 +274,7 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+            self._drop_fd()
 
 
 def _drop_torn_tail(fd: int) -> None:
@@ -223,8 +306,9 @@ class TxLine:
 
 @dataclass
 class Scan:
-    """What a journal file proves: its start, the committed lines (those after `keep_after`
-    kept whole), the unsettled last line, and the first damage, if any."""
+    """What the journal proves from the segments read: its start, the committed lines (those
+    after `keep_after` kept whole), the unsettled last line, and the first damage, if any.
+    `earlier`: segments before the first one read (a start-up reads only the last)."""
 
     journal_id: str | None = None
     base_seq: int = 0
@@ -237,6 +321,8 @@ class Scan:
     tail_in_doubt: bool = False
     damage: str | None = None
     damage_line: int = 0
+    path: Path | None = None  # the segment read last, or the damaged one
+    earlier: int = 0
 
     def end(self) -> int:
         """The last sequence number the journal holds, committed or pending."""
@@ -264,6 +350,17 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     return entry
 
 
+def _header(path: Path) -> dict[str, Any] | None:
+    """A segment's first line (`start` or `segment`), read alone; None if it is not one."""
+    try:
+        with path.open("rb") as fh:
+            raw = fh.readline(1 << 16)
+    except OSError:
+        return None
+    entry = _parse(raw[:-1]) if raw.endswith(b"\n") else None
+    return entry if entry is not None and entry.get("k") in ("start", "segment") else None
+
+
 def _tx(entry: dict[str, Any], keep: bool) -> TxLine:
     sql = tuple((s, p, bool(m)) for s, p, m in entry["sql"]) if keep else ()
     return TxLine(
@@ -277,53 +374,103 @@ def _tx(entry: dict[str, Any], keep: bool) -> TxLine:
     )
 
 
-def scan(path: Path, keep_after: int | None = None) -> Scan | None:
-    """Read the journal (None: there is none). Lines whose records end after `keep_after` are
-    kept with their SQL, for replay; the others only move the position."""
-    if not path.exists():
+def _holding(found: list[Path], seq: int) -> int:
+    """The index of the segment holding the record after `seq`: the last one opening at or
+    before it (headers only, newest first; an unreadable header is where reading must start)."""
+    for index in range(len(found) - 1, -1, -1):
+        header = _header(found[index])
+        if header is None or int(header["base"]) <= seq:
+            return index
+    return 0
+
+
+def scan(directory: Path, since: int | None = None, keep_after: int | None = None) -> Scan | None:
+    """Read the journal (None: there is none): the last segment only, or with `since` every
+    segment from the one holding the record after `since` on, checking that each continues
+    the one before. Lines whose records end after `keep_after` are kept with their SQL, for
+    replay; the others only move the position."""
+    found = segments(directory)
+    if not found:
         return None
-    result = Scan()
+    first = len(found) - 1 if since is None else _holding(found, since)
+    result = Scan(earlier=first)
+    for index, path in enumerate(found[first:]):
+        result.path = path
+        if not _scan_segment(path, result, keep_after, opening=index == 0):
+            break
+        if result.journal_id is None and len(found) > first + 1:
+            result.damage, result.damage_line = "no segment header: cut short or replaced", 1
+            break
+    return result
+
+
+def _scan_segment(path: Path, result: Scan, keep_after: int | None, *, opening: bool) -> bool:
+    """Add one segment to `result`; False on damage (recorded in `result`)."""
 
     def settle(line: TxLine) -> None:
         result.last_seq, result.last_hash, result.last_at = line.last, line.hash, line.at
         if keep_after is not None and line.last > keep_after:
             result.committed.append(line)
 
-    for number, raw in _lines(path):
-        entry = _parse(raw)
-        if entry is None:
-            result.damage, result.damage_line = "unreadable or altered line", number
-            return result
-        kind = entry.get("k")
-        if kind == "start":
-            result.journal_id = str(entry["journal"])
-            result.base_seq = result.last_seq = int(entry["base"])
-            result.base_hash = result.last_hash = str(entry["hash"])
-            continue
-        if kind == "tx":
-            line = _tx(entry, keep_after is not None and int(entry["last"]) > keep_after)
-            pending = result.tail
-            if pending is not None and line.first == pending.first and line.prev == pending.prev:
-                result.tail = line  # the pending line never committed: started over
-            elif line.first == result.end() + 1 and line.prev == result.end_hash():
-                if pending is not None:
-                    settle(pending)
-                result.tail = line
-            else:
-                result.damage, result.damage_line = "does not follow the line before", number
-                return result
-            result.tail_in_doubt = False
-        elif kind in ("ok", "void", "doubt") and result.tail is not None:
-            if int(entry["last"]) != result.tail.last:
-                continue  # a late marker of a line already settled by its successor
-            if kind == "ok":
-                settle(result.tail)
-                result.tail = None
-            elif kind == "void":
-                result.tail = None
-            else:
-                result.tail_in_doubt = True
-    return result
+    def damaged(what: str, number: int) -> bool:
+        result.damage, result.damage_line = what, number
+        return False
+
+    number = 0
+    try:
+        for number, raw in _lines(path):
+            entry = _parse(raw)
+            if entry is None:
+                return damaged("unreadable or altered line", number)
+            kind = entry.get("k")
+            if number == 1 and not opening:
+                if kind != "segment" or str(entry["journal"]) != result.journal_id:
+                    return damaged("not the next segment of this journal", number)
+                base, digest = int(entry["base"]), str(entry["hash"])
+                pending = result.tail
+                if (base, digest) == (result.end(), result.end_hash()):
+                    if pending is not None:
+                        settle(pending)  # the writer that opened this segment read it committed
+                elif pending is None or (base, digest) != (pending.first - 1, pending.prev):
+                    return damaged("a segment before it is missing or cut short", number)
+                result.tail, result.tail_in_doubt = None, False
+                continue
+            if kind in ("start", "segment"):
+                result.journal_id = str(entry["journal"])
+                result.base_seq = result.last_seq = int(entry["base"])
+                result.base_hash = result.last_hash = str(entry["hash"])
+                continue
+            if kind == "tx":
+                line = _tx(entry, keep_after is not None and int(entry["last"]) > keep_after)
+                pending = result.tail
+                if (
+                    pending is not None
+                    and line.first == pending.first
+                    and line.prev == pending.prev
+                ):
+                    result.tail = line  # the pending line never committed: started over
+                elif line.first == result.end() + 1 and line.prev == result.end_hash():
+                    if pending is not None:
+                        settle(pending)
+                    result.tail = line
+                else:
+                    return damaged("does not follow the line before", number)
+                result.tail_in_doubt = False
+            elif kind in ("ok", "void", "doubt") and result.tail is not None:
+                if int(entry["last"]) != result.tail.last:
+                    continue  # a late marker of a line already settled by its successor
+                if kind == "ok":
+                    settle(result.tail)
+                    result.tail = None
+                elif kind == "void":
+                    result.tail = None
+                else:
+                    result.tail_in_doubt = True
+    except OSError as error:
+        return damaged(f"cannot be read: {error.strerror}", number + 1)
+    if number == 0 and not opening:
+        return damaged("empty: the segment is cut short or replaced", 1)
+    return True
 
 
 def apply(conn: Connection, line: TxLine) -> None:
