@@ -78,20 +78,26 @@ def test_file_key_of_an_older_installation_is_adopted(ca_ctx: Context, machine_b
     responder = load_responders(ca_ctx)[ISSUING]
     path = ca_ctx.config.data_dir / "ocsp" / f"{ISSUING}-{responder.serial}.key"
     write_encrypted_key(responder.key.key, path, passphrase(ca_ctx))
-    with ca_ctx.db.write() as conn:  # as a responder made before 0019 was recorded
-        conn.execute(
-            update(ocsp_responders)
-            .where(ocsp_responders.c.serial == responder.serial)
-            .values(key_pem=None, key_ref=str(path))
-        )
-    path.rename(path.with_suffix(".away"))
-    with pytest.raises(CertdeskError) as refused:  # B alone cannot read A's file
-        load_responders(machine_b)
-    assert refused.value.code == "ca.key_missing"
-    path.with_suffix(".away").rename(path)
-    assert load_responders(ca_ctx)[ISSUING].serial == responder.serial  # A adopts its file
+
+    def as_before_0019() -> None:
+        with ca_ctx.db.write() as conn:
+            conn.execute(
+                update(ocsp_responders)
+                .where(ocsp_responders.c.serial == responder.serial)
+                .values(key_pem=None, key_ref=str(path))
+            )
+
+    as_before_0019()
+    assert ensure_responders(ca_ctx) == []  # A, with the file, adopts it at start
     path.unlink()
     assert load_responders(machine_b)[ISSUING].serial == responder.serial  # from the database
+
+    as_before_0019()  # and now the file is gone on every machine
+    with pytest.raises(CertdeskError) as refused:
+        load_responders(machine_b)
+    assert refused.value.code == "ca.key_missing"
+    assert len(ensure_responders(machine_b)) == 1  # replaced, not left unusable
+    assert load_responders(machine_b)[ISSUING].serial != responder.serial
 
 
 def test_newest_crl_from_either_machine(ca_ctx: Context, machine_b: Context) -> None:

@@ -31,6 +31,7 @@ from certdesk.ca.keys import (
 )
 from certdesk.ca.ocsp import ResponderKey
 from certdesk.ca.profiles import Profile, make_name
+from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import AuthorityState, CertState
 from certdesk.domain.validity import CLOCK_SKEW
 from certdesk.services.authorities import (
@@ -68,8 +69,9 @@ def answering_issuers(ctx: Context) -> list[AuthorityInfo]:
 
 
 def ensure_responders(ctx: Context) -> list[str]:
-    """Give every answering issuer a responder with at least half its life left and not
-    revoked (an officer may revoke a compromised one); returns the serials issued now."""
+    """Give every answering issuer a responder with at least half its life left, not revoked
+    (an officer may revoke a compromised one) and whose key is in the database (a pre-0019 key
+    file is adopted; one no longer there is replaced); returns the serials issued now."""
     now = ctx.clock.now().replace(microsecond=0)
     with ctx.db.read() as conn:
         newest = {row.issuer: row for row in ocsp_store.responders(conn)}
@@ -86,6 +88,7 @@ def ensure_responders(ctx: Context) -> list[str]:
             row is None
             or row.serial in revoked
             or now >= row.not_before + (row.not_after - row.not_before) / 2
+            or (row.key_pem is None and not _adopt_file(ctx, row))
         ):
             issued.append(_issue(ctx, info, now))
     return issued
@@ -170,11 +173,21 @@ def load_responders(ctx: Context) -> dict[str, Responder]:
 
 def _responder_key(ctx: Context, row: AnyRow, secret: bytes) -> SigningKey:
     """The responder's key from its row; a pre-0019 responder's from its file, adopted."""
-    where = f"OCSP responder {row.serial}"
     if row.key_pem is not None:
-        return decrypt_key(bytes(row.key_pem), secret, where)
+        return decrypt_key(bytes(row.key_pem), secret, f"OCSP responder {row.serial}")
     pem = read_key_file(Path(row.key_ref))
-    key = decrypt_key(pem, secret, row.key_ref)
+    key = decrypt_key(pem, secret, row.key_ref)  # the right passphrase before it is shared
     with ctx.db.write() as conn:
         ocsp_store.adopt_key(conn, row.serial, pem)
     return key
+
+
+def _adopt_file(ctx: Context, row: AnyRow) -> bool:
+    """Copy a pre-0019 responder's key file into the database; False if it is not here."""
+    try:
+        _responder_key(ctx, row, passphrase(ctx))
+    except CertdeskError as exc:
+        if exc.code != "ca.key_missing":
+            raise
+        return False
+    return True
