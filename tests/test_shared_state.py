@@ -25,7 +25,7 @@ from certdesk.services.ocsp_responders import ensure_responders, load_responders
 from certdesk.services.pki_files import download, downloads
 from certdesk.services.revocation import revoke
 from certdesk.store.db import Database
-from certdesk.store.tables import ocsp_responders
+from certdesk.store.tables import crls, ocsp_responders
 from test_ocsp import enrol, openssl_status
 
 
@@ -120,3 +120,7 @@ def test_newest_crl_from_either_machine(ca_ctx: Context, machine_b: Context) -> 
         download(machine_b, "chain.pem") == (ca_ctx.config.data_dir / "pki/chain.pem").read_bytes()
     )
     assert download(machine_b, "nothing.crl") is None
+    with ca_ctx.db.write() as conn:  # CRLs published before 0019: each machine's own file
+        conn.execute(update(crls).values(der=None))
+    assert download(ca_ctx, f"{ISSUING}.crl") == on_a.der_path.read_bytes()
+    assert download(machine_b, f"{ISSUING}.crl") == on_b.der_path.read_bytes()
