@@ -20,12 +20,13 @@ from certdesk.domain.clock import FixedClock
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import AuthorityState
 from certdesk.services import registry
-from certdesk.services.authorities import downloads, get_authority, pki_dir
+from certdesk.services.authorities import get_authority, pki_dir
 from certdesk.services.context import Context
 from certdesk.services.enrolment import IssuedCertificate as Issued
 from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
 from certdesk.services.maintenance import run_maintenance
+from certdesk.services.pki_files import downloads
 from certdesk.services.revocation import revoke
 from certdesk.services.rollover import plan_rollover, retire_finished, roll_over
 from certdesk.store.tables import audit_log

@@ -3,13 +3,13 @@ one server process, and two instances behind one nginx upstream on one PostgreSQ
 
 The two-instance test is the check of issue 14 at a size the suite can afford: two "machines"
 (separate data directories; the same CA key file, copied, and one shared journal directory and
-checkpoint key), instance B itself two worker processes, nginx (docs/nginx-certdesk.conf with
-both in its upstream) in front. SCALE_HOLDERS holders (60 here; the issue's 500 with
-`CERTDESK_SCALE_HOLDERS=500`) renew and confirm over HTTPS with signed requests; instance A,
-the jobs lease holder, is SIGKILLed half-way; the clients retry what failed. Afterwards every
-holder has exactly one active certificate (the new one), no serial is used twice, the audit
-chain verifies, and the survivor took the jobs lease within the takeover time and published a
-CRL from its own data directory.
+checkpoint key; nothing else shared on disk), instance B itself two worker processes, nginx
+(docs/nginx-certdesk.conf with both in its upstream) in front. SCALE_HOLDERS holders (60 here; the
+issue's 500 with `CERTDESK_SCALE_HOLDERS=500`) renew and confirm over HTTPS with signed requests;
+instance A, the jobs lease holder, is SIGKILLed half-way; the clients retry what failed. Afterwards
+every holder has exactly one active certificate (the new one), no serial is used twice, the audit
+chain verifies, and the survivor took the jobs lease within the takeover time, published a CRL and,
+alone behind nginx, serves that CRL and answers OCSP with the responder key kept in the database.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
 from sqlalchemy import text
 
 from certdesk.client.signed import sign_request
@@ -52,6 +53,7 @@ from certdesk.services.registry import add_person, add_unit
 from certdesk.store.db import Database
 from certdesk.store.leases import advisory_holder
 from certdesk.store.migrate import upgrade
+from conftest import openssl
 from request_keys import FileRequestKey
 from test_nginx import CERTDESK, PROXY_ADDRESS, nginx_binary, nginx_config, start_nginx
 from test_web import free_port, wait_for_port
@@ -398,6 +400,7 @@ class Load:
     def __init__(self, base: str, root: Path, holders: list[Holder], on_half: object) -> None:
         self.base, self.root, self.holders = base, root, holders
         self.on_half = on_half
+        self.half = len(holders) // 2  # fixed: the holder handed back at the kill joins later
         self.finished = 0
         self.half = len(holders) // 2  # fixed now: the killer appends the carried holder later
         self.retries = 0
@@ -556,6 +559,28 @@ def test_two_instances_behind_nginx_survive_a_sigkill(
                 break
         assert time.monotonic() < deadline, "no CRL published by the survivor"
         time.sleep(0.2)  # polling for the job's result
+    # B (the only one left behind nginx) serves that newest CRL and answers OCSP, signed by the
+    # responder kept in the database: no machine holds a responder key or needs A's files
+    served = httpx.get(f"{base}/pki/issuing.crl", verify=str(root))
+    assert served.status_code == 200
+    crl = x509.load_der_x509_crl(served.content)
+    assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number >= newest
+    pki, answer = a.data_dir / "pki", cwd / "ocsp.der"
+    said = openssl(
+        "ocsp", "-issuer", pki / "issuing.pem", "-CAfile", pki / "root.pem",
+        "-url", f"{base}/ocsp", "-serial", f"0x{holders[0].new_serial}", "-respout", answer,
+    )  # fmt: skip
+    assert "Response verify OK" in said.stderr and ": good" in said.stdout, said.stderr
+    with Database(pg_url).engine.connect() as conn:
+        current = conn.execute(
+            text(
+                "SELECT serial FROM ocsp_responders WHERE issuer = 'issuing' "
+                "ORDER BY not_after DESC LIMIT 1"
+            )
+        ).scalar()
+    signer = ocsp.load_der_ocsp_response(answer.read_bytes()).certificates[0]
+    assert format(signer.serial_number, "x") == current
+    assert not (a.data_dir / "ocsp").exists() and not (b.data_dir / "ocsp").exists()
 
     with Database(pg_url).engine.connect() as conn:
         rows = conn.execute(

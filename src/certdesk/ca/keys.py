@@ -86,13 +86,29 @@ def generate_key(key_type: KeyType) -> SigningKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=key_type.rsa_bits)
 
 
-def write_encrypted_key(key: SigningKey, path: Path, passphrase: bytes) -> None:
-    """Write a PKCS#8 key encrypted with `passphrase`; created 0600, never overwritten."""
-    pem = key.private_bytes(
+def encrypt_key(key: SigningKey, passphrase: bytes) -> bytes:
+    """`key` as PKCS#8 PEM encrypted with `passphrase` (what a key file holds, or a column)."""
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase),
     )
+
+
+def decrypt_key(pem: bytes, passphrase: bytes, where: str) -> SigningKey:
+    """The key in passphrase-encrypted PKCS#8 `pem`; `where` names it in the error."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=passphrase)
+    except (ValueError, TypeError):
+        raise CertdeskError("ca.wrong_passphrase", path=where) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise CertdeskError("input.unsupported_key", detail=type(key).__name__)
+    return key
+
+
+def write_encrypted_key(key: SigningKey, path: Path, passphrase: bytes) -> None:
+    """Write a PKCS#8 key encrypted with `passphrase`; created 0600, never overwritten."""
+    pem = encrypt_key(key, passphrase)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -101,15 +117,12 @@ def write_encrypted_key(key: SigningKey, path: Path, passphrase: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def read_encrypted_key(path: Path, passphrase: bytes) -> SigningKey:
+def read_key_file(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise CertdeskError("ca.key_missing", where=str(path)) from None
-    try:
-        key = serialization.load_pem_private_key(data, password=passphrase)
-    except (ValueError, TypeError):
-        raise CertdeskError("ca.wrong_passphrase", path=str(path)) from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-        raise CertdeskError("input.unsupported_key", detail=type(key).__name__)
-    return key
+
+
+def read_encrypted_key(path: Path, passphrase: bytes) -> SigningKey:
+    return decrypt_key(read_key_file(path), passphrase, str(path))

@@ -1007,6 +1007,7 @@ def serve(
     import socket
 
     from certdesk.services.backup import hold_server_lock
+    from certdesk.services.ca_hierarchy import export_certificates
     from certdesk.services.jobs import runner_for
     from certdesk.services.journal import require_trusted
     from certdesk.services.maintenance import add_crl_job, add_maintenance_job, run_maintenance
@@ -1041,6 +1042,7 @@ def serve(
                 say(f"Closed {n} interrupted issuance(s).", f"已关闭 {n} 个中断的签发。")
         ensure_tls_certificate(ctx)
         ensure_responders(ctx)  # OCSP answers from the first request on
+        export_certificates(ctx)  # this machine's client-CA file, current after a rollover
     if config.server.workers > 1 and not worker:
         runner.stop()  # the workers take the lease; this process only watches them
         ctx.db.dispose()

@@ -261,17 +261,3 @@ def load_authority(
     with ctx.db.read() as conn:
         info = require_authority(conn, name)
     return Authority(load_signer(ctx, info), info.certificate, publication_urls(ctx, name), hooks)
-
-
-def downloads(ctx: Context) -> list[str]:
-    """The files under /pki/ a relying party may fetch: every CA's certificate, CRL and delta CRL
-    (DER and PEM, at the URLs written into what it issued; a retired CA's stay), each issuing
-    CA's chain and the chain of every trusted one — those published so far."""
-    with ctx.db.read() as conn:
-        names = [row.name for row in authority_store.every(conn)]
-    if not names:
-        raise CertdeskError("ca.not_initialised")
-    out = pki_dir(ctx)
-    kinds = (".crt", ".pem", ".chain.pem", ".crl", ".crl.pem", "-delta.crl", "-delta.crl.pem")
-    files = [f"{n}{ext}" for n in names for ext in kinds]
-    return [f for f in [*files, "chain.pem"] if (out / f).exists()]

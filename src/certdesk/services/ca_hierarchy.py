@@ -27,7 +27,6 @@ from certdesk.services.authorities import (
     ISSUING,
     ROOT,
     AuthorityInfo,
-    Issuers,
     active_issuers,
     get_authority,
     key_id_of,
@@ -41,6 +40,7 @@ from certdesk.services.authorities import (
 from certdesk.services.context import Context
 from certdesk.services.files import atomic_write
 from certdesk.services.lifecycle import Move, transition
+from certdesk.services.pki_files import certificate_files
 from certdesk.store import authorities as authority_store
 from certdesk.store import certificates as cert_store
 
@@ -301,20 +301,10 @@ def add_issuing_generation(ctx: Context, key_uri: str | None = None) -> Authorit
 
 
 def export_certificates(ctx: Context) -> None:
-    """Write the CA certificates for download (DER at the caIssuers URL, PEM beside it), each
-    issuing CA's chain (`<id>.chain.pem`: it and the root) and `chain.pem`: every issuing CA
-    still trusted (newest first) and the root — the client-CA file of `certdesk serve` and
-    nginx, so holders of every generation in use get through the TLS handshake."""
+    """Write this machine's copies of the CA certificates and chains under `<data_dir>/pki/`
+    (`chain.pem` is the client-CA file of `certdesk serve` and nginx); /pki/ serves them from
+    the database (`services/pki_files.py`)."""
     with ctx.db.read() as conn:
         infos = list_authorities(conn)
-    out = pki_dir(ctx)
-    issuers = Issuers(infos)
-    root_pem = issuers.root().certificate.public_bytes(Encoding.PEM)
-    for info in infos:
-        pem = info.certificate.public_bytes(Encoding.PEM)
-        atomic_write(out / f"{info.name}.crt", info.certificate.public_bytes(Encoding.DER))
-        atomic_write(out / f"{info.name}.pem", pem)
-        if info.role == ISSUING:
-            atomic_write(out / f"{info.name}.chain.pem", pem + root_pem)
-    chain = b"".join(i.certificate.public_bytes(Encoding.PEM) for i in issuers.trusted())
-    atomic_write(out / "chain.pem", chain + root_pem)
+    for name, data in certificate_files(infos).items():
+        atomic_write(pki_dir(ctx) / name, data)

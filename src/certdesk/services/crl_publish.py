@@ -138,10 +138,13 @@ def _publish(
             base=base_number,
             delta_url=freshest,
         )
+    der = built.public_bytes(Encoding.DER)
+    with ctx.db.write() as conn:  # every machine serves it from there (services/pki_files.py)
+        crl_store.keep_der(conn, issuer, number, der)
     out = pki_dir(ctx)
     stem = f"{issuer}-delta" if delta else issuer
     der_path, pem_path = out / f"{stem}.crl", out / f"{stem}.crl.pem"
-    atomic_write(der_path, built.public_bytes(Encoding.DER))
+    atomic_write(der_path, der)
     atomic_write(pem_path, built.public_bytes(Encoding.PEM))
     return PublishedCRL(
         issuer, number, now, next_update, entries, der_path, pem_path, built, base_number

@@ -1,9 +1,13 @@
 """Delegated OCSP responders (RFC 6960 §4.2.2.2): for each CA still answering for its
 certificates (the root, and the issuing CAs active or retiring), a short-lived certificate with
-extended key usage OCSPSigning and id-pkix-ocsp-nocheck, signed by that CA, whose key — a
-passphrase-encrypted file even when the CA key is on an HSM — signs the responses. The CA key
-signs only these certificates, never a response. A responder with less than half its life left
-is replaced (recorded and audited).
+extended key usage OCSPSigning and id-pkix-ocsp-nocheck, signed by that CA, whose key signs the
+responses. The key is PKCS#8 encrypted with the CA passphrase and kept in the database (even when
+the CA key is on an HSM), so every process on every machine signs with the current one whichever
+process issued it. The CA key signs only these certificates, never a response. A responder with
+less than half its life left is replaced (recorded and audited).
+
+A responder made before keys were kept in the database names its key file (`key_ref`): the first
+process that loads it with the file at hand copies the encrypted file into the database.
 """
 
 from __future__ import annotations
@@ -17,9 +21,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from certdesk.ca.issuer import Authority, CertificateOrder
-from certdesk.ca.keys import KeyType, generate_key, read_encrypted_key, write_encrypted_key
+from certdesk.ca.keys import (
+    KeyType,
+    SigningKey,
+    decrypt_key,
+    encrypt_key,
+    generate_key,
+    read_key_file,
+)
 from certdesk.ca.ocsp import ResponderKey
 from certdesk.ca.profiles import Profile, make_name
+from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import AuthorityState, CertState
 from certdesk.domain.validity import CLOCK_SKEW
 from certdesk.services.authorities import (
@@ -34,6 +46,7 @@ from certdesk.services.context import Context
 from certdesk.services.issuance import lint_hooks
 from certdesk.store import certificates as cert_store
 from certdesk.store import ocsp as ocsp_store
+from certdesk.store.db import AnyRow
 
 ANSWERING = (AuthorityState.ACTIVE, AuthorityState.RETIRING)
 
@@ -56,8 +69,9 @@ def answering_issuers(ctx: Context) -> list[AuthorityInfo]:
 
 
 def ensure_responders(ctx: Context) -> list[str]:
-    """Give every answering issuer a responder with at least half its life left and not
-    revoked (an officer may revoke a compromised one); returns the serials issued now."""
+    """Give every answering issuer a responder with at least half its life left, not revoked
+    (an officer may revoke a compromised one) and whose key is in the database (a pre-0019 key
+    file is adopted; one no longer there is replaced); returns the serials issued now."""
     now = ctx.clock.now().replace(microsecond=0)
     with ctx.db.read() as conn:
         newest = {row.issuer: row for row in ocsp_store.responders(conn)}
@@ -74,6 +88,7 @@ def ensure_responders(ctx: Context) -> list[str]:
             row is None
             or row.serial in revoked
             or now >= row.not_before + (row.not_after - row.not_before) / 2
+            or (row.key_pem is None and not _adopt_file(ctx, row))
         ):
             issued.append(_issue(ctx, info, now))
     return issued
@@ -84,8 +99,7 @@ def _issue(ctx: Context, info: AuthorityInfo, now: dt.datetime) -> str:
     key = generate_key(key_type)
     serial = x509.random_serial_number()
     hexserial = format(serial, "x")
-    key_path = ctx.config.data_dir / "ocsp" / f"{info.name}-{hexserial}.key"
-    write_encrypted_key(key, key_path, passphrase(ctx))
+    key_pem = encrypt_key(key, passphrase(ctx))
     ca = ctx.config.ca
     names = info.certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     cn = str(names[0].value) if names else info.name
@@ -122,7 +136,7 @@ def _issue(ctx: Context, info: AuthorityInfo, now: dt.datetime) -> str:
             {
                 "serial": hexserial,
                 "issuer": info.name,
-                "key_ref": str(key_path),
+                "key_pem": key_pem,
                 "certificate_der": der,
                 "not_before": certificate.not_valid_before_utc,
                 "not_after": certificate.not_valid_after_utc,
@@ -152,6 +166,28 @@ def load_responders(ctx: Context) -> dict[str, Responder]:
             continue
         info = issuers[name]
         certificate = x509.load_der_x509_certificate(row.certificate_der)
-        key = read_encrypted_key(Path(row.key_ref), secret)
+        key = _responder_key(ctx, row, secret)
         found[name] = Responder(info, row.serial, ResponderKey(info.certificate, certificate, key))
     return found
+
+
+def _responder_key(ctx: Context, row: AnyRow, secret: bytes) -> SigningKey:
+    """The responder's key from its row; a pre-0019 responder's from its file, adopted."""
+    if row.key_pem is not None:
+        return decrypt_key(bytes(row.key_pem), secret, f"OCSP responder {row.serial}")
+    pem = read_key_file(Path(row.key_ref))
+    key = decrypt_key(pem, secret, row.key_ref)  # the right passphrase before it is shared
+    with ctx.db.write() as conn:
+        ocsp_store.adopt_key(conn, row.serial, pem)
+    return key
+
+
+def _adopt_file(ctx: Context, row: AnyRow) -> bool:
+    """Copy a pre-0019 responder's key file into the database; False if it is not here."""
+    try:
+        _responder_key(ctx, row, passphrase(ctx))
+    except CertdeskError as exc:
+        if exc.code != "ca.key_missing":
+            raise
+        return False
+    return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from certdesk.domain.crl_schedule import PublishedRecord
 from certdesk.store.tables import crls
@@ -45,3 +45,22 @@ def record(
             base=base,
         )
     )
+
+
+def keep_der(conn: Connection, issuer: str, number: int, der: bytes) -> None:
+    """The signed CRL, kept with its record so that every machine serves it."""
+    conn.execute(
+        update(crls).where(crls.c.issuer == issuer, crls.c.number == number).values(der=der)
+    )
+
+
+def newest_der(conn: Connection, issuer: str, *, delta: bool = False) -> bytes | None:
+    """The newest kept complete CRL (or delta CRL) of `issuer`, None if none is kept."""
+    kind = crls.c.base.is_not(None) if delta else crls.c.base.is_(None)
+    found = conn.execute(
+        select(crls.c.der)
+        .where(crls.c.issuer == issuer, kind, crls.c.der.is_not(None))
+        .order_by(crls.c.number.desc())
+        .limit(1)
+    ).scalar()
+    return None if found is None else bytes(found)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 
-from sqlalchemy import Connection, and_, delete, insert, select
+from sqlalchemy import Connection, and_, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -29,6 +29,15 @@ _STATUS_COLUMNS = (
 
 def insert_responder(conn: Connection, values: Mapping[str, object]) -> None:
     conn.execute(insert(ocsp_responders).values(**values))
+
+
+def adopt_key(conn: Connection, serial: str, pem: bytes) -> None:
+    """Keep a responder's encrypted key (read from its pre-0019 file) in its row."""
+    conn.execute(
+        update(ocsp_responders)
+        .where(and_(ocsp_responders.c.serial == serial, ocsp_responders.c.key_pem.is_(None)))
+        .values(key_pem=pem)
+    )
 
 
 def responders(conn: Connection) -> list[AnyRow]:

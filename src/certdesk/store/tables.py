@@ -199,6 +199,7 @@ crls = Table(
     Column("next_update", UTC, nullable=False),
     Column("entries", Integer, nullable=False),
     Column("base", Integer, nullable=True),  # a delta CRL's base CRL number; NULL: complete
+    Column("der", LargeBinary, nullable=True),  # the CRL as signed (NULL: before 0019, or building)
 )
 
 audit_log = Table(
@@ -289,7 +290,10 @@ ocsp_responders = Table(
     metadata,
     Column("serial", String(40), primary_key=True),
     Column("issuer", ForeignKey("authorities.name"), nullable=False, index=True),
-    Column("key_ref", Text, nullable=False),  # passphrase-encrypted PKCS#8 file
+    # the key: PKCS#8 PEM encrypted with the CA passphrase, shared by every machine; `key_ref`
+    # names the file a responder made before 0019 kept it in (adopted into `key_pem` on load)
+    Column("key_pem", LargeBinary, nullable=True),
+    Column("key_ref", Text, nullable=True),
     Column("certificate_der", LargeBinary, nullable=False),
     Column("not_before", UTC, nullable=False),
     Column("not_after", UTC, nullable=False),

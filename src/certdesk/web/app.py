@@ -14,12 +14,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certdesk import __version__
 from certdesk.domain.errors import CertdeskError
+from certdesk.services import pki_files
 from certdesk.services.access import Access
 from certdesk.services.authorities import (
     ISSUING,
     ROOT,
-    downloads,
-    pki_dir,
     require_authority,
     root_fingerprint,
 )
@@ -169,16 +168,16 @@ def create_app(ctx: Context) -> FastAPI:
     @app.get("/status", response_class=HTMLResponse)
     def status(request: Request) -> Response:
         """No login needed: the CA, its CRL number and the downloads."""
-        links = downloads(ctx)
+        links = pki_files.downloads(ctx)
         return render(request, "status.html", state=health(), downloads=links)
 
     @app.get("/pki/{name}")
     def download(name: str) -> Response:
-        if name not in downloads(ctx):
+        data = pki_files.download(ctx, name)
+        if data is None:
             raise CertdeskError("input.invalid", detail=f"no download named {name!r}")
-        path: Path = pki_dir(ctx) / name
-        media = MEDIA[".pem" if name.endswith(".pem") else path.suffix]
-        return Response(path.read_bytes(), media_type=media)
+        media = MEDIA[".pem" if name.endswith(".pem") else Path(name).suffix]
+        return Response(data, media_type=media)
 
     # Routes are matched in order, each at some cost: the application's own few first.
     app.include_router(renewal_api.router)
