@@ -30,6 +30,7 @@ from certdesk.store.db import sqlite_file
 _CLASS = 0x63657274
 _MIGRATIONS = 0x6D696772
 _TRY = text("SELECT pg_try_advisory_lock(:a, CAST(:b AS integer))")
+_UNLOCK = text("SELECT pg_advisory_unlock(:a, CAST(:b AS integer))")
 _WAIT_IN_TRANSACTION = text("SELECT pg_advisory_xact_lock(:a, CAST(:b AS integer))")
 _KEY_PART = text("SELECT current_schema()")
 # A lock taken with two int4 keys shows up with objsubid 2 (classid, objid: the keys, as oid).
@@ -91,7 +92,10 @@ class AdvisoryLease:
     def release(self) -> None:
         if self._conn is not None:
             try:
-                self._conn.close()  # the session ends: PostgreSQL releases the lock
+                # unlocked now, not when the server process behind the session has gone: the
+                # next holder (and `holder()`) sees it free at once
+                self._conn.execute(_UNLOCK, {"a": _CLASS, "b": _schema_key(self._conn)})
+                self._conn.close()
             except Exception:
                 self._conn.invalidate()
             self._conn = None
