@@ -19,7 +19,6 @@ from jwt.api_jws import PyJWS
 
 from certdesk.domain.errors import CertdeskError
 
-
 _JWS = PyJWS()
 
 
