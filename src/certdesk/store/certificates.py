@@ -81,22 +81,16 @@ _ROW = select(
 
 
 # The per-request reads are built once, with bound parameters: SQLAlchemy then finds their
-# compiled form in its cache instead of building and keying a new statement on every call.
+# compiled form in its cache instead of building and keying a new statement on every call. The
+# in-flight states are spelt as ORs: an IN list is re-rendered at every execution.
+_STATE_IN_FLIGHT = or_(*(certificates.c.state == s.value for s in IN_FLIGHT))
 _BY_SERIAL = _ROW.where(certificates.c.serial == bindparam("serial"))
 _BY_SERIAL_LOCKED = _BY_SERIAL.with_for_update()
-_IN_FLIGHT = _ROW.where(
-    and_(
-        certificates.c.replaces == bindparam("serial"),
-        certificates.c.state.in_([s.value for s in IN_FLIGHT]),
-    )
-)
+_IN_FLIGHT = _ROW.where(and_(certificates.c.replaces == bindparam("serial"), _STATE_IN_FLIGHT))
 _WITH_IN_FLIGHT = _ROW.where(
     or_(
         certificates.c.serial == bindparam("serial"),
-        and_(
-            certificates.c.replaces == bindparam("serial"),
-            certificates.c.state.in_([s.value for s in IN_FLIGHT]),
-        ),
+        and_(certificates.c.replaces == bindparam("serial"), _STATE_IN_FLIGHT),
     )
 ).with_for_update()
 
