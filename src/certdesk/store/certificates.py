@@ -92,7 +92,7 @@ _WITH_IN_FLIGHT = _ROW.where(
         certificates.c.serial == bindparam("serial"),
         and_(certificates.c.replaces == bindparam("serial"), _STATE_IN_FLIGHT),
     )
-).with_for_update()
+)
 
 
 def get(conn: Connection, serial: str, *, lock: bool = False) -> AnyRow | None:
@@ -101,11 +101,18 @@ def get(conn: Connection, serial: str, *, lock: bool = False) -> AnyRow | None:
 
 
 def with_renewals_in_flight(conn: Connection, serial: str) -> tuple[AnyRow | None, list[AnyRow]]:
-    """A certificate's row (locked for the transaction) and every renewal of it being issued or
-    waiting to be installed, in one query (what a renewal checks first)."""
+    """A certificate's row and every renewal of it being issued or waiting to be installed, in
+    one query (what a renewal checks first); nothing locked (see `locked`)."""
     rows = list(conn.execute(_WITH_IN_FLIGHT, {"serial": serial}))
     found = next((r for r in rows if r.serial == serial), None)
     return found, [r for r in rows if r.serial != serial]
+
+
+def locked(conn: Connection, serial: str, row: AnyRow | None) -> AnyRow | None:
+    """`row`, read in this write transaction, now locked for it: on SQLite the transaction holds
+    the whole database already, so it is `row` itself; on PostgreSQL it is read again with
+    `FOR UPDATE`."""
+    return row if conn.dialect.name == "sqlite" else get(conn, serial, lock=True)
 
 
 def serials_starting(conn: Connection, prefix: str, limit: int) -> list[str]:

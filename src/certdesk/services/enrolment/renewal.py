@@ -131,6 +131,7 @@ class RenewalEnrolment:
         row, renewals = cert_store.with_renewals_in_flight(conn, serial)
         if _still_in_flight(conn, ctx, renewals):
             raise CertdeskError("renewal.in_progress", serial=serial)
+        row = cert_store.locked(conn, serial, row)
         refuse_unless_allowed(ctx, conn, row, ctx.clock.now())
         person = get_person(conn, self.current.person_id)
         require_active(person)
