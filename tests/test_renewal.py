@@ -159,6 +159,8 @@ def test_expired_and_revoked_are_refused_with_what_to_do(setup: tuple[Renewals, 
     ("tamper", "code"),
     [
         ("signature", "jws.bad_signature"),
+        ("payload", "jws.bad_signature"),
+        ("header", "jws.bad_signature"),
         ("other_key", "jws.bad_signature"),
         ("alg_none", "jws.bad_algorithm"),
         ("hs256", "jws.bad_algorithm"),
@@ -181,8 +183,12 @@ def test_bad_requests_change_nothing(
     new_key = ec.generate_private_key(ec.SECP256R1())
     good = holder.signed("renew", {"csr": holder.csr(new_key)})
     header, payload, signature = good.split(".")
+    other = holder.signed("renew", {"csr": holder.csr(ec.generate_private_key(ec.SECP256R1()))})
     token = {
         "signature": f"{header}.{payload}.{signature[:-4]}AAAA",
+        # the signature covers header and payload as sent: another request's either is refused
+        "payload": f"{header}.{other.split('.')[1]}.{signature}",
+        "header": f"{other.split('.')[0]}.{payload}.{signature}",
         "other_key": holder.signed(
             "renew", {"csr": holder.csr(new_key)}, key=ec.generate_private_key(ec.SECP256R1())
         ),

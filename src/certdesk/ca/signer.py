@@ -58,6 +58,7 @@ class FileSigner:
         self._key = key
         self._key_type = key_type_of(key)
         self._hash = signature_hash(self._key_type)
+        self._public_key: PublicKey = key.public_key()  # asked for in every certificate built
 
     @property
     def key_type(self) -> KeyType:
@@ -65,7 +66,7 @@ class FileSigner:
 
     @property
     def public_key(self) -> PublicKey:
-        return self._key.public_key()
+        return self._public_key
 
     def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
         return builder.sign(self._key, self._hash)

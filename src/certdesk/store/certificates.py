@@ -14,6 +14,7 @@ from sqlalchemy import (
     Connection,
     ScalarSelect,
     and_,
+    bindparam,
     func,
     insert,
     or_,
@@ -51,9 +52,12 @@ def insert_signed(conn: Connection, values: Mapping[str, object]) -> None:
     conn.execute(insert(certificates).values(**values))
 
 
+_RESERVE = insert(certificates)
+
+
 def reserve(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
     """Insert reservations (the serial primary key refuses any reuse)."""
-    conn.execute(insert(certificates), list(rows))
+    conn.execute(_RESERVE, list(rows))
 
 
 _ROW = select(
@@ -76,10 +80,39 @@ _ROW = select(
 )
 
 
+# The per-request reads are built once, with bound parameters: SQLAlchemy then finds their
+# compiled form in its cache instead of building and keying a new statement on every call. The
+# in-flight states are spelt as ORs: an IN list is re-rendered at every execution.
+_STATE_IN_FLIGHT = or_(*(certificates.c.state == s.value for s in IN_FLIGHT))
+_BY_SERIAL = _ROW.where(certificates.c.serial == bindparam("serial"))
+_BY_SERIAL_LOCKED = _BY_SERIAL.with_for_update()
+_IN_FLIGHT = _ROW.where(and_(certificates.c.replaces == bindparam("serial"), _STATE_IN_FLIGHT))
+_WITH_IN_FLIGHT = _ROW.where(
+    or_(
+        certificates.c.serial == bindparam("serial"),
+        and_(certificates.c.replaces == bindparam("serial"), _STATE_IN_FLIGHT),
+    )
+)
+
+
 def get(conn: Connection, serial: str, *, lock: bool = False) -> AnyRow | None:
     """One certificate's row (locked for the transaction with `lock`)."""
-    query = _ROW.where(certificates.c.serial == serial)
-    return conn.execute(query.with_for_update() if lock else query).first()
+    return conn.execute(_BY_SERIAL_LOCKED if lock else _BY_SERIAL, {"serial": serial}).first()
+
+
+def with_renewals_in_flight(conn: Connection, serial: str) -> tuple[AnyRow | None, list[AnyRow]]:
+    """A certificate's row and every renewal of it being issued or waiting to be installed, in
+    one query (what a renewal checks first); nothing locked (see `locked`)."""
+    rows = list(conn.execute(_WITH_IN_FLIGHT, {"serial": serial}))
+    found = next((r for r in rows if r.serial == serial), None)
+    return found, [r for r in rows if r.serial != serial]
+
+
+def locked(conn: Connection, serial: str, row: AnyRow | None) -> AnyRow | None:
+    """`row`, read in this write transaction, now locked for it: on SQLite the transaction holds
+    the whole database already, so it is `row` itself; on PostgreSQL it is read again with
+    `FOR UPDATE`."""
+    return row if conn.dialect.name == "sqlite" else get(conn, serial, lock=True)
 
 
 def serials_starting(conn: Connection, prefix: str, limit: int) -> list[str]:
@@ -95,29 +128,7 @@ def serials_starting(conn: Connection, prefix: str, limit: int) -> list[str]:
 
 def in_flight_renewal(conn: Connection, serial: str) -> AnyRow | None:
     """The renewal of `serial` being issued or waiting to be installed, if any."""
-    return conn.execute(
-        _ROW.where(
-            and_(
-                certificates.c.replaces == serial,
-                certificates.c.state.in_([s.value for s in IN_FLIGHT]),
-            )
-        )
-    ).first()
-
-
-def renewals_in_flight(conn: Connection, serial: str) -> list[AnyRow]:
-    """Every renewal of `serial` being issued or waiting to be installed: one at most, besides
-    those that waited past their time."""
-    return list(
-        conn.execute(
-            _ROW.where(
-                and_(
-                    certificates.c.replaces == serial,
-                    certificates.c.state.in_([s.value for s in IN_FLIGHT]),
-                )
-            )
-        )
-    )
+    return conn.execute(_IN_FLIGHT, {"serial": serial}).first()
 
 
 def latest_renewal(conn: Connection, serial: str) -> AnyRow | None:

@@ -111,8 +111,13 @@ def note_audit(
     capture.actions.extend(actions)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _encode(value: Any) -> Any:
     """JSON for DB-API parameters, keeping the types the driver needs back."""
+    if type(value) in _PLAIN:  # most parameters: nothing to keep
+        return value
     if type(value).__name__ == "Binary" and isinstance(getattr(value, "obj", None), bytes):
         value = value.obj  # psycopg's DB-API wrapper of bytea values; plain bytes replay alike
     if isinstance(value, bytes | bytearray | memoryview):

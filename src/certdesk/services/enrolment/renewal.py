@@ -71,12 +71,12 @@ def pending_ttl(ctx: Context) -> dt.timedelta:
     return dt.timedelta(hours=ctx.config.renewal.pending_hours)
 
 
-def _still_in_flight(conn: Connection, ctx: Context, serial: str) -> bool:
-    """Whether a renewal of `serial` is in flight, after withdrawing those never confirmed in
-    time (they no longer block a new one); one query for both."""
+def _still_in_flight(conn: Connection, ctx: Context, renewals: list[Any]) -> bool:
+    """Whether one of the in-flight `renewals` still blocks a new one, after withdrawing those
+    never confirmed in time."""
     cutoff = ctx.clock.now() - pending_ttl(ctx)
     in_flight = False
-    for row in cert_store.renewals_in_flight(conn, serial):
+    for row in renewals:
         if row.state == CertState.PENDING_INSTALL.value and row.issued_at <= cutoff:
             revoke_in(conn, ctx, row.serial, RevocationReason.CESSATION_OF_OPERATION)
         else:
@@ -128,9 +128,10 @@ class RenewalEnrolment:
         ctx, serial = self.ctx, self.current.serial
         if self.nonce is not None and self.nonces is not None:
             self.nonces.consume(conn, self.nonce)
-        if _still_in_flight(conn, ctx, serial):
+        row, renewals = cert_store.with_renewals_in_flight(conn, serial)
+        if _still_in_flight(conn, ctx, renewals):
             raise CertdeskError("renewal.in_progress", serial=serial)
-        row = cert_store.get(conn, serial, lock=True)
+        row = cert_store.locked(conn, serial, row)
         refuse_unless_allowed(ctx, conn, row, ctx.clock.now())
         person = get_person(conn, self.current.person_id)
         require_active(person)
