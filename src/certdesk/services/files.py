@@ -12,11 +12,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = 
 
     `durable=False` skips the fsync, for files rebuilt from the database anyway (OCSP files):
     readers still never see half a file."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    except FileNotFoundError:  # a new directory: made only then (OCSP writes a file a certificate)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
