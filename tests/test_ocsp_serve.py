@@ -273,8 +273,11 @@ def test_nginx_serves_the_presigned_files(behind_nginx: tuple[Stack, Path, str])
     )
     assert done.returncode == 0, done.stderr
     name = base64.b64encode(request.read_bytes()).decode()
+    # one request in 64 encodes to base64 ending in `/`: no file can have that name, and nginx
+    # hands the request to certdesk (its ETag is a quoted SHA-1), which answers all the same
+    filed = not name.endswith("/")
     deadline = time.monotonic() + DEADLINE  # written by the server's first pre-signing round
-    while not (data_dir / "ocsp-files" / "ocsp" / name).exists():
+    while filed and not (data_dir / "ocsp-files" / "ocsp" / name).exists():
         assert time.monotonic() < deadline, "no pre-signed file"
         time.sleep(0.05)  # waiting on the server's work
     url = f"{stack.nginx}/ocsp/{quote(name, safe='')}"
@@ -288,7 +291,8 @@ def test_nginx_serves_the_presigned_files(behind_nginx: tuple[Stack, Path, str])
     assert done.returncode == 0, done.stderr
     seen = headers.read_text().lower()
     # nginx's own ETag ("mtime-size" in hex), not certdesk's (a quoted SHA-1): the file was served
-    assert re.search(r'etag: "[0-9a-f]+-[0-9a-f]+"', seen), seen
+    served_by_nginx = re.search(r'etag: "[0-9a-f]+-[0-9a-f]+"', seen)
+    assert bool(served_by_nginx) is filed, seen
     assert "content-type: application/ocsp-response" in seen and "max-age=300" in seen
     checked = openssl(
         "ocsp", "-respin", body, "-issuer", stack.pki / "issuing.pem",
