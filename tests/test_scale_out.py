@@ -402,7 +402,6 @@ class Load:
         self.on_half = on_half
         self.half = len(holders) // 2  # fixed: the holder handed back at the kill joins later
         self.finished = 0
-        self.half = len(holders) // 2  # fixed now: the killer appends the carried holder later
         self.retries = 0
 
     async def signed(
