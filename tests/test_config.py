@@ -275,3 +275,9 @@ def test_documentation_lists_every_key() -> None:
     for section in dataclasses.fields(Config):
         for key in dataclasses.fields(getattr(defaults, section.name)):
             assert f"`{section.name}.{key.name}`" in doc
+
+
+@pytest.mark.parametrize("key", ["threads", "issuing_threads"])
+def test_thread_budgets_below_one_refused(key: str) -> None:
+    exc = refused(None, {f"CERTDESK_SERVER_{key.upper()}": "0"})
+    assert f"server.{key} must be at least 1" in exc.message("zh-CN")

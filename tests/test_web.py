@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from anyio import to_thread
 from fastapi.testclient import TestClient
 
 from certdesk.services.context import Context
@@ -124,3 +125,17 @@ def test_problem_json_in_both_languages(ctx: Context) -> None:
     assert "输入无效" in zh.json()["detail"]
     assert client.get("/status").status_code == 200
     assert client.get("/").json()["code"] == "login.no_certificate"
+
+
+def test_thread_budgets_come_from_the_configuration(ctx: Context) -> None:
+    """A few threads for blocking work, a separate budget for waits on the group committer."""
+    config = ctx.config.replace(server={"threads": 3, "issuing_threads": 17})
+    app = create_app(Context(config, ctx.db, ctx.clock))
+
+    async def default_tokens() -> float:
+        return to_thread.current_default_thread_limiter().total_tokens
+
+    with TestClient(app) as client:
+        assert client.portal is not None
+        assert client.portal.call(default_tokens) == 3
+        assert app.state.issuing.total_tokens == 17

@@ -116,6 +116,13 @@ class ServerConfig:
     tls: bool = True  # false: plain HTTP on loopback only, for nginx in front
     workers: int = 1  # application processes on the one socket (more than 1: PostgreSQL only)
     jobs_takeover_seconds: int = 10  # how soon another process takes the jobs of a dead one
+    threads: int = 8  # threads for requests' blocking work (login, database reads)
+    issuing_threads: int = 64  # requests waiting on the group committer (renewal, EST)
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "issuing_threads"):
+            if getattr(self, name) < 1:
+                raise CertdeskError("config.invalid", detail=f"server.{name} must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ class Access:
         self.ctx = ctx
         self.issuers = Issuers.load(ctx)
         self._csrf_key = shared_secret(ctx, "csrf-hmac")
+        self._csrf_of = functools.lru_cache(maxsize=4096)(self._csrf_token)  # one HMAC a holder
         # The same bytes verify the same way against the same CA: parse and check the signature
         # once per certificate, not at every request (dates and state are checked every time).
         # Only successes are kept (lru_cache does not keep exceptions): certificates we signed.
@@ -203,7 +204,10 @@ class Access:
 
     def csrf_token(self, who: Principal) -> str:
         """A token bound to the certificate: forms and API calls that change state carry it."""
-        return hmac.new(self._csrf_key, who.fingerprint.encode(), "sha256").hexdigest()
+        return self._csrf_of(who.fingerprint)
+
+    def _csrf_token(self, fingerprint: str) -> str:
+        return hmac.new(self._csrf_key, fingerprint.encode(), "sha256").hexdigest()
 
     def check_csrf(self, who: Principal, token: str | None) -> None:
         if not token or not hmac.compare_digest(token, self.csrf_token(who)):

@@ -9,12 +9,14 @@ journalled (`store/journal.py`): its line is fsynced before the commit, its mark
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -22,6 +24,11 @@ from certdesk.domain.errors import CertdeskError
 from certdesk.store import journal as journal_file
 
 SYNCHRONOUS = ("off", "normal", "full", "extra")
+# A pooled PostgreSQL connection idle longer than this is pinged before use (one round trip);
+# one used more recently is trusted: a failover in between fails that one request, and the
+# pool then drops every connection made before it (docs/deployment.md, PostgreSQL).
+PING_AFTER_IDLE_SECONDS = 5.0
+_IDLE_SINCE = "certdesk.idle_since"
 # A row of any query, read by its column names.
 AnyRow = Row[*tuple[Any, ...]]
 
@@ -132,9 +139,31 @@ def note_change(conn: Connection) -> None:
     conn.info[_CHANGED] = True
 
 
+def _ping_when_idle(engine: Engine) -> Engine:
+    """`pool_pre_ping` for connections idle a while only: pinging at every checkout cost a
+    round trip per statement group (~7 % of a renewal's server time)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or used moments ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # the pool drops this connection and checks out another (SQLAlchemy's contract)
+            raise sa_exc.DisconnectionError(str(exc)) from exc
+
+    return engine
+
+
 def _create(url: str, *, echo: bool, is_sqlite: bool, synchronous: str) -> Engine:
     if not is_sqlite:
-        return create_engine(url, echo=echo, pool_pre_ping=True)
+        return _ping_when_idle(create_engine(url, echo=echo))
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -11,12 +11,11 @@ import binascii
 
 from cryptography import x509
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.enrolment.est_code import enrol_with_code
 from certdesk.web.est_formats import certs_only, csr_attributes
-from certdesk.web.renewal_api import renewals
+from certdesk.web.renewal_api import issuing, renewals
 from certdesk.web.tls import client_certificate_der
 
 router = APIRouter(prefix="/.well-known/est", tags=["est"])
@@ -69,8 +68,8 @@ async def simpleenroll(request: Request) -> Response:
     person_id, code = _basic(request)
     csr = await _csr(request)
     services = request.app.state.services
-    issued = await run_in_threadpool(
-        enrol_with_code, services.ctx, services.issue, person_id, code, csr
+    issued = await issuing(
+        request, enrol_with_code, services.ctx, services.issue, person_id, code, csr
     )
     return _certs([issued])
 
@@ -81,7 +80,7 @@ async def simplereenroll(request: Request) -> Response:
     if der is None:
         raise CertdeskError("est.client_certificate_required")
     csr = await _csr(request)
-    renewed = await run_in_threadpool(renewals(request).reenroll, der, csr)
+    renewed = await issuing(request, renewals(request).reenroll, der, csr)
     return _certs([renewed.certificate])
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from anyio import to_thread
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.renewal import Renewals
@@ -26,11 +26,16 @@ def renewals(request: Request) -> Renewals:
 T = TypeVar("T")
 
 
+async def issuing(request: Request, use_case: Callable[..., T], *args: object) -> T:
+    """Run a use case that may wait on the group committer, in the threads kept for that."""
+    return await to_thread.run_sync(use_case, *args, limiter=request.app.state.issuing)
+
+
 async def _signed(request: Request, use_case: Callable[[str, str], T]) -> T:
     """Read the compact JWS body and run the (blocking) use case off the event loop; the
     client's address goes with it (a refusal is counted for the audit log by source)."""
     source = request.client.host if request.client else "unknown"
-    return await run_in_threadpool(use_case, await _jws(request), source)
+    return await issuing(request, use_case, await _jws(request), source)
 
 
 async def _jws(request: Request) -> str:

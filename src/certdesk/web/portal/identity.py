@@ -7,6 +7,7 @@ checks chain, dates and state again.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from urllib.parse import unquote
 
@@ -20,6 +21,7 @@ from certdesk.web.tls import client_certificate_der
 PROXY_CERT_HEADER = "x-ssl-client-cert"
 
 
+@functools.lru_cache(maxsize=256)  # a few proxies and peers: parsed once, not per request
 def peer_trusted(proxies: str, host: str | None) -> bool:
     """Whether the TCP peer `host` is one of `server.trusted_proxies`."""
     if not proxies or host is None:
@@ -29,6 +31,17 @@ def peer_trusted(proxies: str, host: str | None) -> bool:
     except ValueError:
         return False
     return any(peer in ipaddress.ip_network(p.strip(), strict=False) for p in proxies.split(","))
+
+
+@functools.lru_cache(maxsize=4096)  # the same holders come back: decode each header once
+def header_der(header: str) -> bytes:
+    """The DER of the certificate nginx forwarded (URL-encoded PEM); b"\\x00" if unreadable:
+    present but unreadable means "not ours", never "no certificate"."""
+    try:
+        cert = x509.load_pem_x509_certificate(unquote(header).encode())
+    except ValueError:
+        return b"\x00"
+    return cert.public_bytes(Encoding.DER)
 
 
 def trusted_proxy(request: Request) -> bool:
@@ -42,11 +55,7 @@ def client_der(request: Request) -> bytes | None:
         return der
     header = request.headers.get(PROXY_CERT_HEADER)
     if header and trusted_proxy(request):
-        try:
-            cert = x509.load_pem_x509_certificate(unquote(header).encode())
-        except ValueError:
-            return b"\x00"  # present but unreadable: "not ours", never "no certificate"
-        return cert.public_bytes(Encoding.DER)
+        return header_der(header)
     return None
 
 
