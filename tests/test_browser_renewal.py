@@ -316,6 +316,9 @@ def test_renew_now_from_the_portal(world: Any, tmp_path: Path) -> None:
         new_serial = done.split()[2].rstrip(",")
         # what the next login brings: the "replaced by" page's steps, the new serial written in
         assert f"serial {new_serial}." in holder.page.inner_text("#next-login ol")
+        # the token's status box is read again: the new certificate, a full year left
+        holder.page.wait_for_selector(f"#ts-serial:text-is('{new_serial}')", timeout=ANSWER)
+        assert int(holder.page.inner_text("#ts-days")) > 300
 
         # Change PIN: all three PINs in the helper's dialog; this demo token is not in the
         # registry (a PKCS#12 copied on it), which the page says after the PIN changed

@@ -83,6 +83,12 @@
     show("token-status", true);
   }
 
+  function refreshStatus() {
+    ask("status").then((answer) => {
+      if (answer.type === "result") showStatus(answer.result);
+    });
+  }
+
   // After a renewal: the "replaced by" page's steps, with the new serial written in.
   function showNextLogin(serial) {
     document.querySelectorAll("#next-login li").forEach((item) => {
@@ -118,6 +124,7 @@
         );
         showNextLogin(r.serial);
         t.serial = r.serial; // the token's certificate now (Change PIN finds the token by it)
+        refreshStatus(); // the box above shows the new certificate, not the one just removed
         return;
       }
       showResult(failure(answer) || t.tUnreachable, false);
