@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, delete, insert, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -90,12 +90,17 @@ def _with_response() -> Select[Any]:
     )
 
 
+# built once: the change feed runs it after every commit that changed a certificate
+_BY_SERIALS = _with_response().where(
+    certificates.c.serial.in_(bindparam("serials", expanding=True))
+)
+
+
 def certificates_by_serial(conn: Connection, serials: Sequence[str]) -> list[AnyRow]:
     """The given serials (those that exist) as `signed_with_response` gives them."""
     found: list[AnyRow] = []
     for start in range(0, len(serials), 500):
-        chunk = serials[start : start + 500]
-        found += conn.execute(_with_response().where(certificates.c.serial.in_(chunk)))
+        found += conn.execute(_BY_SERIALS, {"serials": list(serials[start : start + 500])})
     return found
 
 
