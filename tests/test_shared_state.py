@@ -1,10 +1,12 @@
 """Two "machines" — two contexts with their own data directories — on one database: what one
-publishes (an OCSP responder and its key, a CRL) the other serves, with nothing shared on disk.
-The whole-process version with nginx is tests/test_scale_out.py."""
+publishes (an OCSP responder and its key, a CRL) the other serves, with nothing shared on disk;
+the OCSP change feed signs a new certificate's response once (the jobs lease holder) and a
+revocation's everywhere at once. The whole-process version with nginx is tests/test_scale_out.py."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,19 +16,22 @@ from cryptography.x509 import ocsp
 from sqlalchemy import update
 
 from certdesk.ca.keys import write_encrypted_key
-from certdesk.ca.ocsp import canonical_question
+from certdesk.ca.ocsp import canonical_question, request_der
 from certdesk.domain.clock import FixedClock
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.authorities import ISSUING, load_authority, passphrase
 from certdesk.services.context import Context
 from certdesk.services.crl_publish import publish_crl
-from certdesk.services.ocsp import OcspResponder
+from certdesk.services.issuance import IssuedCertificate
+from certdesk.services.jobs import JobRunner, jobs_lease
+from certdesk.services.ocsp import OcspResponder, Served, add_ocsp_jobs
 from certdesk.services.ocsp_responders import ensure_responders, load_responders
 from certdesk.services.pki_files import download, downloads
 from certdesk.services.revocation import revoke
+from certdesk.store import ocsp as ocsp_store
 from certdesk.store.db import Database
 from certdesk.store.tables import crls, ocsp_responders
-from test_ocsp import enrol, openssl_status
+from test_ocsp import enrol, enrol_filed, openssl_status
 
 
 @pytest.fixture
@@ -124,3 +129,82 @@ def test_newest_crl_from_either_machine(ca_ctx: Context, machine_b: Context) -> 
         conn.execute(update(crls).values(der=None))
     assert download(ca_ctx, f"{ISSUING}.crl") == on_a.der_path.read_bytes()
     assert download(machine_b, f"{ISSUING}.crl") == on_b.der_path.read_bytes()
+
+
+def stored_status(ctx: Context, issued: IssuedCertificate) -> str | None:
+    """The status of the stored (pre-signed) response of `issued` (None: none stored)."""
+    with ctx.db.read() as conn:
+        _cert, stored = ocsp_store.certificate_and_response(conn, ISSUING, issued.serial)
+    return None if stored is None else str(stored.status)
+
+
+def test_new_certificates_signed_once_revocations_everywhere(
+    ca_ctx: Context, machine_b: Context, tmp_path: Path
+) -> None:
+    """B does not hold the jobs lease: its feed evicts what changed from its memory and re-signs
+    a revocation at once (its own file too), but leaves a new certificate to A, which holds the
+    lease and signs it once (and not again while its stored response says the same)."""
+    old = enrol_filed(ca_ctx, "p-once")
+    ensure_responders(ca_ctx)
+    on_a = OcspResponder(ca_ctx)
+    on_a.presign()
+    on_b = OcspResponder(machine_b)
+    leader, other = JobRunner(jobs_lease(ca_ctx)), JobRunner(jobs_lease(machine_b))
+    try:
+        assert leader.lead() and not other.lead()
+        issuing = load_authority(ca_ctx, ISSUING).certificate
+        assert issuing is not None
+        question = canonical_question(issuing, old.certificate.serial_number)
+        assert on_b.apply_changes(leading=other.leading) == []  # the feed is read: memory used
+        on_b.answer(question, request_der(question))
+        assert isinstance(on_b.cached(request_der(question)), Served)
+
+        new = enrol(machine_b, "p-once-new")
+        revoke(machine_b, old.serial, "keyCompromise")
+        assert on_b.apply_changes(leading=other.leading) == [old.serial]
+        assert not isinstance(on_b.cached(request_der(question)), Served)  # evicted
+        on_file = on_b.file_path(question).read_bytes()  # B's own file: no stale "good" left
+        assert ": revoked" in openssl_status(machine_b, tmp_path, on_file, question.serial)
+        assert stored_status(ca_ctx, new) is None  # left to the lease holder
+        assert stored_status(ca_ctx, old) == "revoked"
+
+        # A sees both: signs the new one, and the revocation for its own machine's file
+        assert sorted(on_a.apply_changes(leading=leader.leading)) == sorted(
+            [new.serial, old.serial]
+        )
+        assert stored_status(ca_ctx, new) == "good"
+        on_file = on_a.file_path(question).read_bytes()
+        assert ": revoked" in openssl_status(ca_ctx, tmp_path, on_file, question.serial)
+        # a change that leaves it good (a renewal confirmed) signs nothing again
+        assert on_a.resign([new.serial]) == []
+        assert on_a.resign([old.serial]) == [old.serial]  # not good: always
+    finally:
+        leader.stop()
+        other.stop()
+
+
+def test_the_feed_of_serve_asks_the_runner_whether_it_leads(
+    ca_ctx: Context, machine_b: Context
+) -> None:
+    """`add_ocsp_jobs` on a runner without the lease: its feed re-signs the revocation and not
+    the new certificate."""
+    old = enrol(ca_ctx, "p-lead")
+    ensure_responders(ca_ctx)
+    OcspResponder(ca_ctx).presign()
+    on_b = OcspResponder(machine_b)
+    leader, other = JobRunner(jobs_lease(ca_ctx)), JobRunner(jobs_lease(machine_b))
+    try:
+        assert leader.lead()
+        new = enrol(machine_b, "p-lead-new")
+        revoke(machine_b, old.serial, "keyCompromise")
+        ran = threading.Event()
+        add_ocsp_jobs(other, on_b)
+        other.add("done", 3600, ran.set)  # after the feed's first run, on the same thread
+        other.start()
+        assert ran.wait(30)
+        assert not other.leading
+        assert stored_status(ca_ctx, old) == "revoked"
+        assert stored_status(ca_ctx, new) is None
+    finally:
+        leader.stop()
+        other.stop()

@@ -4,8 +4,15 @@ A response is signed ahead for every signed, unexpired certificate of each answe
 (canonical SHA-1 CertID, no nonce, RFC 5019) and stored (`ocsp_responses`), and written as a file
 nginx can serve (`<data_dir>/ocsp-files/ocsp/<base64 request>`). `presign` signs what is missing,
 near its nextUpdate, or whose status no longer agrees with the certificate's; `apply_changes`
-re-signs at once the certificates the audit log says changed (in this process, which wakes it
-after the commit, or in any other, which it polls for).
+reads the certificates the audit log says changed (in this process, which wakes it after the
+commit, or in any other, which it polls for every `ocsp.poll_seconds`).
+
+With several processes (`add_ocsp_jobs`), every one evicts the changed certificates' answers
+from its memory, and re-signs at once those no longer "good" (a stale "good" file must be
+replaced now; two processes doing it at once is harmless). A "good" answer, a new certificate
+mostly, is signed only by the process holding the jobs lease, so once in the installation: a
+certificate issued in another process gets its response and file there at that process's next
+poll (until then, nginx hands its requests to certdesk, which answers from the database).
 
 Answering never trusts a stored response blindly: its status is compared with the certificate's
 status now (`domain/lifecycle.py`), and one that disagrees is replaced by a response signed
@@ -132,6 +139,20 @@ Progress = Callable[[str, int, int], object]  # issuer, looked at so far, signed
 
 def _key(question: Question) -> Key:
     return (question.algorithm, question.name_hash, question.key_hash, question.serial)
+
+
+def _due(
+    row: Any, truth: Answer, responder: Responder, now: dt.datetime, refresh: dt.timedelta
+) -> bool:
+    """Whether a certificate's stored response (the row's `stored_*` columns, None when there is
+    none) must be signed (again): it says something else, is near its nextUpdate, or was signed
+    by another responder."""
+    return bool(
+        row.stored_status != truth.status.value
+        or row.stored_revoked_at != truth.revoked_at
+        or row.stored_next_update - now <= refresh
+        or row.stored_responder != responder.serial
+    )
 
 
 class OcspResponder:
@@ -277,10 +298,7 @@ class OcspResponder:
                         (row, truth)
                         for row in rows
                         for truth in [answer_of(row, now)]
-                        if row.stored_status != truth.status.value
-                        or row.stored_revoked_at != truth.revoked_at
-                        or row.stored_next_update - now <= refresh
-                        or row.stored_responder != responder.serial
+                        if _due(row, truth, responder, now, refresh)
                     ]
                     signed += self._sign_rows(responder, due, now)
                     if progress is not None:
@@ -352,10 +370,15 @@ class OcspResponder:
 
     # -- the change feed ------------------------------------------------------------------
 
-    def apply_changes(self) -> list[str]:
-        """Re-sign the responses of certificates changed since the last call (any process),
-        evict their answers from memory; a new responder or CA generation reloads. Returns the
-        serials re-signed."""
+    def apply_changes(self, *, leading: bool = True) -> list[str]:
+        """Evict from memory the answers of certificates changed since the last call (any
+        process) and re-sign their responses; a new responder or CA generation reloads.
+
+        A response that is no longer "good" (revoked, on hold) is re-signed here at once, in
+        whichever process sees the change first (a stale "good" file must go now). One that is
+        "good" (a new certificate, mostly) only by the process `leading` (holding the jobs
+        lease), so that it is signed once in the installation, and only when the stored one
+        does not already say so. Returns the serials re-signed."""
         with self._lock:
             with self.ctx.db.read() as conn:
                 head, changes = audit.changes_since(conn, self._seq)
@@ -366,7 +389,7 @@ class OcspResponder:
                 ensure_responders(self.ctx)
                 self.reload()
             self._evict(int(s, 16) for s in serials)
-            resigned = self.resign(serials)
+            resigned = self.resign(serials, good=leading)
             self._seq = head
             self._watched_at = time.monotonic()
             self._refresh_after = self.ctx.clock.now().timestamp() + self._refresh_seconds
@@ -379,31 +402,46 @@ class OcspResponder:
                 for key in self._by_serial.pop(serial, ()):
                     self._cache.pop(key, None)
 
-    def resign(self, serials: Sequence[str]) -> list[str]:
-        """Sign the canonical responses of `serials` now, from their status now."""
+    def resign(self, serials: Sequence[str], *, good: bool = True) -> list[str]:
+        """Sign the canonical responses of `serials` now, from their status now: always those
+        not "good"; the "good" ones when `good` and their stored response is due (`_due`)."""
         if not serials:
             return []
         now = self.ctx.clock.now().replace(microsecond=0)
+        refresh = dt.timedelta(hours=self.ctx.config.ocsp.refresh_hours)
         with self.ctx.db.read() as conn:
             rows = ocsp_store.certificates_by_serial(conn, serials)
         by_issuer: dict[str, list[tuple[Any, Answer]]] = {}
         for row in rows:
-            if row.issuer in self._responders and row.not_after is not None:
-                by_issuer.setdefault(row.issuer, []).append((row, answer_of(row, now)))
+            responder = self._responders.get(row.issuer)
+            if responder is None or row.not_after is None:
+                continue
+            truth = answer_of(row, now)
+            if truth.status is CertStatus.UNKNOWN:
+                continue
+            if truth.status is CertStatus.GOOD and not (
+                good and _due(row, truth, responder, now, refresh)
+            ):
+                continue
+            by_issuer.setdefault(row.issuer, []).append((row, truth))
         done: list[str] = []
         for issuer, due in by_issuer.items():
-            signed = [(r, a) for r, a in due if a.status is not CertStatus.UNKNOWN]
-            self._sign_rows(self._responders[issuer], signed, now)
-            done += [r.serial for r, _ in signed]
+            self._sign_rows(self._responders[issuer], due, now)
+            done += [r.serial for r, _ in due]
         return done
 
 
 def add_ocsp_jobs(runner: JobRunner, responder: OcspResponder) -> None:
     """The responder's work in `serve`: the change feed at every wake and every
-    `ocsp.poll_seconds` in every process (it keeps this process's memory true), pre-signing
-    (and responder renewal) every few minutes in the one process holding the jobs lease."""
+    `ocsp.poll_seconds` in every process (it keeps this process's memory true and re-signs
+    revocations at once; "good" answers only while the runner leads), pre-signing (and
+    responder renewal) every few minutes in the one process holding the jobs lease."""
     ocsp = responder.ctx.config.ocsp
-    runner.add("ocsp.changes", ocsp.poll_seconds, responder.apply_changes, on_wake=True)
+
+    def changes() -> None:
+        responder.apply_changes(leading=runner.leading)
+
+    runner.add("ocsp.changes", ocsp.poll_seconds, changes, on_wake=True)
     # between batches of a long round, changes are applied: a revocation does not wait for it
     runner.add(
         "ocsp.presign",

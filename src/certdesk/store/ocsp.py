@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -69,38 +70,47 @@ def certificate_and_response(
     return cert, stored
 
 
+def _with_response() -> Select[Any]:
+    """Certificates' status columns with their stored response's status, revocation time,
+    nextUpdate and responder (`stored_*`, None when there is none)."""
+    return select(
+        *_STATUS_COLUMNS,
+        ocsp_responses.c.status.label("stored_status"),
+        ocsp_responses.c.revoked_at.label("stored_revoked_at"),
+        ocsp_responses.c.next_update.label("stored_next_update"),
+        ocsp_responses.c.responder.label("stored_responder"),
+    ).select_from(
+        certificates.outerjoin(
+            ocsp_responses,
+            and_(
+                ocsp_responses.c.issuer == certificates.c.issuer,
+                ocsp_responses.c.serial == certificates.c.serial,
+            ),
+        )
+    )
+
+
+# built once: the change feed runs it after every commit that changed a certificate
+_BY_SERIALS = _with_response().where(
+    certificates.c.serial.in_(bindparam("serials", expanding=True))
+)
+
+
 def certificates_by_serial(conn: Connection, serials: Sequence[str]) -> list[AnyRow]:
-    """Status columns of the given serials (those that exist)."""
+    """The given serials (those that exist) as `signed_with_response` gives them."""
     found: list[AnyRow] = []
     for start in range(0, len(serials), 500):
-        chunk = serials[start : start + 500]
-        found += conn.execute(select(*_STATUS_COLUMNS).where(certificates.c.serial.in_(chunk)))
+        found += conn.execute(_BY_SERIALS, {"serials": list(serials[start : start + 500])})
     return found
 
 
 def signed_with_response(conn: Connection, issuer: str, now: dt.datetime) -> Iterator[list[AnyRow]]:
-    """`issuer`'s signed, unexpired certificates with their stored response's status, revocation
-    time, nextUpdate and responder (None when none), in batches by serial (keyset: memory stays
-    flat)."""
+    """`issuer`'s signed, unexpired certificates with their stored response (`_with_response`),
+    in batches by serial (keyset: memory stays flat)."""
     after = ""
     while True:
         query = (
-            select(
-                *_STATUS_COLUMNS,
-                ocsp_responses.c.status.label("stored_status"),
-                ocsp_responses.c.revoked_at.label("stored_revoked_at"),
-                ocsp_responses.c.next_update.label("stored_next_update"),
-                ocsp_responses.c.responder.label("stored_responder"),
-            )
-            .select_from(
-                certificates.outerjoin(
-                    ocsp_responses,
-                    and_(
-                        ocsp_responses.c.issuer == certificates.c.issuer,
-                        ocsp_responses.c.serial == certificates.c.serial,
-                    ),
-                )
-            )
+            _with_response()
             .where(
                 and_(
                     certificates.c.issuer == issuer,
