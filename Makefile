@@ -50,6 +50,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/crl.py
 	$(BIN)/python bench/renew.py
 	$(BIN)/python bench/portal.py --proxy
+	$(BIN)/python bench/stack.py
 	$(BIN)/python bench/ocsp.py
 
 clean:

@@ -13,6 +13,7 @@ import socket
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from certdesk.config import Config
 from certdesk.domain.errors import CertdeskError
@@ -62,6 +63,12 @@ def claim_port(config: Config) -> socket.socket:
     return sock
 
 
+def application(ctx: Context, ocsp: OcspResponder) -> ASGIApp:
+    """What a server runs: OCSP answered in front of the FastAPI application, both behind the
+    request limits (also the entry point of `bench/stack.py`, which measures server stacks)."""
+    return RequestLimits(OcspEndpoint(create_app(ctx), ocsp, ctx.config.url("ocsp")), ctx.config)
+
+
 def serve(ctx: Context, listener: socket.socket, ocsp: OcspResponder) -> None:
     """Run the application on the socket `claim_port` bound: OCSP answered in front of it, both
     behind the request limits, with no `server` banner.
@@ -71,9 +78,8 @@ def serve(ctx: Context, listener: socket.socket, ocsp: OcspResponder) -> None:
     `worker_connections`), uvicorn's faster httptools parser takes the requests, and nginx's
     access log is the log of requests (a line per request here cost ~5 % of a page's CPU)."""
     limits = ctx.config.limits
-    app = OcspEndpoint(create_app(ctx), ocsp, ctx.config.url("ocsp"))
     common: dict[str, Any] = {
-        "app": RequestLimits(app, ctx.config),
+        "app": application(ctx, ocsp),
         "proxy_headers": False,
         "server_header": False,
         "timeout_keep_alive": limits.keepalive_seconds,
