@@ -19,6 +19,7 @@ from certdesk.services.certificates import get_certificate
 from certdesk.services.context import Context
 from certdesk.services.enrolment import IssuedCertificate
 from certdesk.services.enrolment.officer import OfficerEnrolment
+from certdesk.services.enrolment.tls_server import TlsServerEnrolment
 from certdesk.services.issuance import Issuance
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import assign_token, register_token
@@ -238,3 +239,50 @@ def test_ca_init_after_a_crash_between_key_files_and_database(ctx: Context) -> N
     kept = list(ca_dir.glob("root.key.unused-*"))
     assert len(kept) == 1 and kept[0].read_bytes() == b"left by a crashed init"
     assert (ca_dir / "root.key").read_bytes() != b"left by a crashed init"
+
+
+def test_batch_answers_each_request_in_its_place(issuance: Issuance) -> None:
+    """A batch reads its officer requests' people in one query: each request still gets its
+    own answer, in its place, beside a request of another method in the middle."""
+    ctx = issuance.ctx
+    registry.add_person(ctx, "p-002", "Li Si", "FIN", "li@fin.example")
+    registry.add_person(ctx, "p-003", "Wang Wu", "FIN", "wang@fin.example")
+    registry.add_person(ctx, "p-004", "Zhao Liu", "FIN", "zhao@fin.example")
+    registry.mark_departed(ctx, "p-004")
+    held = enrol_csr(issuance, "p-003", make_csr(ec.generate_private_key(ec.SECP256R1())))
+
+    def officer(person_id: str) -> OfficerEnrolment:
+        return OfficerEnrolment(
+            ctx, person_id, ec.generate_private_key(ec.SECP256R1()).public_key()
+        )
+
+    server_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    outcomes = issuance.issue_batch(
+        [
+            officer("p-001"),
+            officer("nobody"),
+            TlsServerEnrolment(ctx.config, server_key, ("portal.fin.example",)),
+            officer("p-002"),
+            officer("p-003"),
+            officer("p-001"),
+            officer("p-004"),
+        ]
+    )
+    answers = [
+        o.code if isinstance(o, CertdeskError) else (o.profile.value, o.person_id) for o in outcomes
+    ]
+    assert answers == [
+        ("personal", "p-001"),
+        "person.not_found",
+        ("tls_server", None),
+        ("personal", "p-002"),
+        "person.has_active_certificate",
+        "person.has_active_certificate",
+        "person.departed",
+    ]
+    assert isinstance(outcomes[4], CertdeskError) and held.serial in outcomes[4].message("en")
+    first = outcomes[0]
+    assert isinstance(first, IssuedCertificate)
+    assert isinstance(outcomes[5], CertdeskError) and first.serial in outcomes[5].message("en")
+    subject = first.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert subject[0].value == "Zhang San"

@@ -15,7 +15,7 @@ from typing import Protocol
 from cryptography import x509
 
 from certdesk.ca.keys import PublicKey, signature_hash
-from certdesk.ca.profiles import Extensions, Profile, PublicationUrls, apply_profile
+from certdesk.ca.profiles import Extensions, Profile, PublicationUrls, profile_extensions
 from certdesk.ca.signer import Signer, throwaway_key
 from certdesk.domain.errors import CertdeskError
 
@@ -50,22 +50,21 @@ class Authority:
 
     def build(self, order: CertificateOrder) -> x509.CertificateBuilder:
         issuer_name = order.subject if self.certificate is None else self.certificate.subject
-        builder = (
-            x509.CertificateBuilder()
+        extensions = profile_extensions(
+            order.profile,
+            subject_key=order.public_key,
+            issuer_key=self.signer.public_key,
+            urls=self.urls,
+            extensions=order.extensions,
+        )
+        return (
+            x509.CertificateBuilder(extensions=extensions)
             .serial_number(order.serial)
             .subject_name(order.subject)
             .issuer_name(issuer_name)
             .public_key(order.public_key)
             .not_valid_before(order.not_before)
             .not_valid_after(order.not_after)
-        )
-        return apply_profile(
-            builder,
-            order.profile,
-            subject_key=order.public_key,
-            issuer_key=self.signer.public_key,
-            urls=self.urls,
-            extensions=order.extensions,
         )
 
     def issue(self, order: CertificateOrder) -> x509.Certificate:

@@ -96,22 +96,28 @@ def _key_usage(
     )
 
 
+Ext = x509.Extension[x509.ExtensionType]
+
+
+def _ext(value: x509.ExtensionType, critical: bool) -> Ext:
+    return x509.Extension(value.oid, critical, value)
+
+
 def _spki(key: PublicKey) -> bytes:
     return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 @functools.lru_cache(maxsize=16)
-def _authority_key_id(issuer_spki: bytes) -> x509.AuthorityKeyIdentifier:
+def _authority_key_id(issuer_spki: bytes) -> Ext:
     """Cached per CA key: it is the same in every certificate the CA signs."""
     key = load_der_public_key(issuer_spki)
-    return x509.AuthorityKeyIdentifier.from_issuer_public_key(key)  # type: ignore[arg-type]
+    return _ext(x509.AuthorityKeyIdentifier.from_issuer_public_key(key), False)  # type: ignore[arg-type]
 
 
 @functools.lru_cache(maxsize=16)
-def _publication_extensions(
-    urls: PublicationUrls,
-) -> tuple[x509.CRLDistributionPoints, x509.AuthorityInformationAccess]:
-    """CRL Distribution Points and Authority Information Access, built once per URL set."""
+def _publication_extensions(urls: PublicationUrls, with_delta: bool) -> tuple[Ext, ...]:
+    """CRL Distribution Points, Authority Information Access (and Freshest CRL, `with_delta`),
+    built once per URL set."""
     uri = x509.UniformResourceIdentifier
     crl_dp = x509.CRLDistributionPoints([x509.DistributionPoint([uri(urls.crl)], None, None, None)])
     aia = x509.AuthorityInformationAccess(
@@ -120,49 +126,60 @@ def _publication_extensions(
             x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, uri(urls.ca_issuers)),
         ]
     )
-    return crl_dp, aia
+    found: tuple[Ext, ...] = (_ext(crl_dp, False), _ext(aia, False))
+    if with_delta and urls.delta_crl is not None:
+        found += (_ext(freshest_crl(urls.delta_crl), False),)
+    return found
 
 
-def apply_profile(
-    builder: x509.CertificateBuilder,
+@functools.cache
+def _usage_extensions(profile: Profile, rsa_key: bool) -> tuple[Ext, ...]:
+    """Basic constraints, key usage and extended key usage: fixed per profile (and, for a TLS
+    server, whether its key is RSA), so built once."""
+    if profile.is_ca:
+        path_len = None if profile is Profile.ROOT_CA else 0
+        return (
+            _ext(x509.BasicConstraints(ca=True, path_length=path_len), True),
+            _ext(_key_usage(key_cert_sign=True, digital_signature=True), True),
+        )
+    found = [_ext(x509.BasicConstraints(ca=False, path_length=None), True)]
+    if profile is Profile.PERSONAL:
+        found.append(_ext(_key_usage(digital_signature=True), True))
+        ekus = [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.EMAIL_PROTECTION]
+    elif profile is Profile.TLS_SERVER:
+        found.append(_ext(_key_usage(digital_signature=True, key_encipherment=rsa_key), True))
+        ekus = [ExtendedKeyUsageOID.SERVER_AUTH]
+    else:  # OCSP signing (RFC 6960 4.2.2.2)
+        found.append(_ext(_key_usage(digital_signature=True), True))
+        ekus = [ExtendedKeyUsageOID.OCSP_SIGNING]
+        found.append(_ext(x509.OCSPNoCheck(), False))
+    found.append(_ext(x509.ExtendedKeyUsage(ekus), False))
+    return tuple(found)
+
+
+def profile_extensions(
     profile: Profile,
     *,
     subject_key: PublicKey,
     issuer_key: PublicKey,
     urls: PublicationUrls | None,
     extensions: Extensions,
-) -> x509.CertificateBuilder:
-    """Add the profile's extensions to a builder that already has names, key, serial and dates."""
-    b = builder.add_extension(
-        x509.SubjectKeyIdentifier.from_public_key(subject_key), critical=False
-    )
+) -> list[Ext]:
+    """The profile's extensions, in the order they are encoded, for a certificate of
+    `subject_key` signed with `issuer_key`.
+
+    A list for `x509.CertificateBuilder(extensions=…)`: only the key identifier and the names
+    differ from one certificate to the next, the rest is built once per profile, CA and URL set
+    (adding them one by one checks each against all before it, per certificate).
+    """
+    found = [_ext(x509.SubjectKeyIdentifier.from_public_key(subject_key), False)]
     if profile is not Profile.ROOT_CA:
-        b = b.add_extension(_authority_key_id(_spki(issuer_key)), critical=False)
-    if profile.is_ca:
-        path_len = None if profile is Profile.ROOT_CA else 0
-        b = b.add_extension(x509.BasicConstraints(ca=True, path_length=path_len), critical=True)
-        b = b.add_extension(_key_usage(key_cert_sign=True, digital_signature=True), critical=True)
-    else:
-        b = b.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        rsa_key = isinstance(subject_key, rsa.RSAPublicKey)
-        if profile is Profile.PERSONAL:
-            b = b.add_extension(_key_usage(digital_signature=True), critical=True)
-            ekus = [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.EMAIL_PROTECTION]
-        elif profile is Profile.TLS_SERVER:
-            ku = _key_usage(digital_signature=True, key_encipherment=rsa_key)
-            b = b.add_extension(ku, critical=True)
-            ekus = [ExtendedKeyUsageOID.SERVER_AUTH]
-        else:  # OCSP signing (RFC 6960 4.2.2.2)
-            b = b.add_extension(_key_usage(digital_signature=True), critical=True)
-            ekus = [ExtendedKeyUsageOID.OCSP_SIGNING]
-            b = b.add_extension(x509.OCSPNoCheck(), critical=False)
-        b = b.add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
+        found.append(_authority_key_id(_spki(issuer_key)))
+    found += _usage_extensions(profile, isinstance(subject_key, rsa.RSAPublicKey))
+    if not profile.is_ca:
         general_names = extensions.sans.general_names()
         if general_names:
-            b = b.add_extension(x509.SubjectAlternativeName(general_names), critical=False)
+            found.append(_ext(x509.SubjectAlternativeName(general_names), False))
     if urls is not None and profile is not Profile.ROOT_CA:
-        crl_dp, aia = _publication_extensions(urls)
-        b = b.add_extension(crl_dp, critical=False).add_extension(aia, critical=False)
-        if urls.delta_crl is not None and not profile.is_ca:
-            b = b.add_extension(freshest_crl(urls.delta_crl), critical=False)
-    return b
+        found += _publication_extensions(urls, not profile.is_ca)
+    return found

@@ -33,7 +33,7 @@ from certdesk.domain.states import CertState
 from certdesk.domain.validity import validity_from
 from certdesk.services.authorities import active_issuers, load_authority, pick_issuer
 from certdesk.services.context import Context
-from certdesk.services.enrolment import Enrolment, Intent, IssuedCertificate
+from certdesk.services.enrolment import Enrolment, Intent, IssuedCertificate, authorise_all
 from certdesk.services.lifecycle import Move, transition
 from certdesk.services.tokens import hand_over
 from certdesk.store import audit
@@ -209,9 +209,11 @@ class Issuance:
             try:
                 with self.ctx.db.write() as conn:
                     issuers = active_issuers(conn)
-                    for index, request in enumerate(requests):
+                    for index, intent in enumerate(authorise_all(conn, requests)):
+                        if isinstance(intent, CertdeskError):
+                            refused[index] = intent
+                            continue
                         try:
-                            intent = request.authorise(conn)
                             key_type = key_type_of(intent.public_key)
                             issuer = pick_issuer(issuers, intent.profile, key_type)
                         except CertdeskError as exc:

@@ -38,11 +38,19 @@ class AuditRecord:
     hash: str
 
 
+# Built once: `json.dumps` with any option builds a new encoder on every call, and every record
+# is encoded three times (before, after, the hashed body).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
+).encode
+_HASHED_BODY = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def to_json(value: Any) -> str | None:
     """Canonical JSON of a before/after snapshot (sorted keys, dates as ISO 8601)."""
     if value is None:
         return None
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _CANONICAL(value)
 
 
 def record_hash(
@@ -57,10 +65,8 @@ def record_hash(
     prev_hash: str,
 ) -> str:
     at_utc = at.astimezone(dt.UTC).isoformat(timespec="microseconds")
-    body = json.dumps(
-        [seq, at_utc, actor, action, object_type, object_id, before, after, prev_hash],
-        ensure_ascii=False,
-        separators=(",", ":"),
+    body = _HASHED_BODY(
+        [seq, at_utc, actor, action, object_type, object_id, before, after, prev_hash]
     )
     return hashlib.sha256(body.encode()).hexdigest()
 

@@ -126,10 +126,11 @@ def _encode(value: Any) -> Any:
         return {"$t": value.isoformat()}
     if isinstance(value, dt.date):
         return {"$d": value.isoformat()}
+    # the plain test inlined for the members: an executemany's rows hold a few values each
     if isinstance(value, dict):
-        return {"$m": {k: _encode(v) for k, v in value.items()}}
+        return {"$m": {k: v if type(v) in _PLAIN else _encode(v) for k, v in value.items()}}
     if isinstance(value, list | tuple):
-        return [_encode(v) for v in value]
+        return [v if type(v) in _PLAIN else _encode(v) for v in value]
     return value
 
 

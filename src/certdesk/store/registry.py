@@ -242,10 +242,12 @@ _PERSON_BY_ID = person_query().where(people.c.person_id == bindparam("pid"))
 
 
 # One round trip for enrolment: the person, their unit's name and their active certificate.
-_WITH_ACTIVE_SERIAL = (
-    person_query()
-    .add_columns(active_personal_serial_of(people.c.person_id).label("active_serial"))
-    .where(people.c.person_id == bindparam("pid"))
+_PEOPLE_WITH_ACTIVE_SERIAL = person_query().add_columns(
+    active_personal_serial_of(people.c.person_id).label("active_serial")
+)
+_WITH_ACTIVE_SERIAL = _PEOPLE_WITH_ACTIVE_SERIAL.where(people.c.person_id == bindparam("pid"))
+_MANY_WITH_ACTIVE_SERIAL = _PEOPLE_WITH_ACTIVE_SERIAL.where(
+    people.c.person_id.in_(bindparam("pids", expanding=True))
 )
 
 
@@ -253,6 +255,19 @@ def person_with_active_serial(conn: Connection, person_id: str) -> tuple[Person,
     """The person and the serial of their active personal certificate (None if they have none)."""
     row = conn.execute(_WITH_ACTIVE_SERIAL, {"pid": person_id}).first()
     return None if row is None else (person_from_row(row), row.active_serial)
+
+
+def people_with_active_serial(
+    conn: Connection, person_ids: Iterable[str]
+) -> dict[str, tuple[Person, str | None]]:
+    """`person_with_active_serial` for many people in one query (per 500): a batch of
+    enrolments reads its people in one round trip; the unknown ones are not in the answer."""
+    wanted = sorted(set(person_ids))
+    found: dict[str, tuple[Person, str | None]] = {}
+    for i in range(0, len(wanted), 500):
+        for row in conn.execute(_MANY_WITH_ACTIVE_SERIAL, {"pids": wanted[i : i + 500]}):
+            found[row.person_id] = (person_from_row(row), row.active_serial)
+    return found
 
 
 def get_person(conn: Connection, person_id: str) -> Person | None:

@@ -13,8 +13,9 @@ provisioners hand their sign options to one authority).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Protocol
 
 from cryptography import x509
@@ -64,6 +65,27 @@ class Enrolment(Protocol):
         only what must stay either way (a spent nonce), or write after the last refusal.
         """
         ...
+
+
+def authorise_all(conn: Connection, requests: Sequence[Enrolment]) -> list[Intent | CertdeskError]:
+    """Each request's `authorise`, in order, its refusal in its place.
+
+    A method may offer `authorise_many(conn, requests)` (a classmethod, same answers in the same
+    order): a run of its requests then goes in one call, which can read what they all need in
+    one query (the officer's: the people of a whole group-committed batch).
+    """
+    outcomes: list[Intent | CertdeskError] = []
+    for kind, run in groupby(requests, key=type):
+        many = getattr(kind, "authorise_many", None)
+        if many is not None:
+            outcomes += many(conn, list(run))
+            continue
+        for request in run:
+            try:
+                outcomes.append(request.authorise(conn))
+            except CertdeskError as exc:
+                outcomes.append(exc)
+    return outcomes
 
 
 @dataclass(frozen=True)
