@@ -116,7 +116,7 @@ class ServerConfig:
     tls: bool = True  # false: plain HTTP on loopback only, for nginx in front
     workers: int = 1  # application processes on the one socket (more than 1: PostgreSQL only)
     jobs_takeover_seconds: int = 10  # how soon another process takes the jobs of a dead one
-    threads: int = 8  # threads for requests' blocking work (login, database reads)
+    threads: int = 4  # threads for requests' blocking work (login, database reads)
     issuing_threads: int = 64  # requests waiting on the group committer (renewal, EST)
 
     def __post_init__(self) -> None:

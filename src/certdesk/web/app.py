@@ -106,8 +106,8 @@ def wants_html(request: Request) -> bool:
 @asynccontextmanager
 async def _threads(app: FastAPI) -> AsyncIterator[None]:
     """Two thread budgets: a few threads for requests' blocking work (40, anyio's default,
-    made them contend for the interpreter lock: +30 % CPU per page under load), and many for
-    requests that only wait on the group committer (a batch holds at most that many)."""
+    made them contend for the interpreter lock: 1.4–1.8× the CPU per page of 4 under load),
+    and many for requests that only wait on the group committer (a batch holds that many)."""
     server = app.state.ctx.config.server
     to_thread.current_default_thread_limiter().total_tokens = server.threads
     app.state.issuing = CapacityLimiter(server.issuing_threads)
