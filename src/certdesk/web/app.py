@@ -104,24 +104,25 @@ def wants_html(request: Request) -> bool:
 
 
 @asynccontextmanager
-async def _threads(app: FastAPI) -> AsyncIterator[None]:
-    """Two thread budgets: a few threads for requests' blocking work (40, anyio's default,
-    made them contend for the interpreter lock: 1.4–1.8× the CPU per page of 4 under load),
-    and many for requests that only wait on the group committer (a batch holds that many)."""
-    server = app.state.ctx.config.server
-    to_thread.current_default_thread_limiter().total_tokens = server.threads
-    app.state.issuing = CapacityLimiter(server.issuing_threads)
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """At start, the thread budget for requests' blocking work: a few threads (40, anyio's
+    default, made them contend for the interpreter lock: 1.4–1.8× the CPU per page of 4 under
+    load); waits on the group committer have their own (`app.state.issuing`). At shutdown, the
+    services stop (the refusals counted so far are written)."""
+    to_thread.current_default_thread_limiter().total_tokens = app.state.ctx.config.server.threads
     yield
+    app.state.services.stop()
 
 
 def create_app(ctx: Context) -> FastAPI:
     # The API docs are served by web/api_docs.py from files in the package (no CDN, no inline
     # script), within the portal's Content-Security-Policy; FastAPI's own pages are off.
     app = FastAPI(
-        title="certdesk", version=__version__, docs_url=None, redoc_url=None, lifespan=_threads
+        title="certdesk", version=__version__, docs_url=None, redoc_url=None, lifespan=_lifespan
     )
     app.state.ctx = ctx
     app.state.services = Services(ctx)
+    app.state.issuing = CapacityLimiter(ctx.config.server.issuing_threads)  # lifespan or not
 
     @app.exception_handler(CertdeskError)
     async def _problem(request: Request, exc: CertdeskError) -> Response:
@@ -215,5 +216,4 @@ def create_app(ctx: Context) -> FastAPI:
         app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders)
-    app.router.add_event_handler("shutdown", app.state.services.stop)
     return app
