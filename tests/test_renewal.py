@@ -16,25 +16,28 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
 from certdesk.client.signed import sign_request
 from certdesk.domain.clock import FixedClock
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
+from certdesk.services import registry
 from certdesk.services.audit_log import list_records, verify_chain
 from certdesk.services.certificates import get_certificate
 from certdesk.services.crl_publish import publish_crl
-from certdesk.services.enrolment import Intent
+from certdesk.services.enrolment import Intent, IssuedCertificate
 from certdesk.services.enrolment.officer import OfficerEnrolment
+from certdesk.services.enrolment.renewal import RenewalEnrolment
 from certdesk.services.group_commit import GroupCommitter
 from certdesk.services.issuance import Issuance
 from certdesk.services.renewal import Renewals
 from certdesk.services.renewal_install import expire_pending
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import register_token
+from certdesk.store.certificates import get as get_row
 from certdesk.store.certificates import in_flight_renewal
-from certdesk.store.tables import crls
+from certdesk.store.tables import crls, people
 from request_keys import FileRequestKey
 
 DAY = dt.timedelta(days=1)
@@ -459,3 +462,139 @@ def test_a_renewal_reservation_left_by_a_dead_process_does_not_block(
     renewed = holder.renew(ec.generate_private_key(ec.SECP256R1()))
     assert renewed.created and renewed.state is CertState.PENDING_INSTALL
     assert verify_chain(renewals.ctx).ok
+
+
+def holder_of(issuance: Issuance, renewals: Renewals, person_id: str) -> Holder:
+    """A holder of a new certificate for `person_id` (registered, without one)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    issued = issuance.issue(OfficerEnrolment(issuance.ctx, person_id, key.public_key()))
+    return Holder(renewals, key, issued.serial)
+
+
+def renewal_request(
+    renewals: Renewals, holder: Holder, nonce: str | None = None, est: bool = False
+) -> RenewalEnrolment:
+    """What `Renewals.renew` (or, with `est`, `reenroll`) hands the issuing path, for a batch."""
+    token = holder.signed("renew", nonce=nonce)
+    current, signed, _payload = renewals.holders.authenticate(token, "renew")
+    der = base64.urlsafe_b64decode(holder.csr(ec.generate_private_key(ec.SECP256R1())) + "==")
+    csr = x509.load_der_x509_csr(der)
+    if est:
+        return RenewalEnrolment.from_csr(renewals.ctx, current, csr, method="est_reenrol")
+    return RenewalEnrolment.from_csr(renewals.ctx, current, csr, signed.nonce, renewals.nonces)
+
+
+def test_one_batch_answers_each_renewal_in_its_place(
+    setup: tuple[Renewals, Holder], issuance: Issuance
+) -> None:
+    """Renewals group-committed together are authorised in one go (one read per kind of row),
+    yet each gets the answer it would get alone, in its place: a reused nonce, a second request
+    for one certificate, a revoked, a too-early and a departed holder's are refused; a renewal
+    left unconfirmed is withdrawn once, for the first request that meets it."""
+    renewals, a = setup
+    ctx = renewals.ctx
+    for n in range(2, 8):
+        registry.add_person(ctx, f"p-00{n}", f"Person {n}", "FIN", f"p{n}@fin.example")
+
+    b, c, e, f, g = (holder_of(issuance, renewals, f"p-00{n}") for n in (2, 3, 5, 6, 7))
+    clock = clock_of(renewals)
+    clock.advance(340 * DAY)
+    d = holder_of(issuance, renewals, "p-004")  # issued today: its window opens in eleven months
+    stale = g.renew(ec.generate_private_key(ec.SECP256R1())).serial
+    revoke(ctx, c.serial, "keyCompromise")
+    clock.advance(dt.timedelta(hours=ctx.config.renewal.pending_hours + 1))
+    with ctx.db.write() as conn:  # as if departed before departures revoked certificates
+        conn.execute(update(people).where(people.c.person_id == "p-005").values(state="departed"))
+
+    reused = renewals.new_nonce()
+
+    def request(holder: Holder, nonce: str | None = None, est: bool = False) -> RenewalEnrolment:
+        return renewal_request(renewals, holder, nonce, est)
+
+    outcomes = issuance.issue_batch(
+        [
+            request(a, reused),
+            request(b, reused),
+            request(a),
+            request(c),
+            request(d),
+            request(e),
+            request(g),
+            request(b),
+            request(g),
+            request(f, est=True),
+        ]
+    )
+
+    def answer(outcome: IssuedCertificate | CertdeskError) -> tuple[object, ...]:
+        if isinstance(outcome, CertdeskError):
+            return (outcome.code, sorted(outcome.params))
+        with ctx.db.read() as conn:
+            row = get_row(conn, outcome.serial)
+        assert row is not None
+        return ("issued", row.person_id, row.replaces, row.state)
+
+    pending = CertState.PENDING_INSTALL.value
+    assert [answer(o) for o in outcomes] == [
+        ("issued", "p-001", a.serial, pending),
+        ("nonce.used", []),
+        ("renewal.in_progress", ["serial"]),
+        ("renewal.revoked", ["contacts", "reason"]),
+        ("renewal.too_early", ["days", "not_after", "opens_at"]),
+        ("person.departed", ["person_id"]),
+        ("issued", "p-007", g.serial, pending),
+        ("issued", "p-002", b.serial, pending),
+        ("renewal.in_progress", ["serial"]),
+        ("issued", "p-006", f.serial, pending),
+    ]
+    refused = [o for o in outcomes if isinstance(o, CertdeskError)]
+    assert refused[1].params["serial"] == a.serial and refused[-1].params["serial"] == g.serial
+    assert refused[2].params["reason"] == "keyCompromise"
+    assert refused[4].params["person_id"] == "p-005"
+    for holder, outcome in ((a, outcomes[0]), (b, outcomes[7]), (g, outcomes[6])):
+        assert isinstance(outcome, IssuedCertificate)
+        with ctx.db.read() as conn:
+            in_flight = in_flight_renewal(conn, holder.serial)
+        assert in_flight is not None and in_flight.serial == outcome.serial
+    for holder in (c, d, e):
+        with ctx.db.read() as conn:
+            assert in_flight_renewal(conn, holder.serial) is None
+    withdrawn = get_certificate(ctx, stale)
+    assert withdrawn.state is CertState.REVOKED
+    assert withdrawn.revocation_reason == "cessationOfOperation"
+    page = list_records(ctx, action="certificate.revoke")
+    revocations = [r for r in page.records if r.object_id == stale]
+    assert len(revocations) == 1
+    with pytest.raises(CertdeskError) as again:  # every nonce of the batch is spent
+        a.renew(ec.generate_private_key(ec.SECP256R1()), nonce=reused)
+    assert again.value.code == "nonce.used"
+
+
+def test_a_batch_of_renewals_costs_the_statements_of_one(
+    setup: tuple[Renewals, Holder], issuance: Issuance
+) -> None:
+    """Group commit's point for renewals: a batch is authorised, reserved and recorded with as
+    many statements as a single renewal (counted on the engine, so independent of load)."""
+    renewals, _ = setup
+    ctx = renewals.ctx
+    for n in range(2, 7):
+        registry.add_person(ctx, f"p-00{n}", f"Person {n}", "FIN", f"p{n}@fin.example")
+    holders = [holder_of(issuance, renewals, f"p-00{n}") for n in range(2, 7)]
+    clock_of(renewals).advance(340 * DAY)
+    executed: list[str] = []
+
+    def count(*args: object) -> None:
+        executed.append(str(args[2]))
+
+    counts = []
+    event.listen(ctx.db.engine, "before_cursor_execute", count)
+    try:
+        for batch in (holders[:1], holders[1:]):
+            requests = [renewal_request(renewals, holder) for holder in batch]
+            executed.clear()
+            outcomes = issuance.issue_batch(requests)
+            assert all(isinstance(o, IssuedCertificate) for o in outcomes)
+            counts.append(len(executed))
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", count)
+    assert counts[0] == counts[1], executed

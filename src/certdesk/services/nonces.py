@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 import struct
+from collections.abc import Sequence
 
 from sqlalchemy import Connection
 
@@ -42,12 +43,33 @@ class Nonces:
 
     def consume(self, conn: Connection, nonce: str) -> None:
         """Check `nonce` and mark it used inside the caller's transaction, or refuse."""
+        (refusal,) = self.consume_many(conn, [nonce])
+        if refusal is not None:
+            raise refusal
+
+    def consume_many(self, conn: Connection, nonces: Sequence[str]) -> list[CertdeskError | None]:
+        """`consume` for each of `nonces`, in order, recorded in one statement: each refusal in
+        its place (a nonce given twice is used the second time), None where it was spent."""
         now = self.ctx.clock.now()
-        issued_at = self._issued_at(nonce)
+        refusals = [self._refusal(nonce, now) for nonce in nonces]
+        fresh = nonce_store.record_uses(
+            conn, [n for n, refused in zip(nonces, refusals, strict=True) if refused is None], now
+        )
+        for i, nonce in enumerate(nonces):
+            if refusals[i] is None and nonce not in fresh:
+                refusals[i] = CertdeskError("nonce.used")
+            fresh.discard(nonce)
+        return refusals
+
+    def _refusal(self, nonce: str, now: dt.datetime) -> CertdeskError | None:
+        """Why `nonce` cannot be spent whatever the database says (forged, expired), if so."""
+        try:
+            issued_at = self._issued_at(nonce)
+        except CertdeskError as exc:
+            return exc
         if now - issued_at > self.ttl or issued_at - now > dt.timedelta(minutes=1):
-            raise CertdeskError("nonce.expired", seconds=self.ctx.config.renewal.nonce_seconds)
-        if not nonce_store.record_use(conn, nonce, now):
-            raise CertdeskError("nonce.used")
+            return CertdeskError("nonce.expired", seconds=self.ctx.config.renewal.nonce_seconds)
+        return None
 
     def _issued_at(self, nonce: str) -> dt.datetime:
         try:

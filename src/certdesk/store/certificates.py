@@ -6,10 +6,11 @@ State changes are not written here: `store/states.py` does, for `services/lifecy
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     ScalarSelect,
@@ -87,12 +88,20 @@ _STATE_IN_FLIGHT = or_(*(certificates.c.state == s.value for s in IN_FLIGHT))
 _BY_SERIAL = _ROW.where(certificates.c.serial == bindparam("serial"))
 _BY_SERIAL_LOCKED = _BY_SERIAL.with_for_update()
 _IN_FLIGHT = _ROW.where(and_(certificates.c.replaces == bindparam("serial"), _STATE_IN_FLIGHT))
-_WITH_IN_FLIGHT = _ROW.where(
+_SERIALS: BindParameter[Any] = bindparam("serials", expanding=True)
+_MANY_WITH_IN_FLIGHT = _ROW.where(
     or_(
-        certificates.c.serial == bindparam("serial"),
-        and_(certificates.c.replaces == bindparam("serial"), _STATE_IN_FLIGHT),
+        certificates.c.serial.in_(_SERIALS),
+        and_(certificates.c.replaces.in_(_SERIALS), _STATE_IN_FLIGHT),
     )
 )
+_MANY_LOCKED = (
+    _ROW.where(certificates.c.serial.in_(_SERIALS))
+    .order_by(certificates.c.serial)
+    .with_for_update()
+)
+_MANY = _ROW.where(certificates.c.serial.in_(_SERIALS))
+_CHUNK = 500  # serials per statement (an IN list well under every driver's limit)
 
 
 def get(conn: Connection, serial: str, *, lock: bool = False) -> AnyRow | None:
@@ -100,19 +109,40 @@ def get(conn: Connection, serial: str, *, lock: bool = False) -> AnyRow | None:
     return conn.execute(_BY_SERIAL_LOCKED if lock else _BY_SERIAL, {"serial": serial}).first()
 
 
-def with_renewals_in_flight(conn: Connection, serial: str) -> tuple[AnyRow | None, list[AnyRow]]:
-    """A certificate's row and every renewal of it being issued or waiting to be installed, in
-    one query (what a renewal checks first); nothing locked (see `locked`)."""
-    rows = list(conn.execute(_WITH_IN_FLIGHT, {"serial": serial}))
-    found = next((r for r in rows if r.serial == serial), None)
-    return found, [r for r in rows if r.serial != serial]
+def with_renewals_in_flight(
+    conn: Connection, serials: Iterable[str]
+) -> dict[str, tuple[AnyRow | None, list[AnyRow]]]:
+    """For each of `serials`, its row and every renewal of it being issued or waiting to be
+    installed, in one query (per 500: what a batch of renewals checks first); nothing locked
+    (see `locked`)."""
+    wanted = sorted(set(serials))
+    found: dict[str, tuple[AnyRow | None, list[AnyRow]]] = {s: (None, []) for s in wanted}
+    for i in range(0, len(wanted), _CHUNK):
+        for row in conn.execute(_MANY_WITH_IN_FLIGHT, {"serials": wanted[i : i + _CHUNK]}):
+            if row.serial in found:
+                found[row.serial] = (row, found[row.serial][1])
+            if row.replaces in found and CertState(row.state) in IN_FLIGHT:
+                found[row.replaces][1].append(row)
+    return found
 
 
-def locked(conn: Connection, serial: str, row: AnyRow | None) -> AnyRow | None:
-    """`row`, read in this write transaction, now locked for it: on SQLite the transaction holds
-    the whole database already, so it is `row` itself; on PostgreSQL it is read again with
-    `FOR UPDATE`."""
-    return row if conn.dialect.name == "sqlite" else get(conn, serial, lock=True)
+def locked(
+    conn: Connection, rows: Mapping[str, AnyRow | None], *, stale: bool = False
+) -> dict[str, AnyRow | None]:
+    """`rows` (by serial), read in this write transaction, now locked for it. On SQLite the
+    transaction holds the whole database already, so they are `rows` themselves (read again only
+    if `stale`: the transaction changed certificates since). On PostgreSQL they are read again
+    with `FOR UPDATE`, in serial order: processes locking overlapping batches queue, never
+    deadlock."""
+    if conn.dialect.name == "sqlite" and not stale:
+        return dict(rows)
+    query = _MANY if conn.dialect.name == "sqlite" else _MANY_LOCKED
+    wanted = sorted(rows)
+    found: dict[str, AnyRow | None] = dict.fromkeys(wanted)
+    for i in range(0, len(wanted), _CHUNK):
+        for row in conn.execute(query, {"serials": wanted[i : i + _CHUNK]}):
+            found[row.serial] = row
+    return found
 
 
 def serials_starting(conn: Connection, prefix: str, limit: int) -> list[str]:

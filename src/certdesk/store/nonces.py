@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import Connection, delete
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,11 +20,15 @@ _RECORD = {
 }
 
 
-def record_use(conn: Connection, nonce: str, at: dt.datetime) -> bool:
-    """Record `nonce` as used; False if it already was. A replay racing in from another process
-    waits for that transaction (PostgreSQL) or the write lock (SQLite), then inserts nothing."""
-    recorded = conn.execute(_RECORD[conn.dialect.name], {"nonce": nonce, "used_at": at})
-    return recorded.first() is not None
+def record_uses(conn: Connection, nonces: Sequence[str], at: dt.datetime) -> set[str]:
+    """Record each of `nonces` as used; the answer is those that were not yet. One statement
+    whatever their number (SQLAlchemy sends the rows as one multi-row INSERT … RETURNING). A
+    replay racing in from another process waits for that transaction (PostgreSQL) or the write
+    lock (SQLite), then inserts nothing."""
+    if not nonces:
+        return set()
+    rows = [{"nonce": nonce, "used_at": at} for nonce in dict.fromkeys(nonces)]
+    return {str(n) for n in conn.execute(_RECORD[conn.dialect.name], rows).scalars()}
 
 
 def forget_used_before(conn: Connection, cutoff: dt.datetime) -> int:

@@ -72,7 +72,8 @@ def authorise_all(conn: Connection, requests: Sequence[Enrolment]) -> list[Inten
 
     A method may offer `authorise_many(conn, requests)` (a classmethod, same answers in the same
     order): a run of its requests then goes in one call, which can read what they all need in
-    one query (the officer's: the people of a whole group-committed batch).
+    one query (the officer's: the people of a whole group-committed batch; the renewal's: its
+    nonces, certificates, their locks and people, one statement each).
     """
     outcomes: list[Intent | CertdeskError] = []
     for kind, run in groupby(requests, key=type):
