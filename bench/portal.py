@@ -63,6 +63,16 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def load_span(before: tuple[float, float, float]) -> str:
+    """How busy the machine was: the load averages at the start of a run and now."""
+    return (
+        "load average before "
+        + " ".join(f"{x:.2f}" for x in before)
+        + ", after "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -464,10 +474,7 @@ def scaled(opts: argparse.Namespace) -> None:
             f"certificate) -> 1..{opts.workers} `certdesk serve --plain-http` on PostgreSQL; "
             f"{os.cpu_count()} CPUs shared by nginx, certdesk, PostgreSQL and the load generator; "
             f"{opts.clients} keep-alive clients, {opts.requests} requests, median of "
-            f"{opts.rounds} rounds by p99; load average before "
-            + " ".join(f"{x:.2f}" for x in load_before)
-            + ", after "
-            + " ".join(f"{x:.2f}" for x in os.getloadavg())
+            f"{opts.rounds} rounds by p99; {load_span(load_before)}"
         )
         print(
             "workers target  req/s    p50 ms   p99 ms  certdesk us/req  nginx us/req  "

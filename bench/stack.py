@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from issue import database
-from portal import CERTDESK, cpu_seconds, free_port, holder_files, log, running
+from portal import CERTDESK, cpu_seconds, free_port, holder_files, load_span, log, running
 
 BENCH = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -119,10 +119,7 @@ def main() -> None:
     print(
         f"# server stacks, plain HTTP on loopback (the proxy shape), {opts.db}; wrk 1 thread, "
         f"{opts.connections} connections, {opts.seconds} s, median of {opts.rounds} rounds; "
-        f"{os.cpu_count()} CPUs shared with wrk; load average before "
-        + " ".join(f"{x:.2f}" for x in load_before)
-        + ", after "
-        + " ".join(f"{x:.2f}" for x in os.getloadavg())
+        f"{os.cpu_count()} CPUs shared with wrk; {load_span(load_before)}"
     )
     print("stack    target   req/s   p50 ms   p99 ms  server CPU us/request")
     for (stack, name), runs in results.items():
