@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from certdesk.store import journal
 from certdesk.store.db import note_change
@@ -137,9 +137,12 @@ def lock_head(conn: Connection) -> None:
     conn.execute(_HEAD).one()
 
 
+_HEAD = select(audit_head.c.seq, audit_head.c.hash)
+
+
 def head(conn: Connection) -> tuple[int, str]:
     """(seq, hash) of the newest record (0 and the genesis hash for an empty log)."""
-    row = conn.execute(select(audit_head.c.seq, audit_head.c.hash)).one()
+    row = conn.execute(_HEAD).one()
     return int(row.seq), str(row.hash)
 
 
@@ -164,16 +167,22 @@ def newest_of(conn: Connection, action: str) -> AuditRecord | None:
 WATCHED = ("certificate", "authority")
 
 
+# built once: every process reads the feed at each wake and every `ocsp.poll_seconds`
+_CHANGES = select(audit_log.c.object_type, audit_log.c.object_id).where(
+    audit_log.c.seq > bindparam("after"),
+    audit_log.c.seq <= bindparam("upto"),
+    or_(*(audit_log.c.object_type == kind for kind in WATCHED)),
+)
+
+
 def changes_since(conn: Connection, seq: int) -> tuple[int, list[tuple[str, str]]]:
     """The chain's head and the (object type, id) of watched records after `seq`: the change
     feed of every process writing this database (every state change is recorded)."""
     top = head(conn)[0]
     if top <= seq:
         return top, []
-    query = select(audit_log.c.object_type, audit_log.c.object_id).where(
-        audit_log.c.seq > seq, audit_log.c.seq <= top, audit_log.c.object_type.in_(WATCHED)
-    )
-    return top, [(str(t), str(i)) for t, i in conn.execute(query)]
+    rows = conn.execute(_CHANGES, {"after": seq, "upto": top})
+    return top, [(str(t), str(i)) for t, i in rows]
 
 
 def append(

@@ -129,20 +129,24 @@ def signed_with_response(conn: Connection, issuer: str, now: dt.datetime) -> Ite
         after = rows[-1].serial
 
 
-def save_responses(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
-    """Insert or replace pre-signed responses (keyed by issuer and serial)."""
-    if not rows:
-        return
-    maker = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+def _upsert(maker: Any) -> Any:
+    """Insert, or replace the response already kept for that issuer and serial."""
     statement = maker(ocsp_responses)
     replaced = {
         c: statement.excluded[c]
         for c in ("status", "revoked_at", "der", "this_update", "next_update", "responder")
     }
-    conn.execute(
-        statement.on_conflict_do_update(index_elements=["issuer", "serial"], set_=replaced),
-        list(rows),
-    )
+    return statement.on_conflict_do_update(index_elements=["issuer", "serial"], set_=replaced)
+
+
+# built once per dialect: the change feed saves responses after every renewal
+_UPSERT = {"postgresql": _upsert(pg_insert), "sqlite": _upsert(sqlite_insert)}
+
+
+def save_responses(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
+    """Insert or replace pre-signed responses (keyed by issuer and serial)."""
+    if rows:
+        conn.execute(_UPSERT[conn.dialect.name], list(rows))
 
 
 def forget_expired(conn: Connection, before: dt.datetime) -> list[tuple[str, str]]:
