@@ -225,3 +225,27 @@ def test_appending_after_tampering_does_not_heal_it(ctx: Context) -> None:
     report = verify_chain(ctx)
     assert report.records == 7
     assert kinds(report) == [(2, "edited")]
+
+
+def test_concurrent_writers_chain_one_after_another(ctx: Context) -> None:
+    """Writers in many threads (as a server's, or two machines') each take the chain's head in
+    turn: every record gets its own sequence number and the chain verifies."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from certdesk.store import audit
+
+    at = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+    def write(n: int) -> None:
+        for i in range(15):
+            with ctx.db.write() as conn:
+                audit.append(
+                    conn, at=at, actor=f"t{n}", action="test.write", object_type="test",
+                    object_id=f"{n}-{i}",
+                )  # fmt: skip
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(write, range(6)))
+    written = [r for r in records(ctx) if r["action"] == "test.write"]
+    assert len(written) == 90
+    assert verify_chain(ctx).ok

@@ -137,12 +137,12 @@ def lock_head(conn: Connection) -> None:
     conn.execute(_HEAD).one()
 
 
-_HEAD = select(audit_head.c.seq, audit_head.c.hash)
+_HEAD_UNLOCKED = select(audit_head.c.seq, audit_head.c.hash)  # reads; writers lock `_HEAD`
 
 
 def head(conn: Connection) -> tuple[int, str]:
     """(seq, hash) of the newest record (0 and the genesis hash for an empty log)."""
-    row = conn.execute(_HEAD).one()
+    row = conn.execute(_HEAD_UNLOCKED).one()
     return int(row.seq), str(row.hash)
 
 
