@@ -24,7 +24,7 @@ from sqlalchemy import (
 
 from certdesk.domain.lifecycle import IN_FLIGHT, MAY_BE_VALID
 from certdesk.domain.states import CertState
-from certdesk.store.db import AnyRow
+from certdesk.store.db import AnyRow, rows_in
 from certdesk.store.tables import certificates
 
 PERSONAL = "personal"
@@ -101,7 +101,6 @@ _MANY_LOCKED = (
     .with_for_update()
 )
 _MANY = _ROW.where(certificates.c.serial.in_(_SERIALS))
-_CHUNK = 500  # serials per statement (an IN list well under every driver's limit)
 
 
 def get(conn: Connection, serial: str, *, lock: bool = False) -> AnyRow | None:
@@ -115,14 +114,13 @@ def with_renewals_in_flight(
     """For each of `serials`, its row and every renewal of it being issued or waiting to be
     installed, in one query (per 500: what a batch of renewals checks first); nothing locked
     (see `locked`)."""
-    wanted = sorted(set(serials))
+    wanted = set(serials)
     found: dict[str, tuple[AnyRow | None, list[AnyRow]]] = {s: (None, []) for s in wanted}
-    for i in range(0, len(wanted), _CHUNK):
-        for row in conn.execute(_MANY_WITH_IN_FLIGHT, {"serials": wanted[i : i + _CHUNK]}):
-            if row.serial in found:
-                found[row.serial] = (row, found[row.serial][1])
-            if row.replaces in found and CertState(row.state) in IN_FLIGHT:
-                found[row.replaces][1].append(row)
+    for row in rows_in(conn, _MANY_WITH_IN_FLIGHT, "serials", wanted):
+        if row.serial in found:
+            found[row.serial] = (row, found[row.serial][1])
+        if row.replaces in found and CertState(row.state) in IN_FLIGHT:
+            found[row.replaces][1].append(row)
     return found
 
 
@@ -137,11 +135,9 @@ def locked(
     if conn.dialect.name == "sqlite" and not stale:
         return dict(rows)
     query = _MANY if conn.dialect.name == "sqlite" else _MANY_LOCKED
-    wanted = sorted(rows)
-    found: dict[str, AnyRow | None] = dict.fromkeys(wanted)
-    for i in range(0, len(wanted), _CHUNK):
-        for row in conn.execute(query, {"serials": wanted[i : i + _CHUNK]}):
-            found[row.serial] = row
+    found: dict[str, AnyRow | None] = dict.fromkeys(sorted(rows))
+    for row in rows_in(conn, query, "serials", rows):
+        found[row.serial] = row
     return found
 
 

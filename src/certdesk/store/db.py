@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,17 @@ class Database:
 
 
 _CHANGED = "certdesk.changed"
+
+
+IN_LIST_SIZE = 500  # values per statement of an expanding IN: well under every driver's limit
+
+
+def rows_in(conn: Connection, statement: Any, name: str, values: Iterable[str]) -> Iterator[AnyRow]:
+    """The rows of `statement` for `values` (distinct, sorted: locks are taken in one order)
+    bound to its expanding parameter `name`, one execution per `IN_LIST_SIZE` of them."""
+    wanted = sorted(set(values))
+    for i in range(0, len(wanted), IN_LIST_SIZE):
+        yield from conn.execute(statement, {name: wanted[i : i + IN_LIST_SIZE]})
 
 
 def is_sqlite_url(url: str) -> bool:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Select, and_, bindparam, delete, insert, sele
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from certdesk.store.db import AnyRow
+from certdesk.store.db import AnyRow, rows_in
 from certdesk.store.tables import certificates, ocsp_responders, ocsp_responses
 
 _BATCH = 5_000
@@ -98,10 +98,7 @@ _BY_SERIALS = _with_response().where(
 
 def certificates_by_serial(conn: Connection, serials: Sequence[str]) -> list[AnyRow]:
     """The given serials (those that exist) as `signed_with_response` gives them."""
-    found: list[AnyRow] = []
-    for start in range(0, len(serials), 500):
-        found += conn.execute(_BY_SERIALS, {"serials": list(serials[start : start + 500])})
-    return found
+    return list(rows_in(conn, _BY_SERIALS, "serials", serials))
 
 
 def signed_with_response(conn: Connection, issuer: str, now: dt.datetime) -> Iterator[list[AnyRow]]:

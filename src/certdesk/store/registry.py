@@ -28,7 +28,7 @@ from sqlalchemy import (
 from certdesk.domain.registry import Grants, Person, Position, Unit
 from certdesk.domain.states import CertState, PersonState
 from certdesk.store.certificates import PERSONAL, active_personal_serial_of
-from certdesk.store.db import AnyRow
+from certdesk.store.db import AnyRow, rows_in
 from certdesk.store.tables import (
     certificates,
     people,
@@ -263,22 +263,18 @@ def people_with_active_serial(
 ) -> dict[str, tuple[Person, str | None]]:
     """`person_with_active_serial` for many people in one query (per 500): a batch of
     enrolments reads its people in one round trip; the unknown ones are not in the answer."""
-    wanted = sorted(set(person_ids))
-    found: dict[str, tuple[Person, str | None]] = {}
-    for i in range(0, len(wanted), 500):
-        for row in conn.execute(_MANY_WITH_ACTIVE_SERIAL, {"pids": wanted[i : i + 500]}):
-            found[row.person_id] = (person_from_row(row), row.active_serial)
-    return found
+    return {
+        row.person_id: (person_from_row(row), row.active_serial)
+        for row in rows_in(conn, _MANY_WITH_ACTIVE_SERIAL, "pids", person_ids)
+    }
 
 
 def people_by_id(conn: Connection, person_ids: Iterable[str]) -> dict[str, Person]:
     """People by id in one query (per 500); the unknown ones are not in the answer."""
-    wanted = sorted(set(person_ids))
-    found: dict[str, Person] = {}
-    for i in range(0, len(wanted), 500):
-        for row in conn.execute(_PEOPLE_BY_ID, {"pids": wanted[i : i + 500]}):
-            found[row.person_id] = person_from_row(row)
-    return found
+    return {
+        row.person_id: person_from_row(row)
+        for row in rows_in(conn, _PEOPLE_BY_ID, "pids", person_ids)
+    }
 
 
 def get_person(conn: Connection, person_id: str) -> Person | None:
