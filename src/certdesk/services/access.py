@@ -121,52 +121,52 @@ class Access:
             return LoginRefusal(LoginProblem.NOT_OURS)
         cert, serial = presented.cert, presented.serial
         now = self.ctx.clock.now()
-        with self.ctx.db.read_one() as conn:
-            found = logins.login_view(conn, serial)
-            if found is None or found[0].cert_fingerprint != presented.fingerprint:
-                return LoginRefusal(LoginProblem.NOT_OURS, serial)
-            row, grants = found
-            status = certificate_status(
-                CertState(row.cert_state), cert.not_valid_before_utc, cert.not_valid_after_utc, now
-            )
-            person = person_from_row(row)
-            contact = (row.contact_name, row.contact_phone, row.contact_email)
-            help_ = {
-                "contacts": self.ctx.config.support.contacts(),
-                "unit_contact": ", ".join(x for x in contact if x),
-                "name": person.name,
-            }
-            # a departed person's certificates were revoked on departure: say why in full
-            if person.state is not PersonState.ACTIVE and status in _ONCE_VALID:
-                return LoginRefusal(LoginProblem.DEPARTED, serial, help_)
-            if status is Status.SUPERSEDED:
+        found = logins.login_view(self.ctx.db, serial)
+        if found is None or found[0].cert_fingerprint != presented.fingerprint:
+            return LoginRefusal(LoginProblem.NOT_OURS, serial)
+        row, grants = found
+        status = certificate_status(
+            CertState(row.cert_state), cert.not_valid_before_utc, cert.not_valid_after_utc, now
+        )
+        person = person_from_row(row)
+        contact = (row.contact_name, row.contact_phone, row.contact_email)
+        help_ = {
+            "contacts": self.ctx.config.support.contacts(),
+            "unit_contact": ", ".join(x for x in contact if x),
+            "name": person.name,
+        }
+        # a departed person's certificates were revoked on departure: say why in full
+        if person.state is not PersonState.ACTIVE and status in _ONCE_VALID:
+            return LoginRefusal(LoginProblem.DEPARTED, serial, help_)
+        if status is Status.SUPERSEDED:
+            with self.ctx.db.read_one() as conn:
                 by = logins.successor(conn, serial)
-                return LoginRefusal(LoginProblem.SUPERSEDED, serial, {**help_, "by": by or "?"})
-            if status is Status.REVOKED:
-                return LoginRefusal(
-                    LoginProblem.REVOKED,
-                    serial,
-                    {
-                        **help_,
-                        "reason": row.cert_revocation_reason,
-                        "revoked_at": f"{row.cert_revoked_at:%Y-%m-%d %H:%M} UTC",
-                    },
-                )
-            if status is Status.PENDING:
-                return LoginRefusal(LoginProblem.NOT_INSTALLED, serial, help_)
-            if status is Status.EXPIRED:
-                return LoginRefusal(
-                    LoginProblem.EXPIRED,
-                    serial,
-                    {
-                        **help_,
-                        "not_after": f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
-                    },
-                )
-            if status is Status.NOT_YET_VALID:
-                return LoginRefusal(LoginProblem.NOT_YET_VALID, serial, help_)
-            if status is not Status.ACTIVE:
-                return LoginRefusal(LoginProblem.NOT_OURS, serial)
+            return LoginRefusal(LoginProblem.SUPERSEDED, serial, {**help_, "by": by or "?"})
+        if status is Status.REVOKED:
+            return LoginRefusal(
+                LoginProblem.REVOKED,
+                serial,
+                {
+                    **help_,
+                    "reason": row.cert_revocation_reason,
+                    "revoked_at": f"{row.cert_revoked_at:%Y-%m-%d %H:%M} UTC",
+                },
+            )
+        if status is Status.PENDING:
+            return LoginRefusal(LoginProblem.NOT_INSTALLED, serial, help_)
+        if status is Status.EXPIRED:
+            return LoginRefusal(
+                LoginProblem.EXPIRED,
+                serial,
+                {
+                    **help_,
+                    "not_after": f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+                },
+            )
+        if status is Status.NOT_YET_VALID:
+            return LoginRefusal(LoginProblem.NOT_YET_VALID, serial, help_)
+        if status is not Status.ACTIVE:
+            return LoginRefusal(LoginProblem.NOT_OURS, serial)
         return Principal(
             person,
             serial,

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, create_engine, event
+from sqlalchemy import Connection, Engine, Row, Select, create_engine, event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.pool import NullPool
 
 from certdesk.domain.errors import CertdeskError
@@ -115,8 +116,101 @@ class Database:
         with self._autocommit.connect() as conn:
             yield conn
 
+    def fetch(self, fixed: FixedRead, params: dict[str, Any]) -> list[Any]:
+        """The rows of one fixed read statement, on a pooled connection outside any transaction
+        (on PostgreSQL in autocommit for that statement: no BEGIN or ROLLBACK round trip)."""
+        dialect = self.engine.dialect
+        sql, constants, names, processors = fixed.prepared(dialect)
+        values = {**constants, **params} if constants else params
+        bound = [values[n] for n in names] if self.is_sqlite else values
+        raw = self.engine.raw_connection()  # the pool's checks (a ping after idle) still run
+        try:
+            driver: Any = raw.dbapi_connection
+            cursor = raw.cursor()
+            try:
+                if not self.is_sqlite:
+                    driver.autocommit = True
+                try:
+                    cursor.execute(sql, bound)
+                    found = cursor.fetchall()
+                finally:
+                    if not self.is_sqlite and not driver.closed:
+                        driver.autocommit = False  # as the pool hands connections out
+            except dialect.loaded_dbapi.Error as exc:
+                # as SQLAlchemy's own execution does: a lost server drops this connection and
+                # every pooled one made before it, and the error is SQLAlchemy's
+                lost = dialect.is_disconnect(exc, driver, cursor)
+                if lost:
+                    raw.invalidate(exc)
+                    self.engine.dispose(close=False)
+                raise sa_exc.DBAPIError.instance(
+                    sql, bound, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost
+                ) from exc
+            finally:
+                cursor.close()
+        finally:
+            raw.close()  # back to the pool
+        return [
+            fixed.row(*(v if f is None else f(v) for f, v in zip(processors, r, strict=True)))
+            for r in found
+        ]
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# A fixed statement for one dialect: its SQL, the values it holds itself, its parameters' order
+# (positional drivers), a result processor (or None) per column.
+Prepared = tuple[str, dict[str, Any], list[str], list[Callable[[Any], Any] | None]]
+
+
+class FixedRead:
+    """A read statement fixed when the module loads, compiled once per database engine and run
+    on the driver's own cursor (`Database.fetch`): for the statement of every portal request,
+    SQLAlchemy's execution machinery cost more CPU than the driver's own work (~190 µs against
+    ~75 µs). Its values pass through the column types' result processors, as SQLAlchemy would;
+    bound values must need no conversion (strings, numbers). Rows are named tuples (`row.name`,
+    `row._mapping`)."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self.row = _row_type([str(c.key) for c in statement.selected_columns])
+        self._prepared: dict[str, Prepared] = {}
+
+    def prepared(self, dialect: Dialect) -> Prepared:
+        """(SQL in the driver's parameter style, its constants, parameter order, a processor per
+        column)."""
+        found = self._prepared.get(dialect.name)
+        if found is not None:
+            return found
+        compiled = self.statement.compile(dialect=dialect)
+        constants = {}  # values the statement holds itself (`literal(…)`)
+        for bind in compiled.binds.values():
+            if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
+                raise TypeError(f"{bind.key}: a value that needs conversion")
+            if not bind.required:
+                constants[compiled.bind_names[bind]] = bind.effective_value
+        processors: list[Callable[[Any], Any] | None] = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None)
+            for c in self.statement.selected_columns
+        ]
+        made = (str(compiled), constants, list(compiled.positiontup or []), processors)
+        self._prepared[dialect.name] = made
+        return made
+
+
+def _row_type(names: list[str]) -> type:
+    """A named tuple with SQLAlchemy's `_mapping` too, so the rows' readers work on both."""
+    base = namedtuple("FixedRow", names)  # type: ignore[misc]
+
+    class FixedRow(base):
+        __slots__ = ()
+
+        @property
+        def _mapping(self) -> dict[str, Any]:
+            return dict(zip(self._fields, self, strict=True))
+
+    return FixedRow
 
 
 _CHANGED = "certdesk.changed"

@@ -4,9 +4,11 @@ there are (the home page reads them again only after a new one)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection, bindparam, func, select
 
-from certdesk.store.db import AnyRow
+from certdesk.store.db import Database, FixedRead
 from certdesk.store.registry import person_query
 from certdesk.store.tables import (
     announcements,
@@ -20,8 +22,9 @@ from certdesk.store.tables import (
 )
 
 # One prepared query for the certificate's row, its holder, their unit (contact) and position,
-# and the position's grants: a row per (role, permission), or one row without any.
-_IDENTIFY = (
+# and the position's grants: a row per (role, permission), or one row without any. Run on the
+# driver's cursor: it is the statement of every page.
+_IDENTIFY = FixedRead(
     person_query()
     .add_columns(
         certificates.c.state.label("cert_state"),
@@ -51,11 +54,11 @@ _SUCCESSOR = select(certificates.c.serial).where(certificates.c.replaces == bind
 Grants = list[tuple[str, str, str | None]]
 
 
-def login_view(conn: Connection, serial: str) -> tuple[AnyRow, Grants] | None:
+def login_view(db: Database, serial: str) -> tuple[Any, Grants] | None:
     """The certificate `serial` with its holder (a person row plus `cert_*`, `position_name`,
     the unit's contact columns and the number of `announcements`) and the grants of the
     holder's position, or None if it is no person's. One statement: no transaction needed."""
-    rows = conn.execute(_IDENTIFY, {"serial": serial}).all()
+    rows = db.fetch(_IDENTIFY, {"serial": serial})
     if not rows:
         return None
     grants = [

@@ -78,25 +78,28 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        locale = locale_of(headers.get("accept-language", ""))
 
         async def refuse(exc: CertdeskError) -> None:
+            locale = locale_of(headers.get("accept-language", ""))
             response = problem_json(exc, locale, headers={"connection": "close"})
             await response(scope, receive, send)
 
         if host_name(headers.get("host", "")) not in self.hosts:
             await refuse(CertdeskError("request.unknown_host", base=self.config.base_url))
             return
+        declared = headers.get("content-length", "")
+        body_done = not (declared not in ("", "0") or "transfer-encoding" in headers)
+        if body_done:  # no body to count or to stop reading (GET): nothing more to watch
+            await self.app(scope, receive, send)
+            return
         limit = self.body_limit(scope, headers)
         too_large = CertdeskError("request.too_large", limit=limit)
-        declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             await refuse(too_large)
             return
 
         received = 0
         started = refused = False
-        body_done = not (declared not in ("", "0") or "transfer-encoding" in headers)
 
         async def counted() -> Any:
             nonlocal received, refused, body_done
