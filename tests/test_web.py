@@ -138,4 +138,5 @@ def test_thread_budgets_come_from_the_configuration(ctx: Context) -> None:
     with TestClient(app) as client:
         assert client.portal is not None
         assert client.portal.call(default_tokens) == 3
-        assert app.state.issuing.total_tokens == 17
+        assert app.state.threads.requests._max_workers == 3
+        assert app.state.threads.issuing._max_workers == 17

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from anyio import CapacityLimiter, to_thread
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
@@ -48,6 +48,7 @@ from certdesk.web.portal.i18n import chosen_locale, translations
 from certdesk.web.portal.render import render
 from certdesk.web.portal.security import SecurityHeaders
 from certdesk.web.problems import http_error, problem_response, validation_error
+from certdesk.web.threads import Threads
 
 MEDIA = {
     ".crt": "application/pkix-cert",
@@ -105,12 +106,13 @@ def wants_html(request: Request) -> bool:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """At start, the thread budget for requests' blocking work: a few threads (40, anyio's
+    """At start, the thread budget for FastAPI's own blocking routes: a few threads (40, anyio's
     default, made them contend for the interpreter lock: 1.4–1.8× the CPU per page of 4 under
-    load); waits on the group committer have their own (`app.state.issuing`). At shutdown, the
-    services stop (the refusals counted so far are written)."""
+    load), as many as `web/threads.py` keeps for requests. At shutdown, the work under way ends
+    and the services stop (the refusals counted so far are written)."""
     to_thread.current_default_thread_limiter().total_tokens = app.state.ctx.config.server.threads
     yield
+    app.state.threads.stop()
     app.state.services.stop()
 
 
@@ -122,7 +124,7 @@ def create_app(ctx: Context) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.services = Services(ctx)
-    app.state.issuing = CapacityLimiter(ctx.config.server.issuing_threads)  # lifespan or not
+    app.state.threads = Threads(ctx.config)  # lifespan or not
 
     @app.exception_handler(CertdeskError)
     async def _problem(request: Request, exc: CertdeskError) -> Response:

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Request, Response
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.enrolment.est_code import enrol_with_code
 from certdesk.web.est_formats import certs_only, csr_attributes
-from certdesk.web.renewal_api import issuing, renewals
+from certdesk.web.renewal_api import renewals
+from certdesk.web.threads import issuing
 from certdesk.web.tls import client_certificate_der
 
 router = APIRouter(prefix="/.well-known/est", tags=["est"])

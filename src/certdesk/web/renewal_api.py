@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from anyio import to_thread
 from cryptography.hazmat.primitives.serialization import Encoding
 from fastapi import APIRouter, Request, Response
 
 from certdesk.domain.errors import CertdeskError
 from certdesk.services.renewal import Renewals
 from certdesk.services.renewal_install import Renewed
+from certdesk.web.threads import issuing
 
 MAX_BODY = 64 * 1024
 router = APIRouter(prefix="/api/v1", tags=["renewal"])
@@ -24,11 +24,6 @@ def renewals(request: Request) -> Renewals:
 
 
 T = TypeVar("T")
-
-
-async def issuing(request: Request, use_case: Callable[..., T], *args: object) -> T:
-    """Run a use case that may wait on the group committer, in the threads kept for that."""
-    return await to_thread.run_sync(use_case, *args, limiter=request.app.state.issuing)
 
 
 async def _signed(request: Request, use_case: Callable[[str, str], T]) -> T:

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from certdesk.services.access import Access, LoginRefusal, Principal
 from certdesk.web.portal.identity import who
+from certdesk.web.threads import in_thread
 
 
 def access(request: Request) -> Access:
@@ -15,9 +16,9 @@ def access(request: Request) -> Access:
     return found
 
 
-def logged_in(request: Request) -> Principal:
+async def logged_in(request: Request) -> Principal:
     """The person behind the certificate, or the refusal that explains why not (login.*)."""
-    identity = who(request)
+    identity = await in_thread(request, who, request)
     if isinstance(identity, LoginRefusal):
         raise identity.error()
     return identity

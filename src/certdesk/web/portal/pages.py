@@ -10,7 +10,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from certdesk.domain.states import CertState
 from certdesk.services.access import Principal
@@ -19,6 +18,7 @@ from certdesk.services.policy import renewal_policy
 from certdesk.services.renewal import pending_renewal
 from certdesk.web.portal.guard import logged_in, permitted
 from certdesk.web.portal.render import render
+from certdesk.web.threads import in_thread
 
 router = APIRouter(include_in_schema=False)
 Me = Annotated[Principal, Depends(logged_in)]
@@ -30,7 +30,7 @@ async def newest(request: Request, me: Principal, limit: int) -> list[Announceme
     kept: list[Announcement] | None = recent.kept(me.announcements, limit)
     if kept is not None:
         return kept
-    found: list[Announcement] = await run_in_threadpool(recent.read, me.announcements, limit)
+    found: list[Announcement] = await in_thread(request, recent.read, me.announcements, limit)
     return found
 
 
@@ -40,7 +40,9 @@ async def home(request: Request, me: Me) -> Response:
     now = ctx.clock.now()
     decision = renewal_policy(ctx.config).decide(CertState.ACTIVE, me.not_after, now)
     # a renewal awaiting installation exists only inside the window: no query outside it
-    pending = await run_in_threadpool(pending_renewal, ctx, me.serial) if decision.allowed else None
+    pending = (
+        await in_thread(request, pending_renewal, ctx, me.serial) if decision.allowed else None
+    )
     return render(
         request,
         "home.html",
