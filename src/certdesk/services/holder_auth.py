@@ -53,8 +53,7 @@ class HolderAuth:
 
     def current(self, serial: str) -> Current:
         """A personal certificate of ours by serial (its DER re-verified against its CA)."""
-        with self.ctx.db.read_one() as conn:
-            row = cert_store.get(conn, serial)
+        row = cert_store.read(self.ctx.db, serial)
         if row is None or row.der is None or row.profile != Profile.PERSONAL.value:
             raise CertdeskError("renewal.unknown_certificate", serial=serial)
         try:

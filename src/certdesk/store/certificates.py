@@ -24,7 +24,7 @@ from sqlalchemy import (
 
 from certdesk.domain.lifecycle import IN_FLIGHT, MAY_BE_VALID
 from certdesk.domain.states import CertState
-from certdesk.store.db import AnyRow, rows_in
+from certdesk.store.db import AnyRow, Database, FixedRead, rows_in
 from certdesk.store.tables import certificates
 
 PERSONAL = "personal"
@@ -106,6 +106,16 @@ _MANY = _ROW.where(certificates.c.serial.in_(_SERIALS))
 def get(conn: Connection, serial: str, *, lock: bool = False) -> AnyRow | None:
     """One certificate's row (locked for the transaction with `lock`)."""
     return conn.execute(_BY_SERIAL_LOCKED if lock else _BY_SERIAL, {"serial": serial}).first()
+
+
+_FIXED_BY_SERIAL = FixedRead(_BY_SERIAL)
+
+
+def read(db: Database, serial: str) -> Any | None:
+    """One certificate's row as `get` gives it, read alone (no transaction) on the driver's
+    cursor: the read that starts every signed request of a holder."""
+    found = db.fetch(_FIXED_BY_SERIAL, {"serial": serial})
+    return found[0] if found else None
 
 
 def with_renewals_in_flight(
