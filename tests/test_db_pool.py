@@ -96,3 +96,14 @@ def test_a_fixed_read_on_a_dropped_connection_fails_once_then_reconnects(
     with pytest.raises(DBAPIError):
         database.fetch(fixed, {})
     assert database.fetch(fixed, {})[0].pid != dropped
+
+
+def test_a_fixed_read_refuses_what_the_driver_could_not_be_given_as_is(database: Database) -> None:
+    """An IN list is rendered at execution and a datetime is converted by its column type:
+    neither can go to the driver's cursor unchanged, so such a statement is refused up front."""
+    in_list = FixedRead(select(units.c.code).where(units.c.code.in_(["u1", "u2"])))
+    with pytest.raises(TypeError, match="list"):
+        database.fetch(in_list, {})
+    at = bindparam("at", type_=units.c.created_at.type)
+    with pytest.raises(TypeError, match="conversion"):
+        database.fetch(FixedRead(select(units.c.code).where(units.c.created_at < at)), {})

@@ -168,8 +168,7 @@ class Renewals:
 def pending_renewal(ctx: Context, serial: str) -> str | None:
     """A renewal issued for `serial` and not yet installed: the portal offers "Get certificate"
     (the helper's pickup installs that one; it never issues a second)."""
-    with ctx.db.read() as conn:
-        row = cert_store.latest_renewal(conn, serial)
+    row = cert_store.read_latest_renewal(ctx.db, serial)
     if row is None or row.state != CertState.PENDING_INSTALL.value:
         return None
     return str(row.serial)

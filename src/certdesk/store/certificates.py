@@ -167,18 +167,32 @@ def in_flight_renewal(conn: Connection, serial: str) -> AnyRow | None:
     return conn.execute(_IN_FLIGHT, {"serial": serial}).first()
 
 
+_LATEST_RENEWAL = (
+    _ROW.where(
+        and_(
+            certificates.c.replaces == bindparam("serial"),
+            or_(
+                certificates.c.state == CertState.PENDING_INSTALL.value,
+                certificates.c.state == CertState.ACTIVE.value,
+            ),
+        )
+    )
+    .order_by(certificates.c.reserved_at.desc())
+    .limit(1)
+)
+_FIXED_LATEST_RENEWAL = FixedRead(_LATEST_RENEWAL)
+
+
 def latest_renewal(conn: Connection, serial: str) -> AnyRow | None:
     """The newest certificate that renewed `serial`, pending or installed."""
-    return conn.execute(
-        _ROW.where(
-            and_(
-                certificates.c.replaces == serial,
-                certificates.c.state.in_([CertState.PENDING_INSTALL.value, CertState.ACTIVE.value]),
-            )
-        )
-        .order_by(certificates.c.reserved_at.desc())
-        .limit(1)
-    ).first()
+    return conn.execute(_LATEST_RENEWAL, {"serial": serial}).first()
+
+
+def read_latest_renewal(db: Database, serial: str) -> Any | None:
+    """`latest_renewal` read alone on the driver's cursor (the home page of a holder inside
+    the renewal window asks it at every visit)."""
+    found = db.fetch(_FIXED_LATEST_RENEWAL, {"serial": serial})
+    return found[0] if found else None
 
 
 def active_successor(conn: Connection, serial: str) -> str | None:

@@ -186,6 +186,8 @@ class FixedRead:
         compiled = self.statement.compile(dialect=dialect)
         constants = {}  # values the statement holds itself (`literal(…)`)
         for bind in compiled.binds.values():
+            if bind.expanding or bind.literal_execute:
+                raise TypeError(f"{bind.key}: a list or a value rendered into the SQL")
             if bind.type.dialect_impl(dialect).bind_processor(dialect) is not None:
                 raise TypeError(f"{bind.key}: a value that needs conversion")
             if not bind.required:
