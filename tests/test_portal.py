@@ -27,6 +27,7 @@ from certdesk.services.revocation import revoke
 from certdesk.store.tables import audit_log
 from certdesk.web.app import create_app
 from certdesk.web.portal.i18n import LOCALES, translations
+from certdesk.web.portal.render import environment
 from portal_client import client_for, issue_for
 from test_renewal import Holder
 
@@ -97,6 +98,19 @@ def test_language_switch_and_every_string_translated(demo: Context) -> None:
     missing = sorted(s for s in strings if zh_cn.gettext(s) == s)
     assert not missing, missing
     assert list(LOCALES.glob("zh_CN/LC_MESSAGES/*.po"))
+
+
+def test_literal_texts_are_translated_when_a_template_is_compiled() -> None:
+    """`_("…")` is static text in the compiled page (no call at render time); `_(variable)`,
+    a call with arguments and `x._(…)` are left to the `_` given when the page renders."""
+    source = '{{ _("Renew now") }}|{{ _(name) }}|{{ _("Days left", n=1) }}|{{ obj._("USB key") }}'
+    env = environment("zh-CN")
+    code = env.compile(source, raw=True)
+    assert "立即更新" in code and "Renew now" not in code
+    upper = lambda text, **_: text.upper()  # noqa: E731
+    page = env.from_string(source).render(_=upper, name="x", obj={"_": upper})
+    assert page == "立即更新|X|DAYS LEFT|USB KEY"
+    assert environment("en").from_string('{{ _("Renew now") }}').render() == "Renew now"
 
 
 def test_no_certificate_gets_the_insert_your_key_page(demo: Context) -> None:
