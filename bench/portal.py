@@ -63,13 +63,37 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def load_span(before: tuple[float, float, float]) -> str:
-    """How busy the machine was: the load averages at the start of a run and now."""
+def reference_ms() -> float:
+    """How fast this machine runs Python now: the best of five runs of a fixed loop, in ms of
+    CPU. A shared host's speed drifts (by up to half within an hour, seen here), so a figure is
+    comparable only with one measured next to it; this says how far the machine moved."""
+    best = float("inf")
+    for _ in range(5):
+        start, total = time.process_time(), 0
+        for i in range(200_000):
+            total += i * i % 7
+        best = min(best, time.process_time() - start)
+    return best * 1000
+
+
+Machine = tuple[tuple[float, float, float], float]  # load averages, reference loop ms
+
+
+def machine() -> Machine:
+    """How busy and how fast the machine is now (`load_span` compares two of these)."""
+    return os.getloadavg(), reference_ms()
+
+
+def load_span(before: Machine) -> str:
+    """How busy the machine was at the start of a run and now, and how fast (`reference_ms`)."""
+    loads, reference = before
     return (
         "load average before "
-        + " ".join(f"{x:.2f}" for x in before)
+        + " ".join(f"{x:.2f}" for x in loads)
         + ", after "
         + " ".join(f"{x:.2f}" for x in os.getloadavg())
+        + f"; reference loop {reference:.1f} ms before, {reference_ms():.1f} ms after (higher:"
+        " a slower machine)"
     )
 
 
@@ -346,7 +370,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="certdesk-bench-portal-"))
     data = work / "var"
     env = {**os.environ, "CERTDESK_PATHS_DATA_DIR": str(data)}
-    load_before = os.getloadavg()[0]  # other work on the machine skews every figure
+    load_before = machine()  # other work on the machine skews every figure
     try:
         log("certdesk init …")
         subprocess.run([CERTDESK, "init"], cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -401,7 +425,7 @@ def main() -> None:
         print(
             f"GET / as {PERSON}, {opts.clients} keep-alive clients, {opts.requests} requests, "
             f"median of {opts.rounds} rounds by p99, {os.cpu_count()} CPUs "
-            f"(load average before: {load_before:.1f}), nginx worker_processes "
+            f"({load_span(load_before)}), nginx worker_processes "
             f"{opts.nginx_workers}" + (f", {opts.backends} backends" if opts.proxy else "")
         )
         results = {
@@ -436,7 +460,7 @@ def scaled(opts: argparse.Namespace) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="certdesk-bench-portal-"))
     data = work / "var"
-    load_before = os.getloadavg()
+    load_before = machine()
     targets = {"floor": ("/livez", b'"ok"'), "page": ("/", PERSON_NAME.encode())}
     results: dict[tuple[int, str], Result] = {}
     try:

@@ -78,7 +78,7 @@ from certdesk.store.migrate import upgrade
 from certdesk.store.tables import people
 from cluster import cluster, postgres_cpu
 from issue import database
-from portal import cpu_seconds
+from portal import cpu_seconds, load_span, machine
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from request_keys import FileRequestKey
@@ -877,7 +877,7 @@ def scaled(args: argparse.Namespace, workdir: Path, url: str) -> None:
             f"scaling efficiency, {workers} workers: {rows[workers - 1] / (workers * rows[0]):.2f} "
             f"(goal >= 0.8; {os.cpu_count()} CPUs for everything)"
         )
-    print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"# {load_span(args.machine)}")
 
 
 def main() -> None:
@@ -912,10 +912,12 @@ def main() -> None:
     try:
         (workdir / "var").mkdir()
         with database(args.db, workdir, "var/certdesk.db") as url:
-            load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+            args.machine = machine()
+            load = " ".join(f"{x:.2f}" for x in args.machine[0])
             print(
                 f"# {os.cpu_count()} cores shared by server, load generator and whatever else "
-                f"runs (load average {load} at start); pkilint off (the default)",
+                f"runs (load average {load}, reference loop {args.machine[1]:.1f} ms at start); "
+                "pkilint off (the default)",
                 flush=True,
             )
             if args.workers:

@@ -27,7 +27,16 @@ from pathlib import Path
 from urllib.parse import quote
 
 from issue import database
-from portal import CERTDESK, cpu_seconds, free_port, holder_files, load_span, log, running
+from portal import (
+    CERTDESK,
+    cpu_seconds,
+    free_port,
+    holder_files,
+    load_span,
+    log,
+    machine,
+    running,
+)
 
 BENCH = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -84,7 +93,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed (apt-get install wrk)")
     work = Path(tempfile.mkdtemp(prefix="certdesk-stack-"))
-    load_before = os.getloadavg()
+    load_before = machine()
     results: dict[tuple[str, str], list[Run]] = {}
     try:
         with database(opts.db, work) as url:
