@@ -127,10 +127,10 @@ def test_problem_json_in_both_languages(ctx: Context) -> None:
     assert client.get("/").json()["code"] == "login.no_certificate"
 
 
-def test_thread_budgets_come_from_the_configuration(ctx: Context) -> None:
+def test_thread_budgets_come_from_the_configuration(ca_ctx: Context) -> None:
     """A few threads for blocking work, a separate budget for waits on the group committer."""
-    config = ctx.config.replace(server={"threads": 3, "issuing_threads": 17})
-    app = create_app(Context(config, ctx.db, ctx.clock))
+    config = ca_ctx.config.replace(server={"threads": 3, "issuing_threads": 17})
+    app = create_app(Context(config, ca_ctx.db, ca_ctx.clock))
 
     async def default_tokens() -> float:
         return to_thread.current_default_thread_limiter().total_tokens
@@ -138,5 +138,7 @@ def test_thread_budgets_come_from_the_configuration(ctx: Context) -> None:
     with TestClient(app) as client:
         assert client.portal is not None
         assert client.portal.call(default_tokens) == 3
-        assert app.state.threads.requests._max_workers == 3
-        assert app.state.threads.issuing._max_workers == 17
+        assert app.state.threads.sizes == {"request": 3, "issuing": 17}
+        assert client.get("/").json()["code"] == "login.no_certificate"  # ran in the pool
+    with TestClient(app) as client:  # served again after a stop: new pools
+        assert client.get("/").json()["code"] == "login.no_certificate"

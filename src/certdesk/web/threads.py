@@ -21,23 +21,35 @@ T = TypeVar("T")
 
 
 class Threads:
+    """The two pools, made at first use: an application served again after a stop (a second
+    lifespan) gets new ones."""
+
     def __init__(self, config: Config) -> None:
-        self.requests = ThreadPoolExecutor(config.server.threads, "certdesk-request")
-        self.issuing = ThreadPoolExecutor(config.server.issuing_threads, "certdesk-issuing")
+        self.sizes = {"request": config.server.threads, "issuing": config.server.issuing_threads}
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+
+    def pool(self, name: str) -> ThreadPoolExecutor:
+        found = self._pools.get(name)
+        if found is None:
+            found = ThreadPoolExecutor(self.sizes[name], f"certdesk-{name}")
+            found = self._pools.setdefault(name, found)
+        return found
 
     def stop(self) -> None:
         """Let the work under way finish (a renewal being committed), then end the threads."""
-        self.requests.shutdown()
-        self.issuing.shutdown()
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.shutdown()
 
 
 async def in_thread(request: Request, work: Callable[..., T], *args: object) -> T:
     """`work(*args)` in one of the request threads."""
     threads: Threads = request.app.state.threads
-    return await asyncio.get_running_loop().run_in_executor(threads.requests, work, *args)
+    return await asyncio.get_running_loop().run_in_executor(threads.pool("request"), work, *args)
 
 
 async def issuing(request: Request, use_case: Callable[..., T], *args: object) -> T:
     """A use case that may wait on the group committer, in the threads kept for that."""
     threads: Threads = request.app.state.threads
-    return await asyncio.get_running_loop().run_in_executor(threads.issuing, use_case, *args)
+    pool = threads.pool("issuing")
+    return await asyncio.get_running_loop().run_in_executor(pool, use_case, *args)
