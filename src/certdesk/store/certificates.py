@@ -114,8 +114,7 @@ _FIXED_BY_SERIAL = FixedRead(_BY_SERIAL)
 def read(db: Database, serial: str) -> Any | None:
     """One certificate's row as `get` gives it, read alone (no transaction) on the driver's
     cursor: the read that starts every signed request of a holder."""
-    found = db.fetch(_FIXED_BY_SERIAL, {"serial": serial})
-    return found[0] if found else None
+    return db.fetch_first(_FIXED_BY_SERIAL, {"serial": serial})
 
 
 def with_renewals_in_flight(
@@ -191,8 +190,7 @@ def latest_renewal(conn: Connection, serial: str) -> AnyRow | None:
 def read_latest_renewal(db: Database, serial: str) -> Any | None:
     """`latest_renewal` read alone on the driver's cursor (the home page of a holder inside
     the renewal window asks it at every visit)."""
-    found = db.fetch(_FIXED_LATEST_RENEWAL, {"serial": serial})
-    return found[0] if found else None
+    return db.fetch_first(_FIXED_LATEST_RENEWAL, {"serial": serial})
 
 
 def active_successor(conn: Connection, serial: str) -> str | None:

@@ -155,6 +155,11 @@ class Database:
             for r in found
         ]
 
+    def fetch_first(self, fixed: FixedRead, params: dict[str, Any]) -> Any | None:
+        """The first row `fetch` gives, or None."""
+        found = self.fetch(fixed, params)
+        return found[0] if found else None
+
     def dispose(self) -> None:
         self.engine.dispose()
 
