@@ -29,11 +29,10 @@ class Threads:
         self._pools: dict[str, ThreadPoolExecutor] = {}
 
     def pool(self, name: str) -> ThreadPoolExecutor:
-        found = self._pools.get(name)
-        if found is None:
-            found = ThreadPoolExecutor(self.sizes[name], f"certdesk-{name}")
-            found = self._pools.setdefault(name, found)
-        return found
+        """The pool `name` ("request" or "issuing"); only the event loop asks for one."""
+        if name not in self._pools:
+            self._pools[name] = ThreadPoolExecutor(self.sizes[name], f"certdesk-{name}")
+        return self._pools[name]
 
     def stop(self) -> None:
         """Let the work under way finish (a renewal being committed), then end the threads."""
@@ -42,14 +41,16 @@ class Threads:
             pool.shutdown()
 
 
+async def _run_in(request: Request, pool: str, work: Callable[..., T], *args: object) -> T:
+    threads: Threads = request.app.state.threads
+    return await asyncio.get_running_loop().run_in_executor(threads.pool(pool), work, *args)
+
+
 async def in_thread(request: Request, work: Callable[..., T], *args: object) -> T:
     """`work(*args)` in one of the request threads."""
-    threads: Threads = request.app.state.threads
-    return await asyncio.get_running_loop().run_in_executor(threads.pool("request"), work, *args)
+    return await _run_in(request, "request", work, *args)
 
 
 async def issuing(request: Request, use_case: Callable[..., T], *args: object) -> T:
     """A use case that may wait on the group committer, in the threads kept for that."""
-    threads: Threads = request.app.state.threads
-    pool = threads.pool("issuing")
-    return await asyncio.get_running_loop().run_in_executor(pool, use_case, *args)
+    return await _run_in(request, "issuing", use_case, *args)
