@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
+from typing import NoReturn
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -42,20 +44,22 @@ from conftest import openssl
 from test_lint import lint_cli
 
 
-def enrol(ctx: Context, person_id: str) -> IssuedCertificate:
+def enrol(ctx: Context, person_id: str, issuance: Issuance | None = None) -> IssuedCertificate:
     add_person(ctx, person_id, f"Holder {person_id}", "FIN", f"{person_id}@fin.example")
     key = ec.generate_private_key(ec.SECP256R1())
-    return Issuance(ctx).issue(OfficerEnrolment(ctx, person_id, key.public_key()))
+    return (issuance or Issuance(ctx)).issue(OfficerEnrolment(ctx, person_id, key.public_key()))
 
 
-def enrol_filed(ctx: Context, person_id: str) -> IssuedCertificate:
+def enrol_filed(
+    ctx: Context, person_id: str, issuance: Issuance | None = None
+) -> IssuedCertificate:
     """`enrol`, for a certificate whose pre-signed response gets a file: one in 64 requests
     encodes to base64 ending in `/`, which no file can be named (nginx then hands the request
     to certdesk), so such a certificate is set aside and another person enrolled."""
     issuing = load_authority(ctx, ISSUING).certificate
     assert issuing is not None
     for attempt in range(8):
-        issued = enrol(ctx, f"{person_id}-{attempt}" if attempt else person_id)
+        issued = enrol(ctx, f"{person_id}-{attempt}" if attempt else person_id, issuance)
         name = file_name(request_der(canonical_question(issuing, issued.certificate.serial_number)))
         if not name.endswith("/"):
             return issued
@@ -142,6 +146,35 @@ def test_presigned_responses_follow_the_status(ca_ctx: Context, tmp_path: Path) 
     assert responder.apply_changes() == [issued.serial]
     out = openssl_status(ca_ctx, tmp_path, path.read_bytes(), question.serial)
     assert ": revoked" in out and "Reason: keyCompromise" in out
+
+
+def test_a_certificate_is_recorded_with_its_first_answer(
+    ca_ctx: Context, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As `serve` issues: the response is stored and filed with the certificate, so the feed has
+    nothing to sign and the commit does not wake it; a responder that fails costs that shortcut
+    only: the certificate is issued and the feed signs its answer."""
+    responder = OcspResponder(ca_ctx)
+    responder.presign()
+    woken: list[int] = []
+    ca_ctx.db.after_commit(lambda: woken.append(1))
+    issued = enrol_filed(ca_ctx, "p-first", Issuance(ca_ctx, answers=responder.first_answers))
+    assert woken == []
+    issuing = load_authority(ca_ctx, ISSUING).certificate
+    assert issuing is not None
+    question = canonical_question(issuing, issued.certificate.serial_number)
+    out = openssl_status(
+        ca_ctx, tmp_path, responder.file_path(question).read_bytes(), question.serial
+    )
+    assert ": good" in out
+    assert responder.apply_changes() == []
+
+    def broken(issued: object) -> NoReturn:
+        raise RuntimeError("responder key unreadable")
+
+    unanswered = enrol(ca_ctx, "p-first-broken", Issuance(ca_ctx, answers=broken))
+    assert "first OCSP responses not signed" in caplog.text
+    assert responder.apply_changes() == [unanswered.serial]
 
 
 def answer(responder: OcspResponder, request: bytes) -> Served:

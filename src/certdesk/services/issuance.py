@@ -17,12 +17,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from certdesk.ca.issuer import Authority, CertificateOrder, LintHook
@@ -42,6 +45,7 @@ from certdesk.store import certificates as cert_store
 # A reservation this old when its request is retried was left by a process that died (signing
 # and recording take milliseconds): the retry closes it (`abandon`) and issues anew.
 IN_FLIGHT_GRACE = dt.timedelta(seconds=10)
+log = logging.getLogger("certdesk.issuance")
 
 
 def serial_hex(serial: int) -> str:
@@ -127,6 +131,18 @@ class _Signed:
 Outcome = IssuedCertificate | CertdeskError
 
 
+class NewAnswers(Protocol):
+    """OCSP responses for certificates about to be recorded (`services/ocsp.py` FirstAnswers):
+    saved in the record transaction, published after it commits."""
+
+    def save(self, conn: Connection) -> None: ...
+
+    def publish(self) -> None: ...
+
+
+SignNewAnswers = Callable[[Sequence[tuple[str, int]]], NewAnswers]  # (issuer name, serial)
+
+
 class Issuance:
     """Issues certificates with the issuing CAs; keep one per process (loading a key is costly).
 
@@ -134,10 +150,18 @@ class Issuance:
     newest generation); each CA's key is loaded the first time it signs.
     """
 
-    def __init__(self, ctx: Context, authority: Authority | None = None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        authority: Authority | None = None,
+        answers: SignNewAnswers | None = None,
+    ) -> None:
         """The CA that issues today is loaded now, so a wrong passphrase or a missing HSM is
-        said at start, not at the first request; `authority` replaces it (tests, benchmarks)."""
+        said at start, not at the first request; `authority` replaces it (tests, benchmarks).
+        `answers` (the server's OCSP responder) signs each new certificate's first OCSP response
+        to be recorded with it; without, the responder's change feed signs it later."""
         self.ctx = ctx
+        self.answers = answers
         self._authorities: dict[str, Authority] = {}
         with ctx.db.read() as conn:
             self.default_issuer = pick_issuer(
@@ -241,6 +265,7 @@ class Issuance:
         if not signed:
             return
         now = self.ctx.clock.now()
+        answers = self._new_answers(signed)
         try:
             with self.ctx.db.write() as conn:
                 for s in signed:
@@ -251,6 +276,8 @@ class Issuance:
                 for _state, group in groupby(by_state, key=lambda s: s.reserved.intent.state_after):
                     moves = [s.move(now) for s in group]
                     transition(conn, now, self.ctx.actor, "certificate.issue", moves)
+                if answers is not None:
+                    answers.save(conn)
         except (IntegrityError, CertdeskError) as exc:
             if len(signed) > 1:  # find out which one is refused: record them one by one
                 for s in signed:
@@ -258,6 +285,8 @@ class Issuance:
                 return
             results[signed[0].reserved.index] = self._refused_at_record(signed[0], exc)
             return
+        if answers is not None:
+            answers.publish()
         for s in signed:
             results[s.reserved.index] = IssuedCertificate(
                 s.reserved.hexserial,
@@ -268,6 +297,17 @@ class Issuance:
                 s.reserved.issuer,
                 _issuer_certificate(self.authority_of(s.reserved.issuer)),
             )
+
+    def _new_answers(self, signed: list[_Signed]) -> NewAnswers | None:
+        """Signed before the record transaction: a responder that fails costs only this
+        shortcut (the change feed signs what is missing), never the certificate."""
+        if self.answers is None:
+            return None
+        try:
+            return self.answers([(s.reserved.issuer, s.reserved.serial) for s in signed])
+        except Exception:
+            log.warning("first OCSP responses not signed; the change feed will", exc_info=True)
+            return None
 
     def _refused_at_record(self, s: _Signed, exc: Exception) -> CertdeskError:
         hexserial = s.reserved.hexserial

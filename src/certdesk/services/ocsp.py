@@ -7,12 +7,16 @@ near its nextUpdate, or whose status no longer agrees with the certificate's; `a
 reads the certificates the audit log says changed (in this process, which wakes it after the
 commit, or in any other, which it polls for every `ocsp.poll_seconds`).
 
+A certificate issued in `serve` is recorded with its first ("good") response, signed just before
+(`first_answers`, called by `services/issuance.py`): it is answered from its first moment, on
+every machine, and its commit does not wake the feed.
+
 With several processes (`add_ocsp_jobs`), every one evicts the changed certificates' answers
 from its memory, and re-signs at once those no longer "good" (a stale "good" file must be
-replaced now; two processes doing it at once is harmless). A "good" answer, a new certificate
-mostly, is signed only by the process holding the jobs lease, so once in the installation: a
-certificate issued in another process gets its response and file there at that process's next
-poll (until then, nginx hands its requests to certdesk, which answers from the database).
+replaced now; two processes doing it at once is harmless). A "good" answer still missing (a
+certificate issued without a responder at hand, by the command line) is signed only by the
+process holding the jobs lease, so once in the installation, at its next poll (until then, nginx
+hands its requests to certdesk, which answers from the database).
 
 Answering never trusts a stored response blindly: its status is compared with the certificate's
 status now (`domain/lifecycle.py`), and one that disagrees is replaced by a response signed
@@ -33,6 +37,8 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
+
 from certdesk.ca.ocsp import (
     CANONICAL_HASH,
     INTERNAL_ERROR,
@@ -42,7 +48,6 @@ from certdesk.ca.ocsp import (
     Answer,
     MalformedRequest,
     Question,
-    canonical_question,
     file_name,
     issuer_hashes,
     parse_request,
@@ -155,6 +160,60 @@ def _due(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """One canonical response signed: what its stored row and its file are made of."""
+
+    responder: Responder
+    question: Question
+    truth: Answer
+    der: bytes
+    this_update: dt.datetime
+    next_update: dt.datetime
+
+    @classmethod
+    def now(
+        cls,
+        responder: Responder,
+        question: Question,
+        truth: Answer,
+        this_update: dt.datetime,
+        next_update: dt.datetime,
+    ) -> Signed:
+        der = responder.key.sign(question, truth, this_update, next_update)
+        return cls(responder, question, truth, der, this_update, next_update)
+
+    def row(self) -> dict[str, object]:
+        return {
+            "issuer": self.responder.issuer.name,
+            "serial": format(self.question.serial, "x"),
+            "status": self.truth.status.value,
+            "revoked_at": self.truth.revoked_at,
+            "der": self.der,
+            "this_update": self.this_update,
+            "next_update": self.next_update,
+            "responder": self.responder.serial,
+        }
+
+
+@dataclass(frozen=True)
+class FirstAnswers:
+    """New certificates' "good" responses, signed before the transaction that records them:
+    `save` adds them to it, so a certificate and its first answer are committed together (it is
+    answered from its first moment, on every machine, and the change feed has nothing to sign);
+    `publish`, once committed, writes their files and forgets what this process answered for
+    those serials before (at most "unknown")."""
+
+    responder: OcspResponder
+    signed: list[Signed]
+
+    def save(self, conn: Connection) -> None:
+        ocsp_store.save_responses(conn, [s.row() for s in self.signed])
+
+    def publish(self) -> None:
+        self.responder.published(self.signed)
+
+
 class OcspResponder:
     """Keep one per process: responder keys, the issuer index, the answers in memory."""
 
@@ -249,7 +308,7 @@ class OcspResponder:
                 question, truth, this_update, next_update, with_nonce=live_nonce
             )
             if canonical and cert is not None:
-                self._store([(responder, question, truth, der, this_update, next_update)])
+                self._store([Signed(responder, question, truth, der, this_update, next_update)])
             result = served(der, this_update, next_update)
         if not live_nonce:
             with self._writing:
@@ -316,53 +375,54 @@ class OcspResponder:
         for issuer, serial in gone:
             responder = self._responders.get(issuer)
             if responder is not None:
-                question = canonical_question(responder.issuer.certificate, int(serial, 16))
-                self.file_path(question).unlink(missing_ok=True)
+                self.file_path(responder.question(int(serial, 16))).unlink(missing_ok=True)
 
     def _sign_rows(
         self, responder: Responder, rows: Sequence[tuple[Any, Answer]], now: dt.datetime
     ) -> int:
         this_update, next_update = self._window(now)
-        done = []
-        issuer = responder.issuer.certificate
-        for row, truth in rows:
-            question = canonical_question(issuer, int(row.serial, 16))
-            der = responder.key.sign(question, truth, this_update, next_update)
-            done.append((responder, question, truth, der, this_update, next_update))
+        done = [
+            Signed.now(
+                responder, responder.question(int(row.serial, 16)), truth, this_update, next_update
+            )
+            for row, truth in rows
+        ]
         self._store(done)
         return len(done)
 
-    def _store(
-        self,
-        signed: Sequence[tuple[Responder, Question, Answer, bytes, dt.datetime, dt.datetime]],
-    ) -> None:
+    def first_answers(self, issued: Sequence[tuple[str, int]]) -> FirstAnswers:
+        """The "good" responses of certificates (issuer name, serial) signed and about to be
+        recorded (`services/issuance.py`); an issuer without a responder here is left to the
+        change feed."""
+        this_update, next_update = self._window(self.ctx.clock.now().replace(microsecond=0))
+        good = Answer(CertStatus.GOOD)
+        signed = [
+            Signed.now(responder, responder.question(serial), good, this_update, next_update)
+            for issuer, serial in issued
+            if (responder := self._responders.get(issuer)) is not None
+        ]
+        return FirstAnswers(self, signed)
+
+    def _store(self, signed: Sequence[Signed]) -> None:
         """Save responses (one transaction) and write their files for nginx."""
         if not signed:
             return
-        rows = [
-            {
-                "issuer": responder.issuer.name,
-                "serial": format(question.serial, "x"),
-                "status": truth.status.value,
-                "revoked_at": truth.revoked_at,
-                "der": der,
-                "this_update": this_update,
-                "next_update": next_update,
-                "responder": responder.serial,
-            }
-            for responder, question, truth, der, this_update, next_update in signed
-        ]
         with self.ctx.db.write() as conn:
-            ocsp_store.save_responses(conn, rows)
-        if self.ctx.config.ocsp.files:
-            for _responder, question, _truth, der, _this, _next in signed:
-                self._write_file(question, der)
+            ocsp_store.save_responses(conn, [s.row() for s in signed])
+        self._write_files(signed)
 
-    def _write_file(self, question: Question, der: bytes) -> None:
-        name = file_name(request_der(question))
-        if name.endswith("/"):
-            return  # no file can have that name; nginx hands the request to certdesk
-        atomic_write(self.files_dir / "ocsp" / name, der, durable=False)
+    def _write_files(self, signed: Sequence[Signed]) -> None:
+        if not self.ctx.config.ocsp.files:
+            return
+        for s in signed:
+            name = file_name(request_der(s.question))
+            if not name.endswith("/"):  # no file can have that name: nginx asks certdesk
+                atomic_write(self.files_dir / "ocsp" / name, s.der, durable=False)
+
+    def published(self, signed: Sequence[Signed]) -> None:
+        """Responses another transaction saved (`FirstAnswers`): files, and memory made true."""
+        self._evict(s.question.serial for s in signed)
+        self._write_files(signed)
 
     def file_path(self, question: Question) -> Path:
         """Where the canonical response for `question` is written."""

@@ -13,6 +13,7 @@ process that loads it with the file at hand copies the encrypted file into the d
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from certdesk.ca.keys import (
     generate_key,
     read_key_file,
 )
-from certdesk.ca.ocsp import ResponderKey
+from certdesk.ca.ocsp import CANONICAL_HASH, Question, ResponderKey, issuer_hashes
 from certdesk.ca.profiles import Profile, make_name
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import AuthorityState, CertState
@@ -58,6 +59,15 @@ class Responder:
     issuer: AuthorityInfo
     serial: str
     key: ResponderKey
+
+    @functools.cached_property
+    def _hashes(self) -> tuple[bytes, bytes]:
+        return issuer_hashes(self.issuer.certificate, CANONICAL_HASH)
+
+    def question(self, serial: int) -> Question:
+        """The canonical question for one of its issuer's serials (the issuer's hashes are
+        computed once, not for each of a batch of new certificates)."""
+        return Question(CANONICAL_HASH.name, *self._hashes, serial, None)
 
 
 def answering_issuers(ctx: Context) -> list[AuthorityInfo]:

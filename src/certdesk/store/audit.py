@@ -126,7 +126,7 @@ def append_many(conn: Connection, entries: list[Entry]) -> int:
         journal.note_audit(
             conn, start + 1, first_prev, seq, prev, entries[-1].at, [e.action for e in entries]
         )
-        if any(e.object_type in WATCHED for e in entries):
+        if any(e.object_type in WATCHED and e.action not in QUIET for e in entries):
             note_change(conn)
     return seq
 
@@ -165,6 +165,10 @@ def newest_of(conn: Connection, action: str) -> AuditRecord | None:
 # Objects whose changes a running server reacts to at once (OCSP re-signing): the commit of a
 # transaction that recorded one wakes `Database.after_commit` listeners.
 WATCHED = ("certificate", "authority")
+# ... except these, which change no answer a process may hold: a reservation has no certificate
+# yet, and a new certificate's first response is recorded with it (`services/issuance.py`). The
+# change feed still lists them (read at its next poll).
+QUIET = ("certificate.reserve", "certificate.issue")
 
 
 # built once: every process reads the feed at each wake and every `ocsp.poll_seconds`

@@ -30,6 +30,7 @@ from certdesk.services.context import Context
 from certdesk.services.enrolment import Issue
 from certdesk.services.group_commit import GroupCommitter
 from certdesk.services.issuance import Issuance
+from certdesk.services.ocsp import OcspResponder
 from certdesk.services.renewal import Renewals
 from certdesk.web import api, api_docs, est, renewal_api
 from certdesk.web.portal import (
@@ -65,14 +66,18 @@ HEADINGS = {
 
 
 class Services:
-    """The use cases one server process keeps (CA key loaded once, one group committer)."""
+    """The use cases one server process keeps (CA key loaded once, one group committer).
 
-    def __init__(self, ctx: Context) -> None:
+    With the process's OCSP responder (`serve`), what is issued is recorded with its first OCSP
+    response."""
+
+    def __init__(self, ctx: Context, ocsp: OcspResponder | None = None) -> None:
         self.ctx = ctx
+        self.ocsp = ocsp
 
     @functools.cached_property
     def issuance(self) -> Issuance:
-        return Issuance(self.ctx)
+        return Issuance(self.ctx, answers=self.ocsp.first_answers if self.ocsp else None)
 
     @functools.cached_property
     def issue(self) -> Issue:
@@ -116,14 +121,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services.stop()
 
 
-def create_app(ctx: Context) -> FastAPI:
+def create_app(ctx: Context, ocsp: OcspResponder | None = None) -> FastAPI:
     # The API docs are served by web/api_docs.py from files in the package (no CDN, no inline
     # script), within the portal's Content-Security-Policy; FastAPI's own pages are off.
     app = FastAPI(
         title="certdesk", version=__version__, docs_url=None, redoc_url=None, lifespan=_lifespan
     )
     app.state.ctx = ctx
-    app.state.services = Services(ctx)
+    app.state.services = Services(ctx, ocsp)
     app.state.threads = Threads(ctx.config)  # lifespan or not
 
     @app.exception_handler(CertdeskError)

@@ -66,7 +66,9 @@ def claim_port(config: Config) -> socket.socket:
 def application(ctx: Context, ocsp: OcspResponder) -> ASGIApp:
     """What a server runs: OCSP answered in front of the FastAPI application, both behind the
     request limits (also the entry point of `bench/stack.py`, which measures server stacks)."""
-    return RequestLimits(OcspEndpoint(create_app(ctx), ocsp, ctx.config.url("ocsp")), ctx.config)
+    return RequestLimits(
+        OcspEndpoint(create_app(ctx, ocsp), ocsp, ctx.config.url("ocsp")), ctx.config
+    )
 
 
 def serve(ctx: Context, listener: socket.socket, ocsp: OcspResponder) -> None:
