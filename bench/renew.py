@@ -7,9 +7,10 @@ new keys and CSRs are made in advance. Then `certdesk serve` runs (real clock) o
 Timed, phase `renew`: --clients concurrent holders (asyncio + httpx, TLS keep-alive, the pinned
 root as trust anchor) each GET a nonce, sign the JWS with the current file key and POST
 /api/v1/renewal; one renewal = nonce + sign + renew, its latency is measured around all three.
-Phase `renew+confirm` (other holders): the same, then a second nonce and the confirmation signed
-with the new key. The load generator runs on the same cores as the server: its own CPU time,
-the server's and the rest of the machine's are printed next to the rates.
+Phase `renew+confirm` (other holders): the same, then the confirmation signed with the new key
+under the nonce the renewal's answer handed over (Replay-Nonce), as the holder's tool does.
+The load generator runs on the same cores as the server: its own CPU time, the server's and
+the rest of the machine's are printed next to the rates.
 
 SoftHSM: one holder renews on a SoftHSM token with the real `certdesk renew` (after `certdesk
 connect`; enrolled with `certdesk enroll` under libfaketime 340 days back), next to pkcs11-tool
@@ -412,17 +413,20 @@ async def _load(
             serial: str,
             action: str,
             payload: dict[str, str],
-        ) -> tuple[int, bytes]:
-            status, nonce, body = await c.request("GET", "/api/v1/renewal/nonce")
-            if status != 200:
-                return status, body
+            nonce: str = "",
+        ) -> tuple[int, str, bytes]:
+            """(status, the Replay-Nonce handed for the next request, body); a nonce request
+            first unless `nonce` is one a previous answer handed over (as the holder's tool)."""
+            if not nonce:
+                status, nonce, body = await c.request("GET", "/api/v1/renewal/nonce")
+                if status != 200:
+                    return status, "", body
             token = sign_request(key, serial=serial, nonce=nonce, action=action, payload=payload)
-            status, _, body = await c.request("POST", path, token.encode())
-            return status, body
+            return await c.request("POST", path, token.encode())
 
         async def one(c: RawHTTP | HttpxHTTP, h: Holder) -> None:
             t0 = time.perf_counter()
-            status, body = await signed(
+            status, handed, body = await signed(
                 c, "/api/v1/renewal", h.key, h.serial, "renew", {"csr": h.csr}
             )
             t1 = time.perf_counter()
@@ -433,8 +437,8 @@ async def _load(
             if not confirm:
                 return
             serial = json.loads(body)["serial"]
-            status, body = await signed(
-                c, "/api/v1/renewal/confirm", h.new_key, serial, "confirm", {}
+            status, _, body = await signed(
+                c, "/api/v1/renewal/confirm", h.new_key, serial, "confirm", {}, handed
             )
             if status != 200:
                 errors.append(f"confirm {status} {body[:200]!r}")

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from certdesk.client.renewal import CONFIRM, RENEW, TokenRenewal
+from certdesk.client.renewal import CONFIRM, PROFILE, RENEW, TokenRenewal
 from certdesk.client.server import Server
 from certdesk.client.settings import ClientSettings
 from certdesk.domain.clock import FixedClock
@@ -42,6 +42,21 @@ class LosesAnswer(Server):
             self.lost = True
             raise CertdeskError("client.server_unreachable", url=path, detail="connection reset")
         return response
+
+
+class Recording(Server):
+    """Notes each call; `before` runs ahead of each one (to move the server's clock)."""
+
+    def __init__(self, http: httpx.Client, before: Any = None) -> None:
+        super().__init__(SETTINGS, http=http)
+        self.calls: list[str] = []
+        self.before = before
+
+    def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        if self.before is not None:
+            self.before(method, path)
+        self.calls.append(f"{method} {path}")
+        return super()._call(method, path, **kw)
 
 
 @pytest.fixture
@@ -116,3 +131,36 @@ def _person_certs(issuance: Issuance) -> list[Any]:
     from certdesk.services.certificates import list_certificates
 
     return list_certificates(issuance.ctx, "p-001")
+
+
+NONCE = "GET /api/v1/renewal/nonce"
+
+
+def test_each_signed_answer_hands_over_the_next_nonce(world: tuple[Issuance, TestClient]) -> None:
+    """Profile, renewal and confirmation in a row under one nonce request (Replay-Nonce)."""
+    _issuance, http = world
+    server = Recording(http)
+    run(server, "renew")
+    posts = [f"POST {path}" for path in (PROFILE, RENEW, CONFIRM)]
+    assert server.calls == [NONCE, *posts]
+
+
+def test_a_handed_nonce_that_aged_costs_one_retry(world: tuple[Issuance, TestClient]) -> None:
+    """The holder took longer than the nonce lives before confirming: the server refuses the
+    handed nonce (nothing done), the tool asks for a fresh one and the renewal completes."""
+    issuance, http = world
+    clock = issuance.ctx.clock
+    assert isinstance(clock, FixedClock)
+    ttl = dt.timedelta(seconds=issuance.ctx.config.renewal.nonce_seconds + 1)
+
+    away: list[bool] = []
+
+    def away_before_confirming(method: str, path: str) -> None:
+        if path == CONFIRM and not away:
+            away.append(True)
+            clock.advance(ttl)
+
+    server = Recording(http, away_before_confirming)
+    outcome = run(server, "renew")
+    assert get_certificate(issuance.ctx, outcome.serial).state.value == "active"
+    assert server.calls[-3:] == [f"POST {CONFIRM}", NONCE, f"POST {CONFIRM}"]

@@ -66,6 +66,7 @@ class Server:
             context = ssl.create_default_context(cafile=str(settings.root_path))
             http = httpx.Client(base_url=settings.server_url, verify=context, timeout=TIMEOUT)
         self._http = http
+        self._handed: str | None = None  # the nonce the last signed answer carried
 
     def close(self) -> None:
         self._http.close()
@@ -102,13 +103,32 @@ class Server:
         action: str,
         payload: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """POST a request signed with `key` (certificate `serial`) under a fresh nonce."""
-        token = sign_request(
-            key, serial=serial, nonce=self.nonce(), action=action, payload=payload or {}
-        )
+        """POST a request signed with `key` (certificate `serial`) under the nonce the previous
+        signed answer handed over (`Replay-Nonce`), else a fresh one. A handed nonce the server
+        no longer takes (it aged while the holder was away) costs one retry with a fresh one:
+        a refused nonce means nothing was done."""
+        handed, self._handed = self._handed, None
+        try:
+            return self._post_signed(path, key, serial, action, payload, handed or self.nonce())
+        except ServerRefusal as refusal:
+            if handed is None or not refusal.code.startswith("nonce."):
+                raise
+        return self._post_signed(path, key, serial, action, payload, self.nonce())
+
+    def _post_signed(
+        self,
+        path: str,
+        key: RequestKey,
+        serial: str,
+        action: str,
+        payload: dict[str, Any] | None,
+        nonce: str,
+    ) -> dict[str, Any]:
+        token = sign_request(key, serial=serial, nonce=nonce, action=action, payload=payload or {})
         response = self._call(
             "POST", path, content=token, headers={"Content-Type": "application/jose"}
         )
+        self._handed = response.headers.get("Replay-Nonce")
         data: dict[str, Any] = response.json()
         return data
 

@@ -26,11 +26,24 @@ def renewals(request: Request) -> Renewals:
 T = TypeVar("T")
 
 
-async def _signed(request: Request, use_case: Callable[[str, str], T]) -> T:
+async def _signed(request: Request, response: Response, use_case: Callable[[str, str], T]) -> T:
     """Read the compact JWS body and run the (blocking) use case off the event loop; the
-    client's address goes with it (a refusal is counted for the audit log by source)."""
+    client's address goes with it (a refusal is counted for the audit log by source).
+
+    The answer carries the nonce for the client's next signed request (`Replay-Nonce`, as ACME
+    does, RFC 8555 §7.2): the holder's tool signs profile, renewal and confirmation in a row
+    with one nonce request instead of three."""
     source = request.client.host if request.client else "unknown"
-    return await issuing(request, use_case, await _jws(request), source)
+    done = await issuing(request, use_case, await _jws(request), source)
+    _hand_nonce(renewals(request), response)
+    return done
+
+
+def _hand_nonce(r: Renewals, response: Response) -> str:
+    value = r.new_nonce()
+    response.headers["Replay-Nonce"] = value
+    response.headers["Cache-Control"] = "no-store"
+    return value
 
 
 async def _jws(request: Request) -> str:
@@ -59,10 +72,7 @@ def _renewed(r: Renewals, renewed: Renewed, response: Response) -> dict[str, Any
 async def nonce(request: Request, response: Response) -> dict[str, str]:
     """A one-time nonce for the next signed request (also in the Replay-Nonce header): an HMAC
     of the time and random bytes, no database, so it is answered on the event loop."""
-    value = renewals(request).new_nonce()
-    response.headers["Replay-Nonce"] = value
-    response.headers["Cache-Control"] = "no-store"
-    return {"nonce": value}
+    return {"nonce": _hand_nonce(renewals(request), response)}
 
 
 # HEAD as ACME clients use it; each method its own operation in the OpenAPI document.
@@ -73,34 +83,34 @@ for _method in ("GET", "HEAD"):
 
 
 @router.post("/renewal/profile")
-async def profile(request: Request) -> dict[str, Any]:
+async def profile(request: Request, response: Response) -> dict[str, Any]:
     """The holder's registry data and renewal window (JWS signed by the current key)."""
-    return (await _signed(request, renewals(request).profile)).as_dict()
+    return (await _signed(request, response, renewals(request).profile)).as_dict()
 
 
 @router.post("/renewal", status_code=201)
 async def renew(request: Request, response: Response) -> dict[str, Any]:
     """Issue the renewal as pending install (or return the one already pending)."""
     r = renewals(request)
-    return _renewed(r, await _signed(request, r.renew), response)
+    return _renewed(r, await _signed(request, response, r.renew), response)
 
 
 @router.post("/renewal/pickup")
 async def pickup(request: Request, response: Response) -> dict[str, Any]:
     """Fetch a renewal whose first answer was lost (signed by the current key)."""
     r = renewals(request)
-    return _renewed(r, await _signed(request, r.pickup), response)
+    return _renewed(r, await _signed(request, response, r.pickup), response)
 
 
 @router.post("/renewal/confirm")
-async def confirm(request: Request) -> dict[str, str]:
+async def confirm(request: Request, response: Response) -> dict[str, str]:
     """Signed by the new key once it is on the token: new active, old superseded."""
-    done = await _signed(request, renewals(request).confirm)
+    done = await _signed(request, response, renewals(request).confirm)
     return {"serial": done.serial, "state": "active", "superseded": done.superseded}
 
 
 @router.post("/tokens/pin-changed")
-async def pin_changed(request: Request) -> dict[str, Any]:
+async def pin_changed(request: Request, response: Response) -> dict[str, Any]:
     """The holder changed the token's initial PIN (signed by the token's key)."""
-    serial = await _signed(request, renewals(request).report_pin_changed)
+    serial = await _signed(request, response, renewals(request).report_pin_changed)
     return {"token": serial, "pin_changed": True}
