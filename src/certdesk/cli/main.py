@@ -1010,8 +1010,8 @@ def serve(
     from certdesk.services.ca_hierarchy import export_certificates
     from certdesk.services.jobs import runner_for
     from certdesk.services.journal import require_trusted
-    from certdesk.services.maintenance import add_crl_job, add_maintenance_job, run_maintenance
-    from certdesk.services.ocsp import OcspResponder, add_ocsp_jobs
+    from certdesk.services.maintenance import add_background_jobs, run_maintenance
+    from certdesk.services.ocsp import OcspResponder
     from certdesk.services.ocsp_responders import ensure_responders
     from certdesk.services.processes import check_workers
     from certdesk.services.server_tls import ensure_tls_certificate
@@ -1053,10 +1053,7 @@ def serve(
         )
         return
     ocsp = OcspResponder(ctx)
-    add_maintenance_job(runner, ctx)
-    add_crl_job(runner, ctx)
-    add_ocsp_jobs(runner, ocsp)
-    ctx.db.after_commit(runner.wake)  # a revocation in this process re-signs at once
+    add_background_jobs(runner, ctx, ocsp)
     runner.start()
     run_server(ctx, listener, ocsp)
 
@@ -1070,8 +1067,8 @@ def worker() -> None:
 
     from certdesk.services.jobs import lease_holder, runner_for
     from certdesk.services.journal import require_trusted
-    from certdesk.services.maintenance import add_crl_job, add_maintenance_job
-    from certdesk.services.ocsp import OcspResponder, add_ocsp_jobs
+    from certdesk.services.maintenance import add_background_jobs
+    from certdesk.services.ocsp import OcspResponder
     from certdesk.services.ocsp_responders import ensure_responders
 
     ctx = context()
@@ -1079,10 +1076,7 @@ def worker() -> None:
     ensure_responders(ctx)
     runner = runner_for(ctx)
     ocsp = OcspResponder(ctx)
-    add_maintenance_job(runner, ctx)
-    add_crl_job(runner, ctx)
-    add_ocsp_jobs(runner, ocsp)
-    ctx.db.after_commit(runner.wake)
+    add_background_jobs(runner, ctx, ocsp)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -17,6 +17,7 @@ from certdesk.services.crl_publish import republish_due
 from certdesk.services.issuance import abandon_stale_reservations
 from certdesk.services.jobs import JobRunner
 from certdesk.services.nonces import Nonces
+from certdesk.services.ocsp import OcspResponder, add_ocsp_jobs
 from certdesk.services.reminders import RemindReport, delivery_configured, remind
 from certdesk.services.renewal_install import expire_pending
 from certdesk.services.rollover import retire_finished
@@ -61,6 +62,15 @@ def add_maintenance_job(runner: JobRunner, ctx: Context) -> None:
             log.info("maintenance: %s", report)
 
     runner.add("maintenance", every, job, first_in=every, once=True)
+
+
+def add_background_jobs(runner: JobRunner, ctx: Context, ocsp: OcspResponder) -> None:
+    """What `serve` and `worker` run besides answering: maintenance, CRLs, the OCSP change feed
+    and pre-signing; a commit that changed an answer (a revocation) wakes the feed at once."""
+    add_maintenance_job(runner, ctx)
+    add_crl_job(runner, ctx)
+    add_ocsp_jobs(runner, ocsp)
+    ctx.db.after_commit(runner.wake)
 
 
 def add_crl_job(runner: JobRunner, ctx: Context) -> None:
