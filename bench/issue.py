@@ -196,10 +196,10 @@ def issue_all(
         if committer is None:
             issuance.issue(request)
         else:
-            committer.issue(request)
+            committer.run(request)
         latencies.append(time.perf_counter() - t0)
 
-    committer = GroupCommitter(issuance) if mode == "group" else None
+    committer = GroupCommitter(issuance.issue_batch) if mode == "group" else None
     start = time.perf_counter()
     if committer is None:
         for i in range(len(csrs)):

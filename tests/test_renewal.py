@@ -32,7 +32,7 @@ from certdesk.services.enrolment.renewal import RenewalEnrolment
 from certdesk.services.group_commit import GroupCommitter
 from certdesk.services.issuance import Issuance
 from certdesk.services.renewal import Renewals
-from certdesk.services.renewal_install import expire_pending
+from certdesk.services.renewal_install import Activation, Confirmed, activate_many, expire_pending
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import register_token
 from certdesk.store.certificates import get as get_row
@@ -312,8 +312,8 @@ def test_two_renewals_in_one_group_commit_batch_get_the_same_certificate(
     same batch as the first gets the first's pending certificate, not a 409."""
     renewals, holder = setup
     clock_of(renewals).advance(340 * DAY)
-    committer = GroupCommitter(renewals.issuance)
-    renewals.issue = committer.issue
+    committer = GroupCommitter(renewals.issuance.issue_batch)
+    renewals.issue = committer.run
     gate = _Gate()
     held = committer.submit(gate)
     assert gate.entered.wait(30)
@@ -598,3 +598,66 @@ def test_a_batch_of_renewals_costs_the_statements_of_one(
     finally:
         event.remove(ctx.db.engine, "before_cursor_execute", count)
     assert counts[0] == counts[1], executed
+
+
+def test_confirmations_share_one_batch_each_answered_in_its_place(
+    setup: tuple[Renewals, Holder],
+) -> None:
+    """The server's confirmation batch (`activate_many`): two holders, a retried confirmation,
+    a replayed nonce and an unknown serial in one call; each gets its own answer, the two new
+    certificates are active and the old ones superseded, one audit record per move, chain
+    intact. The same confirmation twice in one batch loses the race once and is done again one
+    by one: both are answered as confirmed."""
+    renewals, zhang = setup
+    ctx = renewals.ctx
+    registry.add_person(ctx, "p-002", "Li Si", "FIN", "li@fin.example")
+    key = ec.generate_private_key(ec.SECP256R1())
+    li = Holder(
+        renewals,
+        key,
+        renewals.issuance.issue(OfficerEnrolment(ctx, "p-002", key.public_key())).serial,
+    )
+    clock_of(renewals).advance(340 * DAY)
+    new = [h.renew(ec.generate_private_key(ec.SECP256R1())).serial for h in (zhang, li)]
+    replayed = renewals.new_nonce()
+    batch = [
+        Activation(new[0], "holder:p-001", renewals.new_nonce()),
+        Activation(new[1], "holder:p-002", replayed),
+        Activation(new[1], "holder:p-002", replayed),  # the same nonce again: refused
+        Activation("abc123", "holder:p-002", renewals.new_nonce()),
+    ]
+    outcomes = activate_many(ctx, renewals.nonces, batch)
+    assert outcomes[:2] == [Confirmed(new[0], zhang.serial), Confirmed(new[1], li.serial)]
+    assert isinstance(outcomes[2], CertdeskError) and outcomes[2].code == "nonce.used"
+    assert isinstance(outcomes[3], CertdeskError) and outcomes[3].code == "cert.not_found"
+    for serial, state in [(new[0], "active"), (new[1], "active"), (zhang.serial, "superseded")]:
+        assert get_certificate(ctx, serial).state.value == state
+    again = activate_many(ctx, None, [Activation(new[0], "holder:p-001")] * 2)
+    assert again == [Confirmed(new[0], zhang.serial)] * 2  # retried: as the first time
+    actions = [
+        (r.action, r.object_id)
+        for r in list_records(ctx, limit=20).records
+        if r.action in ("certificate.supersede", "certificate.activate")
+    ]
+    assert sorted(actions) == sorted(
+        [
+            ("certificate.supersede", zhang.serial),
+            ("certificate.activate", new[0]),
+            ("certificate.supersede", li.serial),
+            ("certificate.activate", new[1]),
+        ]
+    )
+    assert verify_chain(ctx).ok
+
+
+def test_the_same_confirmation_twice_in_one_batch(setup: tuple[Renewals, Holder]) -> None:
+    """Sent twice at once (a retry racing the first): the batch loses the race on the second
+    move, is done again one by one, and both answers say confirmed."""
+    renewals, holder = setup
+    clock_of(renewals).advance(340 * DAY)
+    new = holder.renew(ec.generate_private_key(ec.SECP256R1())).serial
+    twice = [Activation(new, "holder:p-001", renewals.new_nonce()) for _ in range(2)]
+    assert (
+        activate_many(renewals.ctx, renewals.nonces, twice) == [Confirmed(new, holder.serial)] * 2
+    )
+    assert get_certificate(renewals.ctx, holder.serial).state.value == "superseded"

@@ -1,40 +1,49 @@
-"""Group commit for concurrent callers of the issuing path (web workers, bulk enrolment).
+"""Group commit for concurrent callers of one batched write (web workers, bulk enrolment).
 
-Callers hand in a request of any enrolment method; one worker thread drains what has queued up
-(at most `max_batch`) and runs it through `Issuance.issue_batch`, so N concurrent requests share
-two transactions instead of 2N. A lone request is not delayed: the worker takes whatever is
-waiting right now.
+Callers hand in a request; one worker thread drains what has queued up (at most `max_batch`)
+and runs it through the batch function — `Issuance.issue_batch` for every enrolment method,
+`renewal_install.activate_many` for confirmations — so N concurrent requests share one
+transaction (one commit, one journal fsync, one audit append) instead of N. A lone request is
+not delayed: the worker takes whatever is waiting right now.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from typing import Generic, TypeVar
 
 from certdesk.domain.errors import CertdeskError
-from certdesk.services.enrolment import Enrolment, IssuedCertificate
-from certdesk.services.issuance import Issuance
 
+R = TypeVar("R")
+T = TypeVar("T")
 _STOP = object()
 
 
-class GroupCommitter:
-    def __init__(self, issuance: Issuance, max_batch: int = 64) -> None:
-        self.issuance = issuance
+class GroupCommitter(Generic[R, T]):
+    """`run_batch` answers a batch of requests in their order, each a result or its refusal."""
+
+    def __init__(
+        self,
+        run_batch: Callable[[Sequence[R]], Sequence[T | CertdeskError]],
+        name: str = "certdesk-issuer",
+        max_batch: int = 64,
+    ) -> None:
+        self.run_batch = run_batch
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[Enrolment, Future[IssuedCertificate]] | object] = (
-            queue.SimpleQueue()
-        )
-        self._worker = threading.Thread(target=self._run, name="certdesk-issuer", daemon=True)
+        self._queue: queue.SimpleQueue[tuple[R, Future[T]] | object] = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._run, name=name, daemon=True)
         self._worker.start()
 
-    def submit(self, request: Enrolment) -> Future[IssuedCertificate]:
-        future: Future[IssuedCertificate] = Future()
+    def submit(self, request: R) -> Future[T]:
+        future: Future[T] = Future()
         self._queue.put((request, future))
         return future
 
-    def issue(self, request: Enrolment, timeout: float | None = 60.0) -> IssuedCertificate:
+    def run(self, request: R, timeout: float | None = 60.0) -> T:
+        """The request's result once its batch is committed (its refusal raised)."""
         return self.submit(request).result(timeout)
 
     def close(self) -> None:
@@ -58,9 +67,9 @@ class GroupCommitter:
                 batch.append(item)
             self._process(batch)  # type: ignore[arg-type]
 
-    def _process(self, batch: list[tuple[Enrolment, Future[IssuedCertificate]]]) -> None:
+    def _process(self, batch: list[tuple[R, Future[T]]]) -> None:
         try:
-            outcomes = self.issuance.issue_batch([request for request, _ in batch])
+            outcomes = self.run_batch([request for request, _ in batch])
         except BaseException as exc:  # the worker must survive; each caller sees the failure
             for _, future in batch:
                 future.set_exception(exc)

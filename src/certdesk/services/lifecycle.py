@@ -45,25 +45,37 @@ class Move:
     kind: Kind = "certificate"
 
 
+Change = tuple[str, str, Move]  # (actor, action, move)
+
+
 def transition(
     conn: Connection, at: dt.datetime, actor: str, action: str, moves: Sequence[Move]
 ) -> None:
-    """Apply `moves` (one kind, same before/after and value keys) in the caller's transaction.
+    """Apply `moves` in the caller's transaction, all by `actor` as `action`.
 
     If any object is no longer in its `before` state, `<kind>.state_changed` is raised and the
     caller's transaction rolls back: nothing of the batch happens.
     """
-    if not moves:
+    transitions(conn, at, [(actor, action, m) for m in moves])
+
+
+def transitions(conn: Connection, at: dt.datetime, changes: Sequence[Change]) -> None:
+    """`transition` for moves by several actors and actions (a group committer's batch): one
+    guarded write per kind, pair of states and set of values, and one audit append for all, the
+    records in the order of `changes`."""
+    if not changes:
         return
-    first = moves[0]
-    require_move(first.kind, first.before, first.after)
-    if any((m.kind, m.before, m.after) != (first.kind, first.before, first.after) for m in moves):
-        raise ValueError("one call moves objects of one kind between the same two states")
-    rows = [{"key": m.key, **m.values} for m in moves]
-    moved = move_rows(conn, first.kind, first.before.value, first.after.value, rows)
-    if moved != len(moves):
-        keys = ", ".join(m.key for m in moves)
-        raise CertdeskError(_CHANGED[first.kind], serial=keys, key=keys)
+    groups: dict[tuple[object, ...], list[Move]] = {}
+    for _actor, _action, m in changes:
+        groups.setdefault((m.kind, m.before, m.after, *sorted(m.values)), []).append(m)
+    for moves in groups.values():
+        first = moves[0]
+        require_move(first.kind, first.before, first.after)
+        rows = [{"key": m.key, **m.values} for m in moves]
+        moved = move_rows(conn, first.kind, first.before.value, first.after.value, rows)
+        if moved != len(moves):
+            keys = ", ".join(m.key for m in moves)
+            raise CertdeskError(_CHANGED[first.kind], serial=keys, key=keys)
     audit.append_many(
         conn,
         [
@@ -76,6 +88,6 @@ def transition(
                 before={"state": m.before.value, **m.was},
                 after={"state": m.after.value, **m.note},
             )
-            for m in moves
+            for actor, action, m in changes
         ],
     )

@@ -24,12 +24,20 @@ from certdesk.services.authorities import Issuers
 from certdesk.services.context import Context
 from certdesk.services.enrolment import Issue
 from certdesk.services.enrolment.renewal import RenewalEnrolment
+from certdesk.services.group_commit import GroupCommitter
 from certdesk.services.holder_auth import HolderAuth
 from certdesk.services.holder_profile import HolderProfile, holder_profile, record_pin_changed
 from certdesk.services.issuance import Issuance
 from certdesk.services.nonces import Nonces
 from certdesk.services.refusals import RefusalLog
-from certdesk.services.renewal_install import Confirmed, Renewed, activate, await_pending
+from certdesk.services.renewal_install import (
+    Activation,
+    Confirmed,
+    Renewed,
+    activate,
+    activate_many,
+    await_pending,
+)
 from certdesk.services.signed_requests import claimed_serial
 from certdesk.store import certificates as cert_store
 
@@ -58,7 +66,9 @@ class Renewals:
     """The holder's use cases; keep one per process (it holds the issuing CA and the nonce key).
 
     `issue` is the issuing path to use: the server passes its group committer's, so renewals
-    share batches with every other method.
+    share batches with every other method; `group_confirmations` sends confirmations through a
+    group committer of their own (the server's choice too: one transaction for the
+    confirmations that arrive together).
     """
 
     def __init__(
@@ -67,11 +77,20 @@ class Renewals:
         issuance: Issuance | None = None,
         issue: Issue | None = None,
         nonces: Nonces | None = None,
+        *,
+        group_confirmations: bool = False,
     ) -> None:
         self.ctx = ctx
         self.issuance = issuance or Issuance(ctx)
         self.issue = issue or self.issuance.issue
         self.nonces = nonces or Nonces(ctx)
+        self.activate: Callable[[Activation], Confirmed] = (
+            GroupCommitter(
+                functools.partial(activate_many, ctx, self.nonces), name="certdesk-confirmer"
+            ).run
+            if group_confirmations
+            else functools.partial(activate, ctx, nonces=self.nonces)
+        )
         self.issuers = Issuers.load(ctx)
         self.holders = HolderAuth(ctx, self.issuers)
         self.refusals = RefusalLog(ctx)
@@ -113,7 +132,7 @@ class Renewals:
             RenewalEnrolment.from_csr(self.ctx, current, csr, method="est_reenrol")
         )
         if renewed.state is CertState.PENDING_INSTALL:
-            activate(self.ctx, renewed.serial, f"holder:{current.person_id}")
+            activate(self.ctx, Activation(renewed.serial, f"holder:{current.person_id}"))
         return dataclasses.replace(renewed, state=CertState.ACTIVE, created=True)
 
     def _renew(self, request: RenewalEnrolment) -> Renewed:
@@ -147,7 +166,7 @@ class Renewals:
     def confirm(self, token: str) -> Confirmed:
         """Signed with the new key: it is installed. New active, old superseded (and in the CRL)."""
         new, request, _payload = self.holders.authenticate(token, "confirm")
-        return activate(self.ctx, new.serial, f"holder:{new.person_id}", request.nonce, self.nonces)
+        return self.activate(Activation(new.serial, f"holder:{new.person_id}", request.nonce))
 
     @_refusals_recorded
     def profile(self, token: str) -> HolderProfile:
@@ -163,6 +182,15 @@ class Renewals:
         with self.ctx.db.write() as conn:
             self.nonces.consume(conn, request.nonce)
             return record_pin_changed(self.ctx, conn, current)
+
+
+def _one(
+    batch: Callable[[list[Activation]], list[Confirmed | CertdeskError]], a: Activation
+) -> Confirmed:
+    (outcome,) = batch([a])
+    if isinstance(outcome, CertdeskError):
+        raise outcome
+    return outcome
 
 
 def pending_renewal(ctx: Context, serial: str) -> str | None:

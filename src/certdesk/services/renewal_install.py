@@ -4,8 +4,11 @@ old one is superseded (and listed on the CRL). One never confirmed in time is wi
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -15,7 +18,7 @@ from certdesk.domain.states import CertState, RevocationReason
 from certdesk.services.context import Context
 from certdesk.services.enrolment.renewal import pending_ttl
 from certdesk.services.issuance import IN_FLIGHT_GRACE, abandon
-from certdesk.services.lifecycle import Move, transition
+from certdesk.services.lifecycle import Change, Move, transitions
 from certdesk.services.nonces import Nonces
 from certdesk.services.revocation import revoke_in
 from certdesk.store import certificates as cert_store
@@ -43,47 +46,111 @@ class Confirmed:
     superseded: str
 
 
-def activate(
-    ctx: Context, serial: str, actor: str, nonce: str | None = None, nonces: Nonces | None = None
-) -> Confirmed:
-    """One transaction: `serial` (pending) active, the certificate it replaces superseded.
+@dataclass(frozen=True)
+class Activation:
+    """One confirmation to record: `serial` (pending install) by `actor`, spending `nonce` (None:
+    the caller proved the key otherwise, as EST's TLS handshake)."""
+
+    serial: str
+    actor: str
+    nonce: str | None = None
+
+
+def activate(ctx: Context, request: Activation, nonces: Nonces | None = None) -> Confirmed:
+    """One transaction: the pending certificate active, the certificate it replaces superseded.
 
     Confirming again is answered as the first time; a renewal past `renewal.pending_hours` or
     whose predecessor is no longer active is refused.
     """
+    (outcome,) = activate_many(ctx, nonces, [request])
+    if isinstance(outcome, CertdeskError):
+        raise outcome
+    return outcome
+
+
+def activate_many(
+    ctx: Context, nonces: Nonces | None, requests: Sequence[Activation]
+) -> list[Confirmed | CertdeskError]:
+    """`activate` for a batch in one transaction (the group committer's: concurrent holders
+    confirming share one commit, one journal fsync and one audit append instead of one each);
+    each refusal in its place. A batch that loses a race (a state changed under it) is done
+    again one by one, so one confirmation never refuses another."""
+    if len(requests) > 1:
+        try:
+            return _activate(ctx, nonces, requests)
+        except CertdeskError as exc:
+            if not exc.code.endswith("state_changed"):
+                raise
+        return [activate_many(ctx, nonces, [one])[0] for one in requests]
+    try:
+        return _activate(ctx, nonces, requests)
+    except CertdeskError as exc:
+        return [exc]
+
+
+def _activate(
+    ctx: Context, nonces: Nonces | None, requests: Sequence[Activation]
+) -> list[Confirmed | CertdeskError]:
     now = ctx.clock.now()
+    outcomes: list[Confirmed | CertdeskError | None] = [None] * len(requests)
     with ctx.db.write() as conn:
-        if nonce is not None and nonces is not None:
-            nonces.consume(conn, nonce)
-        row = cert_store.get(conn, serial, lock=True)
-        if row is None:
-            raise CertdeskError("cert.not_found", serial=serial)
-        state = CertState(row.state)
-        if state is CertState.ACTIVE and row.replaces is not None:
-            return Confirmed(serial, row.replaces)  # a retried confirmation
-        if state is not CertState.PENDING_INSTALL or row.replaces is None:
-            raise CertdeskError("renewal.not_pending", serial=serial, state=state.value)
-        if row.issued_at + pending_ttl(ctx) < now:
-            raise CertdeskError(
-                "renewal.pending_expired", serial=serial, hours=ctx.config.renewal.pending_hours
-            )
-        old = cert_store.get(conn, row.replaces, lock=True)
-        if old is None or old.state != CertState.ACTIVE.value:
-            raise CertdeskError("renewal.not_active", state=None if old is None else old.state)
+        spent = [i for i, r in enumerate(requests) if r.nonce is not None]
+        if spent and nonces is not None:
+            refusals = nonces.consume_many(conn, [requests[i].nonce or "" for i in spent])
+            for i, refusal in zip(spent, refusals, strict=True):
+                outcomes[i] = refusal
+        rows = cert_store.locked(conn, dict.fromkeys(r.serial for r in requests), stale=True)
+        going: dict[int, Any] = {}
+        for i, r in enumerate(requests):
+            if outcomes[i] is None:
+                outcomes[i] = _check(ctx, r.serial, rows[r.serial], now)
+                if outcomes[i] is None:
+                    going[i] = rows[r.serial]
+        olds = cert_store.locked(conn, {row.replaces: None for row in going.values()}, stale=True)
+        changes: list[Change] = []
         superseded = RevocationReason.SUPERSEDED.value
-        old_out = Move(
-            old.serial,
-            CertState.ACTIVE,
-            CertState.SUPERSEDED,
-            values={"revoked_at": now, "revocation_reason": superseded},
-            note={"reason": superseded, "by": serial},
-        )
-        new_in = Move(
-            serial, CertState.PENDING_INSTALL, CertState.ACTIVE, note={"replaces": old.serial}
-        )
-        transition(conn, now, actor, "certificate.supersede", [old_out])
-        transition(conn, now, actor, "certificate.activate", [new_in])
-    return Confirmed(serial, old.serial)
+        for i, row in going.items():
+            old = olds[row.replaces]
+            if old is None or old.state != CertState.ACTIVE.value:
+                state = None if old is None else old.state
+                outcomes[i] = CertdeskError("renewal.not_active", state=state)
+                continue
+            outcomes[i] = Confirmed(row.serial, old.serial)
+            values = {"revoked_at": now, "revocation_reason": superseded}
+            note = {"reason": superseded, "by": row.serial}
+            out = Move(old.serial, CertState.ACTIVE, CertState.SUPERSEDED, values, note)
+            into = Move(
+                row.serial,
+                CertState.PENDING_INSTALL,
+                CertState.ACTIVE,
+                note={"replaces": old.serial},
+            )
+            actor = requests[i].actor
+            changes += [
+                (actor, "certificate.supersede", out),
+                (actor, "certificate.activate", into),
+            ]
+        transitions(conn, now, changes)
+    assert all(o is not None for o in outcomes)
+    return [o for o in outcomes if o is not None]
+
+
+def _check(
+    ctx: Context, serial: str, row: Any, now: dt.datetime
+) -> Confirmed | CertdeskError | None:
+    """What a confirmation of `serial` gets without changing anything (a retried one: as the
+    first time; a refusal), or None: it may go ahead."""
+    if row is None:
+        return CertdeskError("cert.not_found", serial=serial)
+    state = CertState(row.state)
+    if state is CertState.ACTIVE and row.replaces is not None:
+        return Confirmed(serial, row.replaces)  # a retried confirmation
+    if state is not CertState.PENDING_INSTALL or row.replaces is None:
+        return CertdeskError("renewal.not_pending", serial=serial, state=state.value)
+    if row.issued_at + pending_ttl(ctx) < now:
+        hours = ctx.config.renewal.pending_hours
+        return CertdeskError("renewal.pending_expired", serial=serial, hours=hours)
+    return None
 
 
 def await_pending(ctx: Context, serial: str) -> Renewed:

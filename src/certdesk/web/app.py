@@ -82,11 +82,11 @@ class Services:
     @functools.cached_property
     def issue(self) -> Issue:
         """Every route that issues goes through this one group committer."""
-        return GroupCommitter(self.issuance).issue
+        return GroupCommitter(self.issuance.issue_batch).run
 
     @functools.cached_property
     def renewals(self) -> Renewals:
-        return Renewals(self.ctx, self.issuance, issue=self.issue)
+        return Renewals(self.ctx, self.issuance, issue=self.issue, group_confirmations=True)
 
     @functools.cached_property
     def access(self) -> Access:
