@@ -27,10 +27,14 @@ from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
 from certdesk.services.journal import attach
 from certdesk.services.maintenance import run_maintenance
+from certdesk.services.ocsp import OcspResponder
+from certdesk.services.ocsp_responders import ensure_responders
 from certdesk.services.renewal import Renewals
 from certdesk.services.revocation import revoke
 from certdesk.store.db import Database
+from certdesk.store.journal import segments
 from certdesk.store.migrate import upgrade
+from certdesk.store.ocsp import certificate_and_response
 from certdesk.store.tables import audit_head, audit_log
 from conftest import make_config, openssl
 from test_renewal import DAY, Holder
@@ -226,3 +230,24 @@ def test_restore_refuses_while_a_server_runs(
     finally:
         held.release()
     assert restore(ctx.config, backup.path, "test", accept_loss=False, clock=clock).refusal is None
+
+
+def test_first_ocsp_answers_stay_out_of_the_journal(
+    tmp_path: Path, db_url: str, clock: FixedClock
+) -> None:
+    """What `serve` issues is recorded with its OCSP response; the journal keeps the certificate
+    and not the response (derived: signed again from the certificates after a restore)."""
+    ctx = journalled(tmp_path, db_url, clock)
+    init_hierarchy(ctx)
+    registry.add_unit(ctx, "FIN", "Finance Bureau", "Li Contact", "it@fin.example", "0771-1")
+    registry.add_person(ctx, "p-000", "Person 0", "FIN", "p0@fin.example")
+    ensure_responders(ctx)
+    responder = OcspResponder(ctx)
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    issuance = Issuance(ctx, answers=responder.first_answers)
+    issued = issuance.issue(OfficerEnrolment(ctx, "p-000", key))
+    with ctx.db.read() as conn:
+        _row, stored = certificate_and_response(conn, issued.issuer, issued.serial)
+    assert stored is not None and stored.status == "good"
+    journal = "".join(p.read_text() for p in segments(ctx.config.journal_dir))
+    assert issued.serial in journal and "ocsp_responses" not in journal
