@@ -184,15 +184,6 @@ class Renewals:
             return record_pin_changed(self.ctx, conn, current)
 
 
-def _one(
-    batch: Callable[[list[Activation]], list[Confirmed | CertdeskError]], a: Activation
-) -> Confirmed:
-    (outcome,) = batch([a])
-    if isinstance(outcome, CertdeskError):
-        raise outcome
-    return outcome
-
-
 def pending_renewal(ctx: Context, serial: str) -> str | None:
     """A renewal issued for `serial` and not yet installed: the portal offers "Get certificate"
     (the helper's pickup installs that one; it never issues a second)."""
