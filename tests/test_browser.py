@@ -525,7 +525,9 @@ def test_office_requests_from_filing_to_the_token_back(portal: LivePortal, visit
     assert go(leaver, "/") == 403
     assert leaver.page.get_attribute("p.problem", "data-code") == "login.departed"
     crl = crl_text(portal)
-    entry = crl.split(f"Serial Number: {leaving.serial.upper()}")[1].split("Serial Number:")[0]
+    # openssl prints whole bytes: a serial with an odd number of hex digits gets a leading 0
+    listed = leaving.serial.upper().zfill(len(leaving.serial) + len(leaving.serial) % 2)
+    entry = crl.split(f"Serial Number: {listed}")[1].split("Serial Number:")[0]
     assert "Affiliation Changed" in entry, crl
 
     for lang in LANGS:
