@@ -52,6 +52,11 @@ bench: $(DEV_STAMP)
 	$(BIN)/python bench/portal.py --proxy
 	$(BIN)/python bench/stack.py
 	$(BIN)/python bench/ocsp.py
+	# the scaled shape and the application's own CPU (PostgreSQL: $$CERTDESK_BENCH_PG or the test database)
+	$(BIN)/python bench/portal.py --workers 2
+	$(BIN)/python bench/renew.py --workers 2 --client raw
+	$(BIN)/python bench/app_cpu.py
+	$(BIN)/python bench/app_cpu.py --renew --requests 2000 --clients 32
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
