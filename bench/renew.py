@@ -253,6 +253,21 @@ def make_holders(ctx: Context, count: int, batch: int = 200) -> list[Holder]:
     return holders
 
 
+def child_env(workdir: Path) -> dict[str, str]:
+    """The servers' and CLIs' environment: nothing of ours but PATH, and PYTHONPATH when set, so
+    that code from another checkout (`PYTHONPATH=<worktree>/src`, an interleaved before/after
+    pair) is what the children run too, not only this process."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(workdir),
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+    }
+    if "PYTHONPATH" in os.environ:
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -764,10 +779,7 @@ def bench(args: argparse.Namespace, workdir: Path, url: str) -> list[str]:
             )
     db.dispose()
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(workdir),
-        "LANG": "C.UTF-8",
-        "TZ": "UTC",
+        **child_env(workdir),
         "COLUMNS": "200",
         "CERTDESK_PATHS_DATA_DIR": str(workdir / "var"),
         "CERTDESK_DATABASE_URL": url,
@@ -828,10 +840,7 @@ def scaled(args: argparse.Namespace, workdir: Path, url: str) -> None:
     holders = make_holders(ctx, args.count * args.workers)
     db.dispose()
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(workdir),
-        "LANG": "C.UTF-8",
-        "TZ": "UTC",
+        **child_env(workdir),
         "CERTDESK_DATABASE_URL": url,
         "CERTDESK_CA_PASSPHRASE": PASSPHRASE,
     }
