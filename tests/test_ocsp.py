@@ -173,7 +173,7 @@ def test_a_certificate_is_recorded_with_its_first_answer(
         raise RuntimeError("responder key unreadable")
 
     unanswered = enrol(ca_ctx, "p-first-broken", Issuance(ca_ctx, answers=broken))
-    assert "first OCSP responses not signed" in caplog.text
+    assert "OCSP responses not signed with the change" in caplog.text
     assert responder.apply_changes() == [unanswered.serial]
 
 

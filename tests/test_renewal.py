@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import jwt
 import pytest
@@ -31,14 +32,18 @@ from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.enrolment.renewal import RenewalEnrolment
 from certdesk.services.group_commit import GroupCommitter
 from certdesk.services.issuance import Issuance
+from certdesk.services.ocsp import OcspResponder
+from certdesk.services.ocsp_responders import ensure_responders
 from certdesk.services.renewal import Renewals
 from certdesk.services.renewal_install import Activation, Confirmed, activate_many, expire_pending
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import register_token
 from certdesk.store.certificates import get as get_row
 from certdesk.store.certificates import in_flight_renewal
+from certdesk.store.ocsp import certificate_and_response
 from certdesk.store.tables import crls, people
 from request_keys import FileRequestKey
+from test_ocsp import openssl_status
 
 DAY = dt.timedelta(days=1)
 
@@ -661,3 +666,39 @@ def test_the_same_confirmation_twice_in_one_batch(setup: tuple[Renewals, Holder]
         activate_many(renewals.ctx, renewals.nonces, twice) == [Confirmed(new, holder.serial)] * 2
     )
     assert get_certificate(renewals.ctx, holder.serial).state.value == "superseded"
+
+
+def test_a_confirmation_is_recorded_with_the_superseded_answer(
+    setup: tuple[Renewals, Holder], tmp_path: Path
+) -> None:
+    """With the server's OCSP responder, the superseded certificate's "revoked" is saved with
+    the confirmation: `openssl ocsp` reads it from the store at once, the change feed has nothing
+    left to sign and the commit wakes nobody. Without a responder the commit wakes the feed."""
+    renewals, zhang = setup
+    ctx = renewals.ctx
+    registry.add_person(ctx, "p-002", "Li Si", "FIN", "li@fin.example")
+    key = ec.generate_private_key(ec.SECP256R1())
+    issued = renewals.issuance.issue(OfficerEnrolment(ctx, "p-002", key.public_key()))
+    li = Holder(renewals, key, issued.serial)
+    clock_of(renewals).advance(340 * DAY)
+    ensure_responders(ctx)  # a responder valid on day 340
+    responder = OcspResponder(ctx)
+    new = [h.renew(ec.generate_private_key(ec.SECP256R1())).serial for h in (zhang, li)]
+    responder.apply_changes()
+    woken: list[int] = []
+    ctx.db.after_commit(lambda: woken.append(1))
+
+    answered = activate_many(ctx, None, [Activation(new[0], "holder:p-001")], responder.answers_for)
+    assert answered == [Confirmed(new[0], zhang.serial)] and woken == []
+    with ctx.db.read() as conn:
+        _row, stored = certificate_and_response(conn, issued.issuer, zhang.serial)
+    assert stored is not None
+    out = openssl_status(ctx, tmp_path, bytes(stored.der), int(zhang.serial, 16))
+    assert ": revoked" in out and "Reason: superseded" in out
+    assert responder.apply_changes() == []
+
+    assert activate_many(ctx, None, [Activation(new[1], "holder:p-002")]) == [
+        Confirmed(new[1], li.serial)
+    ]
+    assert woken == [1]
+    assert responder.apply_changes() == [li.serial]

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -132,8 +132,8 @@ Outcome = IssuedCertificate | CertdeskError
 
 
 class NewAnswers(Protocol):
-    """OCSP responses for certificates about to be recorded (`services/ocsp.py` FirstAnswers):
-    saved in the record transaction, published after it commits."""
+    """OCSP responses for a change about to be recorded (`services/ocsp.py` SignedAnswers):
+    saved in its transaction, published after it commits."""
 
     def save(self, conn: Connection) -> None: ...
 
@@ -141,6 +141,24 @@ class NewAnswers(Protocol):
 
 
 SignNewAnswers = Callable[[Sequence[tuple[str, int]]], NewAnswers]  # (issuer name, serial)
+Item = TypeVar("Item")
+
+
+def signed_answers(
+    sign: Callable[[Sequence[Item]], NewAnswers] | None, items: Sequence[Item]
+) -> NewAnswers | None:
+    """The OCSP answers of a change, signed before it is recorded. A responder that fails costs
+    only this shortcut, never the change: its commit then wakes the change feed, which signs
+    them."""
+    if sign is None or not items:
+        return None
+    try:
+        return sign(items)
+    except Exception:
+        log.warning(
+            "OCSP responses not signed with the change; the change feed will", exc_info=True
+        )
+        return None
 
 
 class Issuance:
@@ -265,9 +283,13 @@ class Issuance:
         if not signed:
             return
         now = self.ctx.clock.now()
-        answers = self._new_answers(signed)
+        answers = signed_answers(
+            self.answers, [(s.reserved.issuer, s.reserved.serial) for s in signed]
+        )
         try:
             with self.ctx.db.write() as conn:
+                if answers is not None:  # first: the moves' audit records see them saved
+                    answers.save(conn)
                 for s in signed:
                     intent = s.reserved.intent
                     if intent.token_serial is not None and intent.person_id is not None:
@@ -276,8 +298,6 @@ class Issuance:
                 for _state, group in groupby(by_state, key=lambda s: s.reserved.intent.state_after):
                     moves = [s.move(now) for s in group]
                     transition(conn, now, self.ctx.actor, "certificate.issue", moves)
-                if answers is not None:
-                    answers.save(conn)
         except (IntegrityError, CertdeskError) as exc:
             if len(signed) > 1:  # find out which one is refused: record them one by one
                 for s in signed:
@@ -297,17 +317,6 @@ class Issuance:
                 s.reserved.issuer,
                 _issuer_certificate(self.authority_of(s.reserved.issuer)),
             )
-
-    def _new_answers(self, signed: list[_Signed]) -> NewAnswers | None:
-        """Signed before the record transaction: a responder that fails costs only this
-        shortcut (the change feed signs what is missing), never the certificate."""
-        if self.answers is None:
-            return None
-        try:
-            return self.answers([(s.reserved.issuer, s.reserved.serial) for s in signed])
-        except Exception:
-            log.warning("first OCSP responses not signed; the change feed will", exc_info=True)
-            return None
 
     def _refused_at_record(self, s: _Signed, exc: Exception) -> CertdeskError:
         hexserial = s.reserved.hexserial

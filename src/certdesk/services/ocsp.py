@@ -8,8 +8,9 @@ reads the certificates the audit log says changed (in this process, which wakes 
 commit, or in any other, which it polls for every `ocsp.poll_seconds`).
 
 A certificate issued in `serve` is recorded with its first ("good") response, signed just before
-(`first_answers`, called by `services/issuance.py`): it is answered from its first moment, on
-every machine, and its commit does not wake the feed.
+(`first_answers`, called by `services/issuance.py`), and one superseded by a confirmed renewal
+with its "revoked" (`answers_for`, `services/renewal_install.py`): true from the first moment,
+on every machine, and their commits do not wake the feed.
 
 With several processes (`add_ocsp_jobs`), every one evicts the changed certificates' answers
 from its memory, and re-signs at once those no longer "good" (a stale "good" file must be
@@ -63,6 +64,7 @@ from certdesk.services.jobs import JobRunner
 from certdesk.services.ocsp_responders import Responder, ensure_responders, load_responders
 from certdesk.store import audit
 from certdesk.store import ocsp as ocsp_store
+from certdesk.store.db import note_answered
 
 __all__ = ["ERRORS", "MAX_REQUEST", "OcspResponder", "Served", "add_ocsp_jobs"]
 
@@ -197,18 +199,20 @@ class Signed:
 
 
 @dataclass(frozen=True)
-class FirstAnswers:
-    """New certificates' "good" responses, signed before the transaction that records them:
-    `save` adds them to it, so a certificate and its first answer are committed together (it is
-    answered from its first moment, on every machine, and the change feed has nothing to sign);
+class SignedAnswers:
+    """Responses signed for a change about to be recorded (a new certificate's first "good", a
+    superseded one's "revoked"): `save` adds them to the change's transaction, so the change and
+    its answer are committed together — true from the first moment, on every machine — and the
+    change does not wake the change feed (`note_answered`: it has nothing left to sign);
     `publish`, once committed, writes their files and forgets what this process answered for
-    those serials before (at most "unknown")."""
+    those serials before."""
 
     responder: OcspResponder
     signed: list[Signed]
 
     def save(self, conn: Connection) -> None:
         ocsp_store.save_responses(conn, [s.row() for s in self.signed])
+        note_answered(conn, (format(s.question.serial, "x") for s in self.signed))
 
     def publish(self) -> None:
         self.responder.published(self.signed)
@@ -228,6 +232,8 @@ class OcspResponder:
         self._seq = 0  # the audit record up to which changes have been applied
         self._watched_at = -1e9  # monotonic time the change feed was last read
         self._refresh_after = 0.0  # POSIX time: an answer whose nextUpdate is before is due
+        # what `published` wrote here (file and store alike), by serial, until the feed sees it
+        self._published: dict[str, tuple[object, ...]] = {}
         self.reload()
         with ctx.db.read() as conn:
             self._seq = audit.changes_since(conn, 2**62)[0]
@@ -390,18 +396,23 @@ class OcspResponder:
         self._store(done)
         return len(done)
 
-    def first_answers(self, issued: Sequence[tuple[str, int]]) -> FirstAnswers:
+    def first_answers(self, issued: Sequence[tuple[str, int]]) -> SignedAnswers:
         """The "good" responses of certificates (issuer name, serial) signed and about to be
-        recorded (`services/issuance.py`); an issuer without a responder here is left to the
-        change feed."""
+        recorded (`services/issuance.py`)."""
+        return self.answers_for(
+            [(issuer, serial, Answer(CertStatus.GOOD)) for issuer, serial in issued]
+        )
+
+    def answers_for(self, changed: Sequence[tuple[str, int, Answer]]) -> SignedAnswers:
+        """The responses of certificates (issuer name, serial, what to say) whose change is
+        about to be recorded; an issuer without a responder here is left to the change feed."""
         this_update, next_update = self._window(self.ctx.clock.now().replace(microsecond=0))
-        good = Answer(CertStatus.GOOD)
         signed = [
-            Signed.now(responder, responder.question(serial), good, this_update, next_update)
-            for issuer, serial in issued
+            Signed.now(responder, responder.question(serial), truth, this_update, next_update)
+            for issuer, serial, truth in changed
             if (responder := self._responders.get(issuer)) is not None
         ]
-        return FirstAnswers(self, signed)
+        return SignedAnswers(self, signed)
 
     def _store(self, signed: Sequence[Signed]) -> None:
         """Save responses (one transaction) and write their files for nginx."""
@@ -420,9 +431,20 @@ class OcspResponder:
                 atomic_write(self.files_dir / "ocsp" / name, s.der, durable=False)
 
     def published(self, signed: Sequence[Signed]) -> None:
-        """Responses another transaction saved (`FirstAnswers`): files, and memory made true."""
+        """Responses another transaction saved (`SignedAnswers`): files, and memory made true.
+        Noted for the change feed, which need not sign them again here (`resign`)."""
         self._evict(s.question.serial for s in signed)
         self._write_files(signed)
+        with self._writing:
+            if len(self._published) > self.ctx.config.ocsp.cache_entries:
+                self._published.clear()  # the feed has not run for long: sign again, harmless
+            for s in signed:
+                self._published[format(s.question.serial, "x")] = (
+                    s.truth.status.value,
+                    s.truth.revoked_at,
+                    s.next_update,
+                    s.responder.serial,
+                )
 
     def file_path(self, question: Question) -> Path:
         """Where the canonical response for `question` is written."""
@@ -464,7 +486,10 @@ class OcspResponder:
 
     def resign(self, serials: Sequence[str], *, good: bool = True) -> list[str]:
         """Sign the canonical responses of `serials` now, from their status now: always those
-        not "good"; the "good" ones when `good` and their stored response is due (`_due`)."""
+        not "good" (every process: its own nginx files must not stay "good"), except one whose
+        stored response this process saved with the change and filed itself (`published`) and
+        which no later change touched; the "good" ones when `good` and their stored response is
+        due (`_due`)."""
         if not serials:
             return []
         now = self.ctx.clock.now().replace(microsecond=0)
@@ -477,7 +502,12 @@ class OcspResponder:
             if responder is None or row.not_after is None:
                 continue
             truth = answer_of(row, now)
-            if truth.status is CertStatus.UNKNOWN:
+            if truth.status is CertStatus.UNKNOWN or self._published.pop(row.serial, None) == (
+                row.stored_status,
+                row.stored_revoked_at,
+                row.stored_next_update,
+                row.stored_responder,
+            ):
                 continue
             if truth.status is CertStatus.GOOD and not (
                 good and _due(row, truth, responder, now, refresh)

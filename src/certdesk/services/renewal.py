@@ -34,6 +34,7 @@ from certdesk.services.renewal_install import (
     Activation,
     Confirmed,
     Renewed,
+    SignAnswers,
     activate,
     activate_many,
     await_pending,
@@ -68,7 +69,8 @@ class Renewals:
     `issue` is the issuing path to use: the server passes its group committer's, so renewals
     share batches with every other method; `group_confirmations` sends confirmations through a
     group committer of their own (the server's choice too: one transaction for the
-    confirmations that arrive together).
+    confirmations that arrive together); `answers` (the server's OCSP responder) signs each
+    superseded certificate's "revoked" to be saved with its confirmation.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Renewals:
         nonces: Nonces | None = None,
         *,
         group_confirmations: bool = False,
+        answers: SignAnswers | None = None,
     ) -> None:
         self.ctx = ctx
         self.issuance = issuance or Issuance(ctx)
@@ -86,10 +89,11 @@ class Renewals:
         self.nonces = nonces or Nonces(ctx)
         self.activate: Callable[[Activation], Confirmed] = (
             GroupCommitter(
-                functools.partial(activate_many, ctx, self.nonces), name="certdesk-confirmer"
+                functools.partial(activate_many, ctx, self.nonces, answers=answers),
+                name="certdesk-confirmer",
             ).run
             if group_confirmations
-            else functools.partial(activate, ctx, nonces=self.nonces)
+            else functools.partial(activate, ctx, nonces=self.nonces, answers=answers)
         )
         self.issuers = Issuers.load(ctx)
         self.holders = HolderAuth(ctx, self.issuers)

@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from certdesk.ca.ocsp import Answer
 from certdesk.domain.errors import CertdeskError
+from certdesk.domain.lifecycle import RevocationStatus
 from certdesk.domain.states import CertState, RevocationReason
 from certdesk.services.context import Context
 from certdesk.services.enrolment.renewal import pending_ttl
-from certdesk.services.issuance import IN_FLIGHT_GRACE, abandon
+from certdesk.services.issuance import IN_FLIGHT_GRACE, NewAnswers, abandon, signed_answers
 from certdesk.services.lifecycle import Change, Move, transitions
 from certdesk.services.nonces import Nonces
 from certdesk.services.revocation import revoke_in
@@ -56,40 +58,56 @@ class Activation:
     nonce: str | None = None
 
 
-def activate(ctx: Context, request: Activation, nonces: Nonces | None = None) -> Confirmed:
+# (issuer name, serial, what to say) → the responses, saved with the change (services/ocsp.py)
+SignAnswers = Callable[[Sequence[tuple[str, int, Answer]]], NewAnswers]
+
+
+def activate(
+    ctx: Context,
+    request: Activation,
+    nonces: Nonces | None = None,
+    answers: SignAnswers | None = None,
+) -> Confirmed:
     """One transaction: the pending certificate active, the certificate it replaces superseded.
 
     Confirming again is answered as the first time; a renewal past `renewal.pending_hours` or
     whose predecessor is no longer active is refused.
     """
-    (outcome,) = activate_many(ctx, nonces, [request])
+    (outcome,) = activate_many(ctx, nonces, [request], answers)
     if isinstance(outcome, CertdeskError):
         raise outcome
     return outcome
 
 
 def activate_many(
-    ctx: Context, nonces: Nonces | None, requests: Sequence[Activation]
+    ctx: Context,
+    nonces: Nonces | None,
+    requests: Sequence[Activation],
+    answers: SignAnswers | None = None,
 ) -> list[Confirmed | CertdeskError]:
     """`activate` for a batch in one transaction (the group committer's: concurrent holders
     confirming share one commit, one journal fsync and one audit append instead of one each);
     each refusal in its place. A batch that loses a race (a state changed under it) is done
-    again one by one, so one confirmation never refuses another."""
+    again one by one, so one confirmation never refuses another. With `answers` (the server's
+    OCSP responder) each superseded certificate's "revoked" is saved with the change."""
     if len(requests) > 1:
         try:
-            return _activate(ctx, nonces, requests)
+            return _activate(ctx, nonces, requests, answers)
         except CertdeskError as exc:
             if not exc.code.endswith("state_changed"):
                 raise
-        return [activate_many(ctx, nonces, [one])[0] for one in requests]
+        return [activate_many(ctx, nonces, [one], answers)[0] for one in requests]
     try:
-        return _activate(ctx, nonces, requests)
+        return _activate(ctx, nonces, requests, answers)
     except CertdeskError as exc:
         return [exc]
 
 
 def _activate(
-    ctx: Context, nonces: Nonces | None, requests: Sequence[Activation]
+    ctx: Context,
+    nonces: Nonces | None,
+    requests: Sequence[Activation],
+    answers: SignAnswers | None,
 ) -> list[Confirmed | CertdeskError]:
     now = ctx.clock.now()
     outcomes: list[Confirmed | CertdeskError | None] = [None] * len(requests)
@@ -108,6 +126,7 @@ def _activate(
                     going[i] = rows[r.serial]
         olds = cert_store.locked(conn, {row.replaces: None for row in going.values()}, stale=True)
         changes: list[Change] = []
+        revoked: list[tuple[str, int, Answer]] = []
         superseded = RevocationReason.SUPERSEDED.value
         for i, row in going.items():
             old = olds[row.replaces]
@@ -130,7 +149,19 @@ def _activate(
                 (actor, "certificate.supersede", out),
                 (actor, "certificate.activate", into),
             ]
+            revoked.append(
+                (
+                    old.issuer,
+                    int(old.serial, 16),
+                    Answer(RevocationStatus.REVOKED, now, RevocationReason.SUPERSEDED),
+                )
+            )
+        signed = signed_answers(answers, revoked)
+        if signed is not None:
+            signed.save(conn)
         transitions(conn, now, changes)
+    if signed is not None:
+        signed.publish()
     assert all(o is not None for o in outcomes)
     return [o for o in outcomes if o is not None]
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from certdesk.store import journal
-from certdesk.store.db import note_change
+from certdesk.store.db import answered, note_change
 from certdesk.store.tables import audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -126,7 +126,11 @@ def append_many(conn: Connection, entries: list[Entry]) -> int:
         journal.note_audit(
             conn, start + 1, first_prev, seq, prev, entries[-1].at, [e.action for e in entries]
         )
-        if any(e.object_type in WATCHED and e.action not in QUIET for e in entries):
+        saved = answered(conn)
+        if any(
+            e.object_type in WATCHED and e.action not in QUIET and e.object_id not in saved
+            for e in entries
+        ):
             note_change(conn)
     return seq
 
@@ -165,10 +169,11 @@ def newest_of(conn: Connection, action: str) -> AuditRecord | None:
 # Objects whose changes a running server reacts to at once (OCSP re-signing): the commit of a
 # transaction that recorded one wakes `Database.after_commit` listeners.
 WATCHED = ("certificate", "authority")
-# ... except these, which change no answer a process may hold: a reservation has no certificate
-# yet, and a new certificate's first response is recorded with it (`services/issuance.py`). The
-# change feed still lists them (read at its next poll).
-QUIET = ("certificate.reserve", "certificate.issue")
+# ... except what changes no answer: a reservation has no certificate yet, and a renewal
+# installed (pending → active) is "good" before and after. Nor does a change to a certificate
+# whose new answer the same transaction saved (`note_answered`: a new certificate's first
+# response, a superseded one's "revoked"). The change feed still lists them all (its next poll).
+QUIET = ("certificate.reserve", "certificate.activate")
 
 
 # built once: every process reads the feed at each wake and every `ocsp.poll_seconds`

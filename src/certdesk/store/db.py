@@ -95,6 +95,7 @@ class Database:
                 if capture is not None:
                     journal_file.end_capture(conn)
                 changed = conn.info.pop(_CHANGED, False)
+                conn.info.pop(_ANSWERED, None)
         if changed:
             for listener in self._listeners:
                 listener()
@@ -221,6 +222,7 @@ def _row_type(names: list[str]) -> type:
 
 
 _CHANGED = "certdesk.changed"
+_ANSWERED = "certdesk.answered"
 
 
 IN_LIST_SIZE = 500  # values per statement of an expanding IN: well under every driver's limit
@@ -249,6 +251,18 @@ def sqlite_file(url: str) -> Path | None:
 def note_change(conn: Connection) -> None:
     """Mark the transaction on `conn` as one `Database.after_commit` listeners hear about."""
     conn.info[_CHANGED] = True
+
+
+def note_answered(conn: Connection, serials: Iterable[str]) -> None:
+    """Mark certificates whose OCSP answer this transaction saves, true once it commits: a
+    change to them alone is not one the listeners need to hear about (`store/audit.py`)."""
+    conn.info.setdefault(_ANSWERED, set()).update(serials)
+
+
+def answered(conn: Connection) -> set[str]:
+    """The certificates `note_answered` marked in this transaction."""
+    found: set[str] = conn.info.get(_ANSWERED, set())
+    return found
 
 
 def _ping_when_idle(engine: Engine) -> Engine:

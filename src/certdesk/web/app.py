@@ -86,7 +86,13 @@ class Services:
 
     @functools.cached_property
     def renewals(self) -> Renewals:
-        return Renewals(self.ctx, self.issuance, issue=self.issue, group_confirmations=True)
+        return Renewals(
+            self.ctx,
+            self.issuance,
+            issue=self.issue,
+            group_confirmations=True,
+            answers=self.ocsp.answers_for if self.ocsp else None,
+        )
 
     @functools.cached_property
     def access(self) -> Access:
