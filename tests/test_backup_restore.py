@@ -244,7 +244,7 @@ def test_first_ocsp_answers_stay_out_of_the_journal(
     ensure_responders(ctx)
     responder = OcspResponder(ctx)
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    issuance = Issuance(ctx, answers=responder.first_answers)
+    issuance = Issuance(ctx, answers=responder.answers_for)
     issued = issuance.issue(OfficerEnrolment(ctx, "p-000", key))
     with ctx.db.read() as conn:
         _row, stored = certificate_and_response(conn, issued.issuer, issued.serial)

@@ -158,7 +158,7 @@ def test_a_certificate_is_recorded_with_its_first_answer(
     responder.presign()
     woken: list[int] = []
     ca_ctx.db.after_commit(lambda: woken.append(1))
-    issued = enrol_filed(ca_ctx, "p-first", Issuance(ca_ctx, answers=responder.first_answers))
+    issued = enrol_filed(ca_ctx, "p-first", Issuance(ca_ctx, answers=responder.answers_for))
     assert woken == []
     issuing = load_authority(ca_ctx, ISSUING).certificate
     assert issuing is not None

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -30,8 +30,10 @@ from sqlalchemy.exc import IntegrityError
 
 from certdesk.ca.issuer import Authority, CertificateOrder, LintHook
 from certdesk.ca.keys import KeyType, key_type_of
+from certdesk.ca.ocsp import Answer
 from certdesk.ca.profiles import Profile
 from certdesk.domain.errors import CertdeskError
+from certdesk.domain.lifecycle import RevocationStatus
 from certdesk.domain.states import CertState
 from certdesk.domain.validity import validity_from
 from certdesk.services.authorities import active_issuers, load_authority, pick_issuer
@@ -140,12 +142,12 @@ class NewAnswers(Protocol):
     def publish(self) -> None: ...
 
 
-SignNewAnswers = Callable[[Sequence[tuple[str, int]]], NewAnswers]  # (issuer name, serial)
-Item = TypeVar("Item")
+# (issuer name, serial, what to say) → the responses, saved with the change (services/ocsp.py)
+SignAnswers = Callable[[Sequence[tuple[str, int, Answer]]], NewAnswers]
 
 
 def signed_answers(
-    sign: Callable[[Sequence[Item]], NewAnswers] | None, items: Sequence[Item]
+    sign: SignAnswers | None, items: Sequence[tuple[str, int, Answer]]
 ) -> NewAnswers | None:
     """The OCSP answers of a change, signed before it is recorded. A responder that fails costs
     only this shortcut, never the change: its commit then wakes the change feed, which signs
@@ -172,7 +174,7 @@ class Issuance:
         self,
         ctx: Context,
         authority: Authority | None = None,
-        answers: SignNewAnswers | None = None,
+        answers: SignAnswers | None = None,
     ) -> None:
         """The CA that issues today is loaded now, so a wrong passphrase or a missing HSM is
         said at start, not at the first request; `authority` replaces it (tests, benchmarks).
@@ -283,8 +285,9 @@ class Issuance:
         if not signed:
             return
         now = self.ctx.clock.now()
+        good = Answer(RevocationStatus.GOOD)
         answers = signed_answers(
-            self.answers, [(s.reserved.issuer, s.reserved.serial) for s in signed]
+            self.answers, [(s.reserved.issuer, s.reserved.serial, good) for s in signed]
         )
         try:
             with self.ctx.db.write() as conn:

@@ -8,9 +8,9 @@ reads the certificates the audit log says changed (in this process, which wakes 
 commit, or in any other, which it polls for every `ocsp.poll_seconds`).
 
 A certificate issued in `serve` is recorded with its first ("good") response, signed just before
-(`first_answers`, called by `services/issuance.py`), and one superseded by a confirmed renewal
-with its "revoked" (`answers_for`, `services/renewal_install.py`): true from the first moment,
-on every machine, and their commits do not wake the feed.
+(`answers_for`, called by `services/issuance.py`), and one superseded by a confirmed renewal
+with its "revoked" (`services/renewal_install.py`): true from the first moment, on every
+machine, and their commits do not wake the feed.
 
 With several processes (`add_ocsp_jobs`), every one evicts the changed certificates' answers
 from its memory, and re-signs at once those no longer "good" (a stale "good" file must be
@@ -395,13 +395,6 @@ class OcspResponder:
         ]
         self._store(done)
         return len(done)
-
-    def first_answers(self, issued: Sequence[tuple[str, int]]) -> SignedAnswers:
-        """The "good" responses of certificates (issuer name, serial) signed and about to be
-        recorded (`services/issuance.py`)."""
-        return self.answers_for(
-            [(issuer, serial, Answer(CertStatus.GOOD)) for issuer, serial in issued]
-        )
 
     def answers_for(self, changed: Sequence[tuple[str, int, Answer]]) -> SignedAnswers:
         """The responses of certificates (issuer name, serial, what to say) whose change is

@@ -27,14 +27,13 @@ from certdesk.services.enrolment.renewal import RenewalEnrolment
 from certdesk.services.group_commit import GroupCommitter
 from certdesk.services.holder_auth import HolderAuth
 from certdesk.services.holder_profile import HolderProfile, holder_profile, record_pin_changed
-from certdesk.services.issuance import Issuance
+from certdesk.services.issuance import Issuance, SignAnswers
 from certdesk.services.nonces import Nonces
 from certdesk.services.refusals import RefusalLog
 from certdesk.services.renewal_install import (
     Activation,
     Confirmed,
     Renewed,
-    SignAnswers,
     activate,
     activate_many,
     await_pending,

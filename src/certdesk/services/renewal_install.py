@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from certdesk.domain.lifecycle import RevocationStatus
 from certdesk.domain.states import CertState, RevocationReason
 from certdesk.services.context import Context
 from certdesk.services.enrolment.renewal import pending_ttl
-from certdesk.services.issuance import IN_FLIGHT_GRACE, NewAnswers, abandon, signed_answers
+from certdesk.services.issuance import IN_FLIGHT_GRACE, SignAnswers, abandon, signed_answers
 from certdesk.services.lifecycle import Change, Move, transitions
 from certdesk.services.nonces import Nonces
 from certdesk.services.revocation import revoke_in
@@ -58,10 +58,6 @@ class Activation:
     nonce: str | None = None
 
 
-# (issuer name, serial, what to say) → the responses, saved with the change (services/ocsp.py)
-SignAnswers = Callable[[Sequence[tuple[str, int, Answer]]], NewAnswers]
-
-
 def activate(
     ctx: Context,
     request: Activation,
@@ -90,17 +86,14 @@ def activate_many(
     each refusal in its place. A batch that loses a race (a state changed under it) is done
     again one by one, so one confirmation never refuses another. With `answers` (the server's
     OCSP responder) each superseded certificate's "revoked" is saved with the change."""
-    if len(requests) > 1:
-        try:
-            return _activate(ctx, nonces, requests, answers)
-        except CertdeskError as exc:
-            if not exc.code.endswith("state_changed"):
-                raise
-        return [activate_many(ctx, nonces, [one], answers)[0] for one in requests]
     try:
         return _activate(ctx, nonces, requests, answers)
     except CertdeskError as exc:
-        return [exc]
+        if len(requests) == 1:
+            return [exc]
+        if not exc.code.endswith("state_changed"):
+            raise
+    return [activate_many(ctx, nonces, [one], answers)[0] for one in requests]
 
 
 def _activate(

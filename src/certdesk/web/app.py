@@ -77,7 +77,7 @@ class Services:
 
     @functools.cached_property
     def issuance(self) -> Issuance:
-        return Issuance(self.ctx, answers=self.ocsp.first_answers if self.ocsp else None)
+        return Issuance(self.ctx, answers=self.ocsp.answers_for if self.ocsp else None)
 
     @functools.cached_property
     def issue(self) -> Issue:
