@@ -31,7 +31,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, event, insert, text
 
 from certdesk.ca.csr import load_csr
 from certdesk.ca.keys import as_public_key
@@ -40,7 +40,7 @@ from certdesk.services.authorities import ISSUING, load_signer, require_authorit
 from certdesk.services.ca_hierarchy import init_hierarchy
 from certdesk.services.context import Context
 from certdesk.services.enrolment.officer import OfficerEnrolment
-from certdesk.services.group_commit import GroupCommitter
+from certdesk.services.group_commit import Pipeline
 from certdesk.services.issuance import Issuance
 from certdesk.services.registry import add_unit
 from certdesk.store.db import Database
@@ -199,7 +199,7 @@ def issue_all(
             committer.run(request)
         latencies.append(time.perf_counter() - t0)
 
-    committer = GroupCommitter(issuance.issue_batch) if mode == "group" else None
+    committer = Pipeline(issuance.advance) if mode == "group" else None
     start = time.perf_counter()
     if committer is None:
         for i in range(len(csrs)):
@@ -223,7 +223,13 @@ def run_setting(
             csrs = populate(ctx, count)
             issuance = Issuance(ctx)
             log(f"[{db_kind}/{keys}] issuing ({mode}, {clients} clients)…")
+            commits = [0]
+            event.listen(
+                ctx.db.engine, "commit", lambda _conn: commits.__setitem__(0, commits[0] + 1)
+            )
+            cpu = time.process_time()
             latencies, elapsed = issue_all(issuance, csrs, mode, clients)
+            cpu = time.process_time() - cpu
             raw = ceiling(ctx)
             ctx.db.dispose()
         q = statistics.quantiles(latencies, n=100)
@@ -233,6 +239,7 @@ def run_setting(
             f"count={count} "
             f"certs_per_s={count / elapsed:.0f} "
             f"p50_ms={q[49] * 1000:.2f} p99_ms={q[98] * 1000:.2f} "
+            f"cpu_us_per_cert={cpu / count * 1e6:.0f} commits_per_cert={commits[0] / count:.2f} "
             f"ceiling_raw_sign_per_s={raw:.0f}"
         )
     finally:

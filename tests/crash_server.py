@@ -44,10 +44,11 @@ def arm(point: str) -> None:
     elif point == "after_record":
         record = Issuance._record
 
-        def recorded(self: Issuance, signed: Sequence[Any], results: list[Any]) -> None:
-            record(self, signed, results)  # type: ignore[arg-type]
+        def recorded(self: Issuance, signed: Sequence[Any], *rest: Any) -> Any:
+            reservation = record(self, signed, *rest)  # type: ignore[arg-type]
             if any(s.reserved.intent.profile is Profile.PERSONAL for s in signed):
                 die()
+            return reservation
 
         Issuance._record = recorded  # type: ignore[method-assign]
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,17 +11,20 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from sqlalchemy import event
 
+from certdesk.ca.issuer import CertificateOrder
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
 from certdesk.services import registry
 from certdesk.services.authorities import pki_dir
-from certdesk.services.certificates import get_certificate
+from certdesk.services.certificates import get_certificate, list_certificates
 from certdesk.services.context import Context
 from certdesk.services.enrolment import IssuedCertificate
 from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.enrolment.tls_server import TlsServerEnrolment
-from certdesk.services.issuance import Issuance
+from certdesk.services.group_commit import Pipeline
+from certdesk.services.issuance import Issuance, abandon_stale_reservations
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import assign_token, register_token
 from conftest import openssl, openssl_verify
@@ -286,3 +290,98 @@ def test_batch_answers_each_request_in_its_place(issuance: Issuance) -> None:
     assert isinstance(outcomes[5], CertdeskError) and first.serial in outcomes[5].message("en")
     subject = first.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     assert subject[0].value == "Zhang San"
+
+
+def _officer(ctx: Context, person_id: str) -> OfficerEnrolment:
+    return OfficerEnrolment(ctx, person_id, ec.generate_private_key(ec.SECP256R1()).public_key())
+
+
+def _commits(ctx: Context) -> list[int]:
+    """A live count of the transactions committed on `ctx`'s database."""
+    count = [0]
+    event.listen(ctx.db.engine, "commit", lambda _conn: count.__setitem__(0, count[0] + 1))
+    return count
+
+
+def _state(ctx: Context, person_id: str) -> list[CertState]:
+    return [row.state for row in list_certificates(ctx, person_id)]
+
+
+def test_a_batch_is_recorded_in_the_next_batchs_reservation(issuance: Issuance) -> None:
+    """`advance`: the batch signed last is recorded in the transaction that reserves the next
+    one (one commit, not two); each certificate is signed only after its reservation has
+    committed and answered only after its record has."""
+    ctx = issuance.ctx
+    registry.add_person(ctx, "p-002", "Li Si", "FIN", "li@fin.example")
+    commits = _commits(ctx)  # (reading the states below commits read transactions too)
+    done, first = issuance.advance(None, [_officer(ctx, "p-001")])
+    assert done == [] and commits[0] == 1
+    assert _state(ctx, "p-001") == [CertState.RESERVED]
+    assert len(first.signed) == 1  # signed, not yet answered
+    before = commits[0]
+    done, second = issuance.advance(first, [_officer(ctx, "p-002")])
+    assert commits[0] == before + 1
+    (issued,) = done
+    assert isinstance(issued, IssuedCertificate) and issued.person_id == "p-001"
+    assert _state(ctx, "p-001") == [CertState.ACTIVE]
+    assert _state(ctx, "p-002") == [CertState.RESERVED]
+    before = commits[0]
+    done, _ = issuance.advance(second, [])
+    assert commits[0] == before + 1
+    (issued,) = done
+    assert isinstance(issued, IssuedCertificate) and issued.person_id == "p-002"
+    assert _state(ctx, "p-002") == [CertState.ACTIVE]
+
+
+def test_a_refused_record_does_not_cost_the_next_batch(issuance: Issuance) -> None:
+    """When the shared transaction is refused (here the signed batch's reservation was closed
+    by another process meanwhile), the record is retried alone — which names the refused one —
+    and the next batch is reserved on its own."""
+    ctx = issuance.ctx
+    registry.add_person(ctx, "p-002", "Li Si", "FIN", "li@fin.example")
+    _, first = issuance.advance(None, [_officer(ctx, "p-001")])
+    assert abandon_stale_reservations(ctx, older_than=dt.timedelta(0))
+    done, second = issuance.advance(first, [_officer(ctx, "p-002")])
+    (refused,) = done
+    assert isinstance(refused, CertdeskError) and refused.code == "issuance.reservation_closed"
+    assert _state(ctx, "p-001") == [CertState.ABANDONED]
+    done, _ = issuance.advance(second, [])
+    (issued,) = done
+    assert isinstance(issued, IssuedCertificate) and issued.person_id == "p-002"
+    assert _state(ctx, "p-002") == [CertState.ACTIVE]
+
+
+def test_pipeline_shares_a_commit_between_batches(issuance: Issuance) -> None:
+    """The server's issuing committer: requests that arrive while a batch is being signed are
+    reserved in that batch's record transaction — three certificates in two batches cost three
+    commits, not four; a request alone is answered without waiting for another."""
+    ctx = issuance.ctx
+    for person_id, name in (("p-002", "Li Si"), ("p-003", "Wang Wu"), ("p-004", "Zhao Liu")):
+        registry.add_person(ctx, person_id, name, "FIN", f"{person_id}@fin.example")
+    signing, release = threading.Event(), threading.Event()
+    sign = issuance.authority.issue
+
+    def held_once(order: CertificateOrder) -> x509.Certificate:
+        if not signing.is_set():
+            signing.set()
+            assert release.wait(30)
+        return sign(order)
+
+    issuance.authority.issue = held_once  # type: ignore[method-assign]
+    commits = _commits(ctx)
+    pipeline = Pipeline(issuance.advance)
+    try:
+        first = pipeline.submit(_officer(ctx, "p-001"))
+        assert signing.wait(30)
+        later = [pipeline.submit(_officer(ctx, p)) for p in ("p-002", "p-003")]
+        release.set()
+        results = [f.result(30) for f in (first, *later)]
+        assert commits[0] == 3
+        alone = pipeline.run(_officer(ctx, "p-004"), timeout=30)
+        assert commits[0] == 5
+    finally:
+        release.set()
+        pipeline.close()
+    assert [r.person_id for r in results] == ["p-001", "p-002", "p-003"]
+    assert len({r.serial for r in (*results, alone)}) == 4
+    assert all(_state(ctx, p) == [CertState.ACTIVE] for p in ("p-001", "p-002", "p-003", "p-004"))

@@ -30,7 +30,7 @@ from certdesk.services.crl_publish import publish_crl
 from certdesk.services.enrolment import Intent, IssuedCertificate
 from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.enrolment.renewal import RenewalEnrolment
-from certdesk.services.group_commit import GroupCommitter
+from certdesk.services.group_commit import Pipeline
 from certdesk.services.issuance import Issuance
 from certdesk.services.ocsp import OcspResponder
 from certdesk.services.ocsp_responders import ensure_responders
@@ -317,7 +317,7 @@ def test_two_renewals_in_one_group_commit_batch_get_the_same_certificate(
     same batch as the first gets the first's pending certificate, not a 409."""
     renewals, holder = setup
     clock_of(renewals).advance(340 * DAY)
-    committer = GroupCommitter(renewals.issuance.issue_batch)
+    committer = Pipeline(renewals.issuance.advance)
     renewals.issue = committer.run
     gate = _Gate()
     held = committer.submit(gate)

@@ -5,6 +5,10 @@ and runs it through the batch function — `Issuance.issue_batch` for every enro
 `renewal_install.activate_many` for confirmations — so N concurrent requests share one
 transaction (one commit, one journal fsync, one audit append) instead of N. A lone request is
 not delayed: the worker takes whatever is waiting right now.
+
+`Pipeline` goes one step further for a batch that is written twice (issuance: reserve, sign,
+record): a batch's second write shares its transaction with the next batch's first, so under
+load each batch costs one commit.
 """
 
 from __future__ import annotations
@@ -13,25 +17,22 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from certdesk.domain.errors import CertdeskError
 
 R = TypeVar("R")
 T = TypeVar("T")
+F = TypeVar("F")
+R_contra = TypeVar("R_contra", contravariant=True)
+T_co = TypeVar("T_co", covariant=True)
 _STOP = object()
 
 
-class GroupCommitter(Generic[R, T]):
-    """`run_batch` answers a batch of requests in their order, each a result or its refusal."""
+class _Committer(Generic[R, T]):
+    """The queue and the one worker thread; subclasses say how the worker answers batches."""
 
-    def __init__(
-        self,
-        run_batch: Callable[[Sequence[R]], Sequence[T | CertdeskError]],
-        name: str = "certdesk-issuer",
-        max_batch: int = 64,
-    ) -> None:
-        self.run_batch = run_batch
+    def __init__(self, name: str, max_batch: int) -> None:
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[tuple[R, Future[T]] | object] = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._run, name=name, daemon=True)
@@ -51,31 +52,94 @@ class GroupCommitter(Generic[R, T]):
         self._worker.join()
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    self._queue.put(_STOP)
-                    break
-                batch.append(item)
-            self._process(batch)  # type: ignore[arg-type]
+        raise NotImplementedError
 
-    def _process(self, batch: list[tuple[R, Future[T]]]) -> None:
-        try:
-            outcomes = self.run_batch([request for request, _ in batch])
-        except BaseException as exc:  # the worker must survive; each caller sees the failure
-            for _, future in batch:
-                future.set_exception(exc)
-            return
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, CertdeskError):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+    def _take(self, block: bool) -> list[tuple[R, Future[T]]] | None:
+        """What is waiting (at most `max_batch`; waiting for a first one if `block`), or None
+        once closed."""
+        batch: list[tuple[R, Future[T]]] = []
+        while len(batch) < self.max_batch:
+            try:
+                item = self._queue.get() if block and not batch else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                if batch:
+                    self._queue.put(_STOP)  # answer what was taken first
+                    break
+                return None
+            batch.append(item)  # type: ignore[arg-type]
+        return batch
+
+
+class GroupCommitter(_Committer[R, T]):
+    """`run_batch` answers a batch of requests in their order, each a result or its refusal."""
+
+    def __init__(
+        self,
+        run_batch: Callable[[Sequence[R]], Sequence[T | CertdeskError]],
+        name: str = "certdesk-issuer",
+        max_batch: int = 64,
+    ) -> None:
+        self.run_batch = run_batch
+        super().__init__(name, max_batch)
+
+    def _run(self) -> None:
+        while (batch := self._take(block=True)) is not None:
+            try:
+                outcomes = self.run_batch([request for request, _ in batch])
+            except BaseException as exc:  # the worker must survive; each caller sees it
+                _fail(batch, exc)
+                continue
+            _settle(batch, outcomes)
+
+
+class Steps(Protocol[R_contra, T_co, F]):
+    """A batch written in two steps with work between (`Issuance.advance`): `advance(flight,
+    requests)` makes `flight`'s second write and `requests`' first in one transaction, does the
+    work between for `requests`, and returns `flight`'s outcomes and `requests`' new flight."""
+
+    def __call__(
+        self, flight: F | None, requests: Sequence[R_contra], /
+    ) -> tuple[Sequence[T_co | CertdeskError], F]: ...
+
+
+class Pipeline(_Committer[R, T], Generic[R, T, F]):
+    """A group committer whose batches overlap: while one batch is between its two writes, the
+    requests arriving meanwhile queue and share its second write's transaction. A lone request
+    is answered as soon as it is done: with nothing waiting, its second write goes alone."""
+
+    def __init__(
+        self, advance: Steps[R, T, F], name: str = "certdesk-issuer", max_batch: int = 64
+    ) -> None:
+        self.advance = advance
+        super().__init__(name, max_batch)
+
+    def _run(self) -> None:
+        flight: F | None = None
+        waiting: list[tuple[R, Future[T]]] = []  # the callers of the batch in flight
+        while (batch := self._take(block=not waiting)) is not None:
+            try:
+                outcomes, flight = self.advance(flight, [request for request, _ in batch])
+            except BaseException as exc:  # the worker must survive; each caller sees it
+                _fail(waiting + batch, exc)
+                flight, waiting = None, []
+                continue
+            _settle(waiting, outcomes)
+            waiting = batch
+        if waiting:
+            outcomes, _ = self.advance(flight, [])
+            _settle(waiting, outcomes)
+
+
+def _settle(callers: list[tuple[R, Future[T]]], outcomes: Sequence[T | CertdeskError]) -> None:
+    for (_, future), outcome in zip(callers, outcomes, strict=True):
+        if isinstance(outcome, CertdeskError):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+def _fail(callers: list[tuple[R, Future[T]]], exc: BaseException) -> None:
+    for _, future in callers:
+        future.set_exception(exc)

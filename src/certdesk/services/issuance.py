@@ -7,6 +7,9 @@
 3. *Record*: one transaction stores the DER and moves the certificate out of `reserved`, with an
    audit record.
 
+Under load, `advance` runs a batch's record and the next batch's reservation in one
+transaction: one commit per batch instead of two, the steps and their order unchanged.
+
 A crash between 1 and 3 leaves a `reserved` row and no certificate anywhere: the signed bytes only
 ever leave this module after step 3 has committed. `abandon_stale_reservations` closes such rows;
 their serials are never handed out again.
@@ -131,6 +134,20 @@ class _Signed:
 
 
 Outcome = IssuedCertificate | CertdeskError
+# A batch's reservations, and its refusals by their index in the batch
+_Reservation = tuple[list[_Reserved], dict[int, CertdeskError]]
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A batch reserved and signed, its record still to be made (`Issuance.advance`)."""
+
+    results: list[Outcome | None]
+    signed: list[_Signed]
+
+    def outcomes(self) -> list[Outcome]:
+        assert all(r is not None for r in self.results)
+        return [r for r in self.results if r is not None]
 
 
 class NewAnswers(Protocol):
@@ -216,11 +233,42 @@ class Issuance:
         Each request still gets its own serial, audit records and answer; a refusal of one does
         not affect the others. Results come back in the order of `requests`.
         """
+        _, flight = self.advance(None, requests)
+        outcomes, _ = self.advance(flight, ())
+        return outcomes
+
+    def advance(
+        self, flight: InFlight | None, requests: Sequence[Enrolment]
+    ) -> tuple[list[Outcome], InFlight]:
+        """Record `flight` (the batch signed last) and reserve `requests` in one transaction,
+        then sign `requests`: while requests keep coming, a batch costs one commit, not two
+        (`group_commit.Pipeline`). The crash rules stay a lone batch's: a certificate is signed
+        only after its reservation has committed and leaves only after its record has.
+
+        Returns `flight`'s outcomes (in its requests' order) and the new batch, signed and
+        waiting for its record — the next call's `flight`.
+        """
         now = self.ctx.clock.now()
-        validity = validity_from(now, self.ctx.config.policy.validity_years)
         results: list[Outcome | None] = [None] * len(requests)
+        reserved: list[_Reserved] | None = None
+        if flight is not None and flight.signed:
+            step = functools.partial(self._reserve_in, requests, now) if requests else None
+            together = self._record(flight.signed, flight.results, step)
+            if together is not None:
+                reserved, refused = together
+                for index, refusal in refused.items():
+                    results[index] = refusal
+        if reserved is None:
+            reserved = self._reserve(requests, now, results) if requests else []
+        done = flight.outcomes() if flight is not None else []
+        return done, InFlight(results, self._sign(reserved, now, results))
+
+    def _sign(
+        self, reserved: list[_Reserved], now: dt.datetime, results: list[Outcome | None]
+    ) -> list[_Signed]:
+        validity = validity_from(now, self.ctx.config.policy.validity_years)
         signed: list[_Signed] = []
-        for item in self._reserve(requests, now, results):
+        for item in reserved:
             order = CertificateOrder(
                 item.serial,
                 item.intent.subject,
@@ -239,41 +287,15 @@ class Issuance:
                     if isinstance(exc, CertdeskError)
                     else CertdeskError("ca.signing_failed", detail=str(exc))
                 )
-        self._record(signed, results)
-        assert all(r is not None for r in results)
-        return [r for r in results if r is not None]
+        return signed
 
     def _reserve(
         self, requests: Sequence[Enrolment], now: dt.datetime, results: list[Outcome | None]
     ) -> list[_Reserved]:
         for _attempt in range(3):
-            refused: dict[int, CertdeskError] = {}
-            reserved: list[_Reserved] = []
-            claimed: dict[str, _Reserved] = {}
             try:
                 with self.ctx.db.write() as conn:
-                    issuers = active_issuers(conn)
-                    for index, intent in enumerate(authorise_all(conn, requests)):
-                        if isinstance(intent, CertdeskError):
-                            refused[index] = intent
-                            continue
-                        try:
-                            key_type = key_type_of(intent.public_key)
-                            issuer = pick_issuer(issuers, intent.profile, key_type)
-                        except CertdeskError as exc:
-                            refused[index] = exc
-                            continue
-                        serial = x509.random_serial_number()
-                        item = _Reserved(index, serial, intent, issuer)
-                        if intent.claim is not None:
-                            twin = claimed.setdefault(intent.claim.key, item)
-                            if twin is not item:
-                                refused[index] = intent.claim.refusal(twin.hexserial)
-                                continue
-                        reserved.append(item)
-                    if reserved:
-                        cert_store.reserve(conn, [r.row(now) for r in reserved])
-                        audit.append_many(conn, [r.entry(now, self.ctx.actor) for r in reserved])
+                    reserved, refused = self._reserve_in(requests, now, conn)
             except IntegrityError:
                 continue  # a serial collision (2^-159): draw again
             for index, refusal in refused.items():
@@ -281,9 +303,47 @@ class Issuance:
             return reserved
         raise CertdeskError("input.invalid", detail="could not reserve unique serials")
 
-    def _record(self, signed: list[_Signed], results: list[Outcome | None]) -> None:
-        if not signed:
-            return
+    def _reserve_in(
+        self, requests: Sequence[Enrolment], now: dt.datetime, conn: Connection
+    ) -> _Reservation:
+        """Authorise `requests` and reserve a serial for each accepted one, in `conn`'s
+        transaction; the refusals by their index in `requests`."""
+        refused: dict[int, CertdeskError] = {}
+        reserved: list[_Reserved] = []
+        claimed: dict[str, _Reserved] = {}
+        issuers = active_issuers(conn)
+        for index, intent in enumerate(authorise_all(conn, requests)):
+            if isinstance(intent, CertdeskError):
+                refused[index] = intent
+                continue
+            try:
+                key_type = key_type_of(intent.public_key)
+                issuer = pick_issuer(issuers, intent.profile, key_type)
+            except CertdeskError as exc:
+                refused[index] = exc
+                continue
+            item = _Reserved(index, x509.random_serial_number(), intent, issuer)
+            if intent.claim is not None:
+                twin = claimed.setdefault(intent.claim.key, item)
+                if twin is not item:
+                    refused[index] = intent.claim.refusal(twin.hexserial)
+                    continue
+            reserved.append(item)
+        if reserved:
+            cert_store.reserve(conn, [r.row(now) for r in reserved])
+            audit.append_many(conn, [r.entry(now, self.ctx.actor) for r in reserved])
+        return reserved, refused
+
+    def _record(
+        self,
+        signed: list[_Signed],
+        results: list[Outcome | None],
+        then: Callable[[Connection], _Reservation] | None = None,
+    ) -> _Reservation | None:
+        """Store the signed certificates and answer them. `then` (the next batch's
+        reservation) runs in the same transaction; if that transaction is refused, the
+        certificates are recorded without it (which finds the one refused) and None says the
+        reservation is still to be made."""
         now = self.ctx.clock.now()
         good = Answer(RevocationStatus.GOOD)
         answers = signed_answers(
@@ -301,13 +361,16 @@ class Issuance:
                 for _state, group in groupby(by_state, key=lambda s: s.reserved.intent.state_after):
                     moves = [s.move(now) for s in group]
                     transition(conn, now, self.ctx.actor, "certificate.issue", moves)
+                reservation = then(conn) if then is not None else None
         except (IntegrityError, CertdeskError) as exc:
-            if len(signed) > 1:  # find out which one is refused: record them one by one
+            if then is not None:
+                self._record(signed, results)
+            elif len(signed) > 1:  # find out which one is refused: record them one by one
                 for s in signed:
                     self._record([s], results)
-                return
-            results[signed[0].reserved.index] = self._refused_at_record(signed[0], exc)
-            return
+            else:
+                results[signed[0].reserved.index] = self._refused_at_record(signed[0], exc)
+            return None
         if answers is not None:
             answers.publish()
         for s in signed:
@@ -320,6 +383,7 @@ class Issuance:
                 s.reserved.issuer,
                 _issuer_certificate(self.authority_of(s.reserved.issuer)),
             )
+        return reservation
 
     def _refused_at_record(self, s: _Signed, exc: Exception) -> CertdeskError:
         hexserial = s.reserved.hexserial

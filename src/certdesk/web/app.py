@@ -28,7 +28,7 @@ from certdesk.services.authorities import (
 from certdesk.services.content import RecentAnnouncements
 from certdesk.services.context import Context
 from certdesk.services.enrolment import Issue
-from certdesk.services.group_commit import GroupCommitter
+from certdesk.services.group_commit import Pipeline
 from certdesk.services.issuance import Issuance
 from certdesk.services.ocsp import OcspResponder
 from certdesk.services.renewal import Renewals
@@ -82,7 +82,7 @@ class Services:
     @functools.cached_property
     def issue(self) -> Issue:
         """Every route that issues goes through this one group committer."""
-        return GroupCommitter(self.issuance.issue_batch).run
+        return Pipeline(self.issuance.advance).run
 
     @functools.cached_property
     def renewals(self) -> Renewals:
