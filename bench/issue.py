@@ -199,7 +199,7 @@ def issue_all(
             committer.run(request)
         latencies.append(time.perf_counter() - t0)
 
-    committer = Pipeline(issuance.advance) if mode == "group" else None
+    committer = Pipeline(issuance.advance, issuance.sign) if mode == "group" else None
     start = time.perf_counter()
     if committer is None:
         for i in range(len(csrs)):

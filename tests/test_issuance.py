@@ -316,6 +316,7 @@ def test_a_batch_is_recorded_in_the_next_batchs_reservation(issuance: Issuance) 
     commits = _commits(ctx)  # (reading the states below commits read transactions too)
     done, first = issuance.advance(None, [_officer(ctx, "p-001")])
     assert done == [] and commits[0] == 1
+    first = issuance.sign(first)
     assert _state(ctx, "p-001") == [CertState.RESERVED]
     assert len(first.signed) == 1  # signed, not yet answered
     before = commits[0]
@@ -326,7 +327,7 @@ def test_a_batch_is_recorded_in_the_next_batchs_reservation(issuance: Issuance) 
     assert _state(ctx, "p-001") == [CertState.ACTIVE]
     assert _state(ctx, "p-002") == [CertState.RESERVED]
     before = commits[0]
-    done, _ = issuance.advance(second, [])
+    done, _ = issuance.advance(issuance.sign(second), [])
     assert commits[0] == before + 1
     (issued,) = done
     assert isinstance(issued, IssuedCertificate) and issued.person_id == "p-002"
@@ -340,12 +341,13 @@ def test_a_refused_record_does_not_cost_the_next_batch(issuance: Issuance) -> No
     ctx = issuance.ctx
     registry.add_person(ctx, "p-002", "Li Si", "FIN", "li@fin.example")
     _, first = issuance.advance(None, [_officer(ctx, "p-001")])
+    first = issuance.sign(first)
     assert abandon_stale_reservations(ctx, older_than=dt.timedelta(0))
     done, second = issuance.advance(first, [_officer(ctx, "p-002")])
     (refused,) = done
     assert isinstance(refused, CertdeskError) and refused.code == "issuance.reservation_closed"
     assert _state(ctx, "p-001") == [CertState.ABANDONED]
-    done, _ = issuance.advance(second, [])
+    done, _ = issuance.advance(issuance.sign(second), [])
     (issued,) = done
     assert isinstance(issued, IssuedCertificate) and issued.person_id == "p-002"
     assert _state(ctx, "p-002") == [CertState.ACTIVE]
@@ -354,34 +356,43 @@ def test_a_refused_record_does_not_cost_the_next_batch(issuance: Issuance) -> No
 def test_pipeline_shares_a_commit_between_batches(issuance: Issuance) -> None:
     """The server's issuing committer: requests that arrive while a batch is being signed are
     reserved in that batch's record transaction — three certificates in two batches cost three
-    commits, not four; a request alone is answered without waiting for another."""
+    commits, not four; the first batch is answered before the second is signed; a request alone
+    is answered without waiting for another."""
     ctx = issuance.ctx
     for person_id, name in (("p-002", "Li Si"), ("p-003", "Wang Wu"), ("p-004", "Zhao Liu")):
         registry.add_person(ctx, person_id, name, "FIN", f"{person_id}@fin.example")
-    signing, release = threading.Event(), threading.Event()
+    # the first signature of each of the first two batches waits for its release
+    held = [(threading.Event(), threading.Event()) for _ in range(2)]
     sign = issuance.authority.issue
 
-    def held_once(order: CertificateOrder) -> x509.Certificate:
-        if not signing.is_set():
-            signing.set()
-            assert release.wait(30)
+    def gated(order: CertificateOrder) -> x509.Certificate:
+        for signing, release in held:
+            if not signing.is_set():
+                signing.set()
+                assert release.wait(30)
+                break
         return sign(order)
 
-    issuance.authority.issue = held_once  # type: ignore[method-assign]
+    issuance.authority.issue = gated  # type: ignore[method-assign]
     commits = _commits(ctx)
-    pipeline = Pipeline(issuance.advance)
+    pipeline = Pipeline(issuance.advance, issuance.sign)
     try:
         first = pipeline.submit(_officer(ctx, "p-001"))
-        assert signing.wait(30)
+        assert held[0][0].wait(30)
         later = [pipeline.submit(_officer(ctx, p)) for p in ("p-002", "p-003")]
-        release.set()
-        results = [f.result(30) for f in (first, *later)]
+        held[0][1].set()
+        assert held[1][0].wait(30)  # the second batch is being signed…
+        assert first.result(30).person_id == "p-001"  # …and the first is answered
+        assert commits[0] == 2 and not any(f.done() for f in later)
+        held[1][1].set()
+        results = [f.result(30) for f in later]
         assert commits[0] == 3
         alone = pipeline.run(_officer(ctx, "p-004"), timeout=30)
         assert commits[0] == 5
     finally:
-        release.set()
+        for _, release in held:
+            release.set()
         pipeline.close()
-    assert [r.person_id for r in results] == ["p-001", "p-002", "p-003"]
-    assert len({r.serial for r in (*results, alone)}) == 4
+    assert [r.person_id for r in results] == ["p-002", "p-003"]
+    assert len({r.serial for r in (first.result(), *results, alone)}) == 4
     assert all(_state(ctx, p) == [CertState.ACTIVE] for p in ("p-001", "p-002", "p-003", "p-004"))

@@ -317,7 +317,7 @@ def test_two_renewals_in_one_group_commit_batch_get_the_same_certificate(
     same batch as the first gets the first's pending certificate, not a 409."""
     renewals, holder = setup
     clock_of(renewals).advance(340 * DAY)
-    committer = Pipeline(renewals.issuance.advance)
+    committer = Pipeline(renewals.issuance.advance, renewals.issuance.sign)
     renewals.issue = committer.run
     gate = _Gate()
     held = committer.submit(gate)

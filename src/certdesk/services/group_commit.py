@@ -95,9 +95,10 @@ class GroupCommitter(_Committer[R, T]):
 
 
 class Steps(Protocol[R_contra, T_co, F]):
-    """A batch written in two steps with work between (`Issuance.advance`): `advance(flight,
-    requests)` makes `flight`'s second write and `requests`' first in one transaction, does the
-    work between for `requests`, and returns `flight`'s outcomes and `requests`' new flight."""
+    """A batch written in two transactions with work between (`Issuance.advance`):
+    `advance(flight, requests)` makes `flight`'s second write and `requests`' first in one
+    transaction and returns `flight`'s outcomes and `requests`' new flight, which the work
+    between (`Issuance.sign`) then carries to its second write."""
 
     def __call__(
         self, flight: F | None, requests: Sequence[R_contra], /
@@ -106,13 +107,19 @@ class Steps(Protocol[R_contra, T_co, F]):
 
 class Pipeline(_Committer[R, T], Generic[R, T, F]):
     """A group committer whose batches overlap: while one batch is between its two writes, the
-    requests arriving meanwhile queue and share its second write's transaction. A lone request
-    is answered as soon as it is done: with nothing waiting, its second write goes alone."""
+    requests arriving meanwhile queue and share its second write's transaction. A batch is
+    answered right after that transaction, before the next one's work; a lone request is
+    answered as soon as it is done: with nothing waiting, its second write goes alone."""
 
     def __init__(
-        self, advance: Steps[R, T, F], name: str = "certdesk-issuer", max_batch: int = 64
+        self,
+        advance: Steps[R, T, F],
+        between: Callable[[F], F],
+        name: str = "certdesk-issuer",
+        max_batch: int = 64,
     ) -> None:
         self.advance = advance
+        self.between = between
         super().__init__(name, max_batch)
 
     def _run(self) -> None:
@@ -127,6 +134,11 @@ class Pipeline(_Committer[R, T], Generic[R, T, F]):
                 continue
             _settle(waiting, outcomes)
             waiting = batch
+            try:
+                flight = self.between(flight)
+            except BaseException as exc:
+                _fail(waiting, exc)
+                flight, waiting = None, []
         if waiting:
             outcomes, _ = self.advance(flight, [])
             _settle(waiting, outcomes)

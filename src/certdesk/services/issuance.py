@@ -17,6 +17,7 @@ their serials are never handed out again.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -140,10 +141,13 @@ _Reservation = tuple[list[_Reserved], dict[int, CertdeskError]]
 
 @dataclass(frozen=True)
 class InFlight:
-    """A batch reserved and signed, its record still to be made (`Issuance.advance`)."""
+    """A batch between its two transactions: reserved (`Issuance.advance`), then signed
+    (`Issuance.sign`), its record still to be made."""
 
     results: list[Outcome | None]
-    signed: list[_Signed]
+    now: dt.datetime
+    reserved: list[_Reserved]
+    signed: list[_Signed] = dataclasses.field(default_factory=list)
 
     def outcomes(self) -> list[Outcome]:
         assert all(r is not None for r in self.results)
@@ -234,19 +238,18 @@ class Issuance:
         not affect the others. Results come back in the order of `requests`.
         """
         _, flight = self.advance(None, requests)
-        outcomes, _ = self.advance(flight, ())
+        outcomes, _ = self.advance(self.sign(flight), ())
         return outcomes
 
     def advance(
         self, flight: InFlight | None, requests: Sequence[Enrolment]
     ) -> tuple[list[Outcome], InFlight]:
-        """Record `flight` (the batch signed last) and reserve `requests` in one transaction,
-        then sign `requests`: while requests keep coming, a batch costs one commit, not two
-        (`group_commit.Pipeline`). The crash rules stay a lone batch's: a certificate is signed
+        """Record `flight` (the batch signed last) and reserve `requests` in one transaction:
+        while requests keep coming, a batch costs one commit, not two (`group_commit.Pipeline`).
+        The crash rules stay a lone batch's: a certificate is signed (`sign`, between two calls)
         only after its reservation has committed and leaves only after its record has.
 
-        Returns `flight`'s outcomes (in its requests' order) and the new batch, signed and
-        waiting for its record — the next call's `flight`.
+        Returns `flight`'s outcomes (in its requests' order) and the new batch, reserved.
         """
         now = self.ctx.clock.now()
         results: list[Outcome | None] = [None] * len(requests)
@@ -261,7 +264,12 @@ class Issuance:
         if reserved is None:
             reserved = self._reserve(requests, now, results) if requests else []
         done = flight.outcomes() if flight is not None else []
-        return done, InFlight(results, self._sign(reserved, now, results))
+        return done, InFlight(results, now, reserved)
+
+    def sign(self, flight: InFlight) -> InFlight:
+        """Sign a reserved batch (a refused signature closes its reservation)."""
+        signed = self._sign(flight.reserved, flight.now, flight.results)
+        return dataclasses.replace(flight, reserved=[], signed=signed)
 
     def _sign(
         self, reserved: list[_Reserved], now: dt.datetime, results: list[Outcome | None]

@@ -82,7 +82,7 @@ class Services:
     @functools.cached_property
     def issue(self) -> Issue:
         """Every route that issues goes through this one group committer."""
-        return Pipeline(self.issuance.advance).run
+        return Pipeline(self.issuance.advance, self.issuance.sign).run
 
     @functools.cached_property
     def renewals(self) -> Renewals:
