@@ -1,14 +1,14 @@
 """Group commit for concurrent callers of one batched write (web workers, bulk enrolment).
 
 Callers hand in a request; one worker thread drains what has queued up (at most `max_batch`)
-and runs it through the batch function — `Issuance.issue_batch` for every enrolment method,
-`renewal_install.activate_many` for confirmations — so N concurrent requests share one
-transaction (one commit, one journal fsync, one audit append) instead of N. A lone request is
-not delayed: the worker takes whatever is waiting right now.
+and runs it through the batch function — `renewal_install.activate_many` for confirmations — so
+N concurrent requests share one transaction (one commit, one journal fsync, one audit append)
+instead of N. A lone request is not delayed: the worker takes whatever is waiting right now.
 
-`Pipeline` goes one step further for a batch that is written twice (issuance: reserve, sign,
-record): a batch's second write shares its transaction with the next batch's first, so under
-load each batch costs one commit.
+`Pipeline` goes one step further for a batch that is written twice (issuance, for every
+enrolment method: reserve, sign, record — `Issuance.advance` and `Issuance.sign`): a batch's
+second write shares its transaction with the next batch's first, so under load each batch
+costs one commit.
 """
 
 from __future__ import annotations

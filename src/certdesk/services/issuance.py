@@ -7,7 +7,7 @@
 3. *Record*: one transaction stores the DER and moves the certificate out of `reserved`, with an
    audit record.
 
-Under load, `advance` runs a batch's record and the next batch's reservation in one
+Under load on SQLite, `advance` runs a batch's record and the next batch's reservation in one
 transaction: one commit per batch instead of two, the steps and their order unchanged.
 
 A crash between 1 and 3 leaves a `reserved` row and no certificate anywhere: the signed bytes only
@@ -244,10 +244,17 @@ class Issuance:
     def advance(
         self, flight: InFlight | None, requests: Sequence[Enrolment]
     ) -> tuple[list[Outcome], InFlight]:
-        """Record `flight` (the batch signed last) and reserve `requests` in one transaction:
-        while requests keep coming, a batch costs one commit, not two (`group_commit.Pipeline`).
-        The crash rules stay a lone batch's: a certificate is signed (`sign`, between two calls)
-        only after its reservation has committed and leaves only after its record has.
+        """Record `flight` (the batch signed last) and reserve `requests` — on SQLite in one
+        transaction: while requests keep coming, a batch costs one commit, not two
+        (`group_commit.Pipeline`). The crash rules stay a lone batch's: a certificate is signed
+        (`sign`, between two calls) only after its reservation has committed and leaves only
+        after its record has.
+
+        On PostgreSQL they stay two transactions: joined, one would hold the audit head (taken
+        by the record's audit append) while the reservation locks the holders' current
+        certificates — the reverse of every other writer's order (rows, then the head), so a
+        revocation of one of them at that moment could deadlock. SQLite has one writer at a
+        time: no such cycle.
 
         Returns `flight`'s outcomes (in its requests' order) and the new batch, reserved.
         """
@@ -255,7 +262,8 @@ class Issuance:
         results: list[Outcome | None] = [None] * len(requests)
         reserved: list[_Reserved] | None = None
         if flight is not None and flight.signed:
-            step = functools.partial(self._reserve_in, requests, now) if requests else None
+            joined = requests and self.ctx.db.is_sqlite
+            step = functools.partial(self._reserve_in, requests, now) if joined else None
             together = self._record(flight.signed, flight.results, step)
             if together is not None:
                 reserved, refused = together
