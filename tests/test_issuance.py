@@ -398,3 +398,14 @@ def test_pipeline_shares_a_commit_between_batches(issuance: Issuance) -> None:
     assert [r.person_id for r in results] == ["p-002", "p-003"]
     assert len({r.serial for r in (first.result(), *results, alone)}) == 4
     assert all(_state(ctx, p) == [CertState.ACTIVE] for p in ("p-001", "p-002", "p-003", "p-004"))
+
+
+def test_pipeline_closed_with_a_batch_in_flight_answers_it(issuance: Issuance) -> None:
+    """Closing the committer (server shutdown) right after a request was handed in: the batch
+    in flight is still recorded and answered, not left reserved."""
+    pipeline = Pipeline(issuance.advance, issuance.sign)
+    future = pipeline.submit(_officer(issuance.ctx, "p-001"))
+    pipeline.close()
+    assert future.done()
+    assert future.result().person_id == "p-001"
+    assert _state(issuance.ctx, "p-001") == [CertState.ACTIVE]

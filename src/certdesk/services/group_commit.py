@@ -17,15 +17,13 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from certdesk.domain.errors import CertdeskError
 
 R = TypeVar("R")
 T = TypeVar("T")
 F = TypeVar("F")
-R_contra = TypeVar("R_contra", contravariant=True)
-T_co = TypeVar("T_co", covariant=True)
 _STOP = object()
 
 
@@ -94,26 +92,19 @@ class GroupCommitter(_Committer[R, T]):
             _settle(batch, outcomes)
 
 
-class Steps(Protocol[R_contra, T_co, F]):
-    """A batch written in two transactions with work between (`Issuance.advance`):
-    `advance(flight, requests)` makes `flight`'s second write and `requests`' first in one
-    transaction and returns `flight`'s outcomes and `requests`' new flight, which the work
-    between (`Issuance.sign`) then carries to its second write."""
-
-    def __call__(
-        self, flight: F | None, requests: Sequence[R_contra], /
-    ) -> tuple[Sequence[T_co | CertdeskError], F]: ...
-
-
 class Pipeline(_Committer[R, T], Generic[R, T, F]):
     """A group committer whose batches overlap: while one batch is between its two writes, the
     requests arriving meanwhile queue and share its second write's transaction. A batch is
     answered right after that transaction, before the next one's work; a lone request is
-    answered as soon as it is done: with nothing waiting, its second write goes alone."""
+    answered as soon as it is done: with nothing waiting, its second write goes alone.
+
+    `advance(flight, requests)` (`Issuance.advance`) makes `flight`'s second write and
+    `requests`' first, and returns `flight`'s outcomes and `requests`' new flight, which
+    `between` (`Issuance.sign`) carries to its second write."""
 
     def __init__(
         self,
-        advance: Steps[R, T, F],
+        advance: Callable[[F | None, Sequence[R]], tuple[Sequence[T | CertdeskError], F]],
         between: Callable[[F], F],
         name: str = "certdesk-issuer",
         max_batch: int = 64,
@@ -139,8 +130,12 @@ class Pipeline(_Committer[R, T], Generic[R, T, F]):
             except BaseException as exc:
                 _fail(waiting, exc)
                 flight, waiting = None, []
-        if waiting:
-            outcomes, _ = self.advance(flight, [])
+        if waiting:  # closed: the batch in flight is still answered
+            try:
+                outcomes, _ = self.advance(flight, [])
+            except BaseException as exc:
+                _fail(waiting, exc)
+                return
             _settle(waiting, outcomes)
 
 
