@@ -262,7 +262,7 @@ class Issuance:
         results: list[Outcome | None] = [None] * len(requests)
         reserved: list[_Reserved] | None = None
         if flight is not None and flight.signed:
-            joined = requests and self.ctx.db.is_sqlite
+            joined = bool(requests) and self.ctx.db.is_sqlite
             step = functools.partial(self._reserve_in, requests, now) if joined else None
             together = self._record(flight.signed, flight.results, step)
             if together is not None:
