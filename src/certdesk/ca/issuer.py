@@ -8,6 +8,7 @@ issuance before the CA key signs anything.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -15,7 +16,14 @@ from typing import Protocol
 from cryptography import x509
 
 from certdesk.ca.keys import PublicKey, signature_hash
-from certdesk.ca.profiles import Extensions, Profile, PublicationUrls, profile_extensions
+from certdesk.ca.profiles import (
+    Ext,
+    Extensions,
+    Profile,
+    PublicationUrls,
+    authority_key_id,
+    profile_extensions,
+)
 from certdesk.ca.signer import Signer, throwaway_key
 from certdesk.domain.errors import CertdeskError
 
@@ -48,12 +56,17 @@ class Authority:
     urls: PublicationUrls | None = None
     hooks: Sequence[LintHook] = ()
 
+    @functools.cached_property
+    def issuer_key_id(self) -> Ext:
+        """The same in every certificate this CA signs."""
+        return authority_key_id(self.signer.public_key)
+
     def build(self, order: CertificateOrder) -> x509.CertificateBuilder:
         issuer_name = order.subject if self.certificate is None else self.certificate.subject
         extensions = profile_extensions(
             order.profile,
             subject_key=order.public_key,
-            issuer_key=self.signer.public_key,
+            issuer_key_id=self.issuer_key_id,
             urls=self.urls,
             extensions=order.extensions,
         )

@@ -14,11 +14,6 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_der_public_key,
-)
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from certdesk.ca.crl import freshest_crl
@@ -103,15 +98,10 @@ def _ext(value: x509.ExtensionType, critical: bool) -> Ext:
     return x509.Extension(value.oid, critical, value)
 
 
-def _spki(key: PublicKey) -> bytes:
-    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-
-
-@functools.lru_cache(maxsize=16)
-def _authority_key_id(issuer_spki: bytes) -> Ext:
-    """Cached per CA key: it is the same in every certificate the CA signs."""
-    key = load_der_public_key(issuer_spki)
-    return _ext(x509.AuthorityKeyIdentifier.from_issuer_public_key(key), False)  # type: ignore[arg-type]
+def authority_key_id(issuer_key: PublicKey) -> Ext:
+    """The Authority Key Identifier of every certificate `issuer_key` signs: worked out once
+    per CA (`Authority`), not once per certificate."""
+    return _ext(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), False)
 
 
 @functools.lru_cache(maxsize=16)
@@ -161,12 +151,12 @@ def profile_extensions(
     profile: Profile,
     *,
     subject_key: PublicKey,
-    issuer_key: PublicKey,
+    issuer_key_id: Ext,
     urls: PublicationUrls | None,
     extensions: Extensions,
 ) -> list[Ext]:
     """The profile's extensions, in the order they are encoded, for a certificate of
-    `subject_key` signed with `issuer_key`.
+    `subject_key` signed by the CA whose `authority_key_id` is `issuer_key_id`.
 
     A list for `x509.CertificateBuilder(extensions=…)`: only the key identifier and the names
     differ from one certificate to the next, the rest is built once per profile, CA and URL set
@@ -174,7 +164,7 @@ def profile_extensions(
     """
     found = [_ext(x509.SubjectKeyIdentifier.from_public_key(subject_key), False)]
     if profile is not Profile.ROOT_CA:
-        found.append(_authority_key_id(_spki(issuer_key)))
+        found.append(issuer_key_id)
     found += _usage_extensions(profile, isinstance(subject_key, rsa.RSAPublicKey))
     if not profile.is_ca:
         general_names = extensions.sans.general_names()
