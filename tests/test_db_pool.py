@@ -1,19 +1,21 @@
 """PostgreSQL connections from the pool: one idle a while is pinged before use, so a connection
 the server dropped (restart, failover, idle timeout) is replaced without failing a request; one
 used moments ago is trusted without the round trip. Fixed reads on the driver's own cursor
-(`Database.fetch`) behave as SQLAlchemy's execution does."""
+(`Database.fetch`) and batched writes (`execute_many`) behave as SQLAlchemy's execution does."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import bindparam, create_engine, func, literal, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import bindparam, create_engine, func, literal, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from certdesk.store import db as db_module
-from certdesk.store.db import Database, FixedRead
+from certdesk.store import journal
+from certdesk.store.db import Database, FixedRead, execute_many
 from certdesk.store.tables import metadata, units
 
 PG_ONLY = pytest.mark.parametrize(
@@ -107,3 +109,96 @@ def test_a_fixed_read_refuses_what_the_driver_could_not_be_given_as_is(database:
     at = bindparam("at", type_=units.c.created_at.type)
     with pytest.raises(TypeError, match="conversion"):
         database.fetch(FixedRead(select(units.c.code).where(units.c.created_at < at)), {})
+
+
+def unit_rows(prefix: str, at: dt.datetime) -> list[dict[str, object]]:
+    return [
+        {
+            "code": f"{prefix}{i}",
+            "name": f"单位 {i}",
+            "contact_name": "",
+            "contact_email": f"c{i}@example.org" if i % 2 else "",
+            "contact_phone": "",
+            "created_at": at + dt.timedelta(microseconds=i),
+        }
+        for i in range(3)
+    ]
+
+
+def stored(database: Database, prefix: str) -> list[tuple[object, ...]]:
+    """The rows as the engine keeps them (on SQLite the datetime's text), without the prefix."""
+    with database.read_one() as conn:
+        found = conn.exec_driver_sql("SELECT * FROM units ORDER BY code").all()
+    return [(row[0][len(prefix) :], *row[1:]) for row in found if row[0].startswith(prefix)]
+
+
+def test_execute_many_writes_what_sqlalchemy_writes(database: Database) -> None:
+    """The same statement and rows through `execute_many` and through SQLAlchemy's executemany
+    store the same values (an aware datetime from another zone as the column type converts
+    it, on SQLite the same text); an UPDATE with values of its own (a literal in SET and WHERE)
+    reports the rows it changed."""
+    metadata.create_all(database.engine)
+    at = dt.datetime(2026, 12, 3, 8, 30, 1, 5, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    with database.write() as conn:
+        execute_many(conn, units.insert(), unit_rows("m", at))
+        conn.execute(units.insert(), unit_rows("s", at))
+    assert stored(database, "m") == stored(database, "s")
+    rename = (
+        update(units)
+        .where(units.c.code == bindparam("b_code"), units.c.contact_phone == "")
+        .values(name=bindparam("b_name"), contact_phone="110")
+    )
+    with database.write() as conn:
+        changes = [{"b_code": "m0", "b_name": "甲"}, {"b_code": "m2", "b_name": "乙"}]
+        assert execute_many(conn, rename, changes) == 2
+        assert execute_many(conn, rename, changes) == 0  # the WHERE literal holds them back
+        conn.execute(rename, [{"b_code": "s0", "b_name": "甲"}, {"b_code": "s2", "b_name": "乙"}])
+        assert execute_many(conn, rename, []) == 0
+    assert stored(database, "m") == stored(database, "s")
+    assert [row[1] for row in stored(database, "m")] == ["甲", "单位 1", "乙"]
+
+
+def test_execute_many_refusals_are_sqlalchemys_and_roll_back(database: Database) -> None:
+    """A duplicate key is SQLAlchemy's IntegrityError (what issuance catches to draw a serial
+    again), and nothing of the transaction stays."""
+    metadata.create_all(database.engine)
+    at = dt.datetime(2026, 12, 3, tzinfo=dt.UTC)
+    with pytest.raises(IntegrityError), database.write() as conn:
+        execute_many(conn, units.insert(), unit_rows("d", at))
+        execute_many(conn, units.insert(), unit_rows("d", at)[1:])
+    assert stored(database, "d") == []
+
+
+def test_execute_many_refuses_a_row_missing_a_defaulted_column(tmp_path: Path) -> None:
+    """A column default is computed by SQLAlchemy's execution, which the driver's cursor skips:
+    a row that leaves one out is refused before anything is written, not stored with NULL."""
+    database = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    metadata.create_all(database.engine)
+    row = unit_rows("x", dt.datetime(2026, 12, 3, tzinfo=dt.UTC))[0]
+    del row["contact_phone"]
+    with pytest.raises(TypeError, match="contact_phone"), database.write() as conn:
+        execute_many(conn, units.insert(), [row])
+    assert stored(database, "x") == []
+    database.dispose()
+
+
+def test_execute_many_is_journalled(tmp_path: Path) -> None:
+    """The statement reaches the journal's capture as SQLAlchemy's cursor event would give it,
+    for a restore to replay (tests/test_backup_restore.py replays issuances)."""
+    database = Database(f"sqlite:///{tmp_path / 'j.db'}")
+    metadata.create_all(database.engine)
+    rows = unit_rows("j", dt.datetime(2026, 12, 3, tzinfo=dt.UTC))
+    captured: dict[str, list[list[object]]] = {}
+    with database.engine.connect() as conn, conn.begin():
+        capture = journal.begin_capture(conn)
+        execute_many(conn, units.insert(), rows)
+        captured["many"] = capture.statements
+        capture.statements = []
+        conn.execute(units.insert(), unit_rows("k", dt.datetime(2026, 12, 3, tzinfo=dt.UTC)))
+        captured["sqlalchemy"] = capture.statements
+        journal.end_capture(conn)
+    ((sql, params, many),) = captured["many"]
+    ((sql_sa, params_sa, many_sa),) = captured["sqlalchemy"]
+    assert (sql, many, len(params)) == (sql_sa, many_sa, len(params_sa)) == (sql, True, 3)
+    assert [p[1:] for p in params] == [p[1:] for p in params_sa]  # all but the code
+    database.dispose()

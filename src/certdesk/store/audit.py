@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from certdesk.store import journal
-from certdesk.store.db import answered, note_change
+from certdesk.store.db import answered, execute_many, note_change
 from certdesk.store.tables import audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -121,7 +121,7 @@ def append_many(conn: Connection, entries: list[Entry]) -> int:
         )
         prev = digest
     if rows:
-        conn.execute(_INSERT, rows)
+        execute_many(conn, _INSERT, rows)
         conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
         journal.note_audit(
             conn, start + 1, first_prev, seq, prev, entries[-1].at, [e.action for e in entries]

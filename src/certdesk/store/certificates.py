@@ -24,7 +24,7 @@ from sqlalchemy import (
 
 from certdesk.domain.lifecycle import IN_FLIGHT, MAY_BE_VALID
 from certdesk.domain.states import CertState
-from certdesk.store.db import AnyRow, Database, FixedRead, rows_in
+from certdesk.store.db import AnyRow, Database, FixedRead, execute_many, rows_in
 from certdesk.store.tables import certificates
 
 PERSONAL = "personal"
@@ -58,7 +58,7 @@ _RESERVE = insert(certificates)
 
 def reserve(conn: Connection, rows: Sequence[Mapping[str, object]]) -> None:
     """Insert reservations (the serial primary key refuses any reuse)."""
-    conn.execute(_RESERVE, list(rows))
+    execute_many(conn, _RESERVE, rows)
 
 
 _ROW = select(

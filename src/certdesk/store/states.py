@@ -10,6 +10,7 @@ from typing import Literal
 
 from sqlalchemy import Column, Connection, Table, Update, and_, bindparam, update
 
+from certdesk.store.db import execute_many
 from certdesk.store.tables import authorities, certificates, office_requests, people, tokens
 
 Kind = Literal["certificate", "token", "person", "authority", "request"]
@@ -29,7 +30,7 @@ def move_rows(
     to `after`; returns how many moved."""
     statement = _statement(kind, before, after, tuple(sorted(set(rows[0]) - {"key"})))
     params = [{f"b_{k}": v for k, v in row.items()} for row in rows]
-    return int(conn.execute(statement, params).rowcount)
+    return execute_many(conn, statement, params)
 
 
 @functools.cache
