@@ -235,9 +235,11 @@ def execute_many(
     transaction; returns the driver's row count (for an UPDATE the rows it changed; for an
     INSERT on PostgreSQL -1).
 
-    On SQLite, on the driver's own cursor: issuing writes a batch's certificates and audit
-    records this way, where SQLAlchemy's per-row bookkeeping cost more than the writes (7.8 %
-    of the instructions per certificate, bench/instructions.py). What SQLAlchemy's execution
+    On SQLite, on the driver's own cursor: every audited change writes its records this way
+    (and issuing a batch's reservations and moves), where SQLAlchemy's per-row bookkeeping cost
+    more than the writes (6.8 % of the instructions per issued certificate,
+    bench/instructions.py). `statement` is one built once (a module constant, a cached
+    statement): its plan is kept per statement object. What SQLAlchemy's execution
     does is kept: the SQL compiled once per statement and set of keys, each value through its
     column type's bind processor, the statement handed to the journal as its cursor event would
     (`journal.capture_statement`), a driver error raised as SQLAlchemy's (an IntegrityError
