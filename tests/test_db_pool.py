@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from certdesk.store import db as db_module
 from certdesk.store import journal
-from certdesk.store.db import Database, FixedRead, execute_many
+from certdesk.store.db import Database, FixedRead, execute_many, fetch_in
 from certdesk.store.tables import metadata, units
 
 PG_ONLY = pytest.mark.parametrize(
@@ -202,3 +202,24 @@ def test_execute_many_is_journalled(tmp_path: Path) -> None:
     assert (sql, many, len(params)) == (sql_sa, many_sa, len(params_sa)) == (sql, True, 3)
     assert [p[1:] for p in params] == [p[1:] for p in params_sa]  # all but the code
     database.dispose()
+
+
+def test_a_fixed_read_inside_a_transaction_sees_its_writes(database: Database) -> None:
+    """`fetch_in` reads in the caller's transaction (what it wrote and has not committed), with
+    the column types' conversions, as SQLAlchemy's execution of the same statement does; a
+    rolled-back write is gone for it too."""
+    metadata.create_all(database.engine)
+    at = dt.datetime(2026, 12, 3, 8, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    fixed = FixedRead(
+        select(units.c.code, units.c.created_at).where(units.c.code == bindparam("code"))
+    )
+    with pytest.raises(RuntimeError), database.write() as conn:
+        execute_many(conn, units.insert(), unit_rows("t", at))
+        for _ in range(2):  # compiled once, then reused
+            (row,) = fetch_in(conn, fixed, {"code": "t1"})
+            expected = conn.execute(fixed.statement, {"code": "t1"}).one()
+            assert tuple(row) == tuple(expected) == ("t1", at + dt.timedelta(microseconds=1))
+            assert row.created_at.tzinfo is not None
+        raise RuntimeError("roll back")
+    with database.write() as conn:
+        assert fetch_in(conn, fixed, {"code": "t1"}) == []

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, or_, select, update
 
 from certdesk.store import journal
-from certdesk.store.db import answered, execute_many, note_change
+from certdesk.store.db import FixedRead, answered, execute_many, fetch_in, note_change
 from certdesk.store.tables import audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -71,7 +71,9 @@ def record_hash(
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+_HEAD = FixedRead(
+    select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+)
 _INSERT = insert(audit_log)
 _MOVE_HEAD = update(audit_head).where(audit_head.c.id == 1)
 
@@ -95,7 +97,7 @@ def append_many(conn: Connection, entries: list[Entry]) -> int:
     One head read and one head update per call, so a batch of state changes costs one round of
     locking rather than one per record.
     """
-    head = conn.execute(_HEAD).one()
+    (head,) = fetch_in(conn, _HEAD, {})
     seq, prev = int(head.seq), str(head.hash)
     start, first_prev = seq, prev
     rows = []
@@ -122,7 +124,7 @@ def append_many(conn: Connection, entries: list[Entry]) -> int:
         prev = digest
     if rows:
         execute_many(conn, _INSERT, rows)
-        conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
+        execute_many(conn, _MOVE_HEAD, [{"seq": seq, "hash": prev}])
         journal.note_audit(
             conn, start + 1, first_prev, seq, prev, entries[-1].at, [e.action for e in entries]
         )
@@ -138,7 +140,7 @@ def append_many(conn: Connection, entries: list[Entry]) -> int:
 def lock_head(conn: Connection) -> None:
     """Hold the chain's head until the caller's transaction ends: no other writer is between
     appending and committing meanwhile (a journal's last line is then settled for good)."""
-    conn.execute(_HEAD).one()
+    fetch_in(conn, _HEAD, {})
 
 
 _HEAD_UNLOCKED = select(audit_head.c.seq, audit_head.c.hash)  # reads; writers lock `_HEAD`

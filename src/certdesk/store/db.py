@@ -14,7 +14,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Insert, Row, Select, Update, create_engine, event
 from sqlalchemy import exc as sa_exc
@@ -121,9 +121,7 @@ class Database:
         """The rows of one fixed read statement, on a pooled connection outside any transaction
         (on PostgreSQL in autocommit for that statement: no BEGIN or ROLLBACK round trip)."""
         dialect = self.engine.dialect
-        sql, constants, names, processors = fixed.prepared(dialect)
-        values = {**constants, **params} if constants else params
-        bound = [values[n] for n in names] if self.is_sqlite else values
+        sql, bound = fixed.bind(dialect, params)
         raw = self.engine.raw_connection()  # the pool's checks (a ping after idle) still run
         try:
             driver: Any = raw.dbapi_connection
@@ -144,17 +142,12 @@ class Database:
                 if lost:
                     raw.invalidate(exc)
                     self.engine.dispose(close=False)
-                raise sa_exc.DBAPIError.instance(
-                    sql, bound, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost
-                ) from exc
+                raise _sqlalchemy_error(dialect, sql, bound, exc, lost) from exc
             finally:
                 cursor.close()
         finally:
             raw.close()  # back to the pool
-        return [
-            fixed.row(*(v if f is None else f(v) for f, v in zip(processors, r, strict=True)))
-            for r in found
-        ]
+        return fixed.rows(dialect, found)
 
     def fetch_first(self, fixed: FixedRead, params: dict[str, Any]) -> Any | None:
         """The first row `fetch` gives, or None."""
@@ -172,7 +165,7 @@ Prepared = tuple[str, dict[str, Any], list[str], list[Callable[[Any], Any] | Non
 
 class FixedRead:
     """A read statement fixed when the module loads, compiled once per database engine and run
-    on the driver's own cursor (`Database.fetch`): for the statement of every portal request,
+    on the driver's own cursor (`Database.fetch`, `fetch_in`): for the statement of every portal request,
     SQLAlchemy's execution machinery cost more CPU than the driver's own work (~190 µs against
     ~75 µs). Its values pass through the column types' result processors, as SQLAlchemy would;
     bound values must need no conversion (strings, numbers). Rows are named tuples (`row.name`,
@@ -205,6 +198,20 @@ class FixedRead:
         made = (str(compiled), constants, list(compiled.positiontup or []), processors)
         self._prepared[dialect.name] = made
         return made
+
+    def bind(self, dialect: Dialect, params: dict[str, Any]) -> tuple[str, Any]:
+        """The SQL and its parameters as the driver takes them."""
+        sql, constants, names, _ = self.prepared(dialect)
+        values = {**constants, **params} if constants else params
+        return sql, [values[n] for n in names] if dialect.name == "sqlite" else values
+
+    def rows(self, dialect: Dialect, found: Iterable[Sequence[Any]]) -> list[Any]:
+        """The driver's rows, each value through its column's result processor."""
+        processors = self.prepared(dialect)[3]
+        return [
+            self.row(*(v if f is None else f(v) for f, v in zip(processors, r, strict=True)))
+            for r in found
+        ]
 
 
 def _row_type(names: list[str]) -> type:
@@ -261,14 +268,49 @@ def execute_many(
         for row in rows
     ]
     journal_file.capture_statement(conn, sql, params, True)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
+
+    def write(cursor: Any) -> int:
         cursor.executemany(sql, params)
         return int(cursor.rowcount)
+
+    return _on_cursor(conn, sql, params, write)
+
+
+def fetch_in(conn: Connection, fixed: FixedRead, params: dict[str, Any]) -> list[Any]:
+    """The rows of `fixed` inside `conn`'s transaction: on SQLite on the driver's cursor (the
+    audit head, read by every audited write, cost more through SQLAlchemy than the write it
+    guards); elsewhere through SQLAlchemy's execution, which keeps what the statement asks of
+    the engine (`FOR UPDATE` on PostgreSQL)."""
+    if conn.dialect.name != "sqlite" or not conn.in_transaction():
+        return list(conn.execute(fixed.statement, params))
+    sql, bound = fixed.bind(conn.dialect, params)
+    found = _on_cursor(conn, sql, bound, lambda cursor: cursor.execute(sql, bound).fetchall())
+    return fixed.rows(conn.dialect, found)
+
+
+T = TypeVar("T")
+
+
+def _on_cursor(conn: Connection, sql: str, params: Any, work: Callable[[Any], T]) -> T:
+    """`work(cursor)` on a cursor of `conn`'s SQLite connection, in its transaction; a driver
+    error is raised as SQLAlchemy's."""
+    dialect = conn.dialect
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        return work(cursor)
     except dialect.loaded_dbapi.Error as exc:
-        raise sa_exc.DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error) from exc
+        raise _sqlalchemy_error(dialect, sql, params, exc, False) from exc
     finally:
         cursor.close()
+
+
+def _sqlalchemy_error(
+    dialect: Dialect, sql: str, params: Any, exc: Exception, lost: bool
+) -> sa_exc.StatementError:
+    """The driver's error as SQLAlchemy's execution raises it (an IntegrityError stays one)."""
+    return sa_exc.DBAPIError.instance(
+        sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost
+    )
 
 
 def _plan(statement: Insert | Update, keys: tuple[str, ...], dialect: Dialect) -> _Plan:
