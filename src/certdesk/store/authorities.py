@@ -8,15 +8,17 @@ from collections.abc import Mapping
 from sqlalchemy import Connection, insert, select, update
 
 from certdesk.domain.states import AuthorityState
-from certdesk.store.db import AnyRow
+from certdesk.store.db import AnyRow, FixedRead, fetch_in
 from certdesk.store.tables import authorities
 
 ISSUING_ROLE = "issuing"
 _ALL = select(authorities).order_by(authorities.c.role.desc(), authorities.c.generation)
-# Built once: asked in every reservation transaction.
-_ACTIVE_ISSUERS = select(
-    authorities.c.name, authorities.c.key_type, authorities.c.generation
-).where(authorities.c.role == ISSUING_ROLE, authorities.c.state == AuthorityState.ACTIVE.value)
+# Asked in every reservation transaction: compiled once, on SQLite on the driver's cursor.
+_ACTIVE_ISSUERS = FixedRead(
+    select(authorities.c.name, authorities.c.key_type, authorities.c.generation).where(
+        authorities.c.role == ISSUING_ROLE, authorities.c.state == AuthorityState.ACTIVE.value
+    )
+)
 
 
 def get(conn: Connection, name: str) -> AnyRow | None:
@@ -30,7 +32,7 @@ def every(conn: Connection) -> list[AnyRow]:
 
 def active_issuers(conn: Connection) -> list[tuple[str, str, int]]:
     """(name, key type, generation) of the issuing CAs that issue today."""
-    return [(r.name, r.key_type, r.generation) for r in conn.execute(_ACTIVE_ISSUERS)]
+    return [(r.name, r.key_type, r.generation) for r in fetch_in(conn, _ACTIVE_ISSUERS, {})]
 
 
 def issuers_in(conn: Connection, state: AuthorityState) -> list[str]:

@@ -165,11 +165,11 @@ Prepared = tuple[str, dict[str, Any], list[str], list[Callable[[Any], Any] | Non
 
 class FixedRead:
     """A read statement fixed when the module loads, compiled once per database engine and run
-    on the driver's own cursor (`Database.fetch`, `fetch_in`): for the statement of every portal request,
-    SQLAlchemy's execution machinery cost more CPU than the driver's own work (~190 µs against
-    ~75 µs). Its values pass through the column types' result processors, as SQLAlchemy would;
-    bound values must need no conversion (strings, numbers). Rows are named tuples (`row.name`,
-    `row._mapping`)."""
+    on the driver's own cursor (`Database.fetch`, `fetch_in`): for the statement of every
+    portal request, SQLAlchemy's execution machinery cost more CPU than the driver's own work
+    (~190 µs against ~75 µs). Its values pass through the column types' result processors, as
+    SQLAlchemy would; bound values must need no conversion (strings, numbers). Rows are named
+    tuples (`row.name`, `row._mapping`)."""
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
