@@ -228,9 +228,9 @@ def _row_type(names: list[str]) -> type:
     return FixedRow
 
 
-# A write's plan on SQLite: its SQL, and per positional parameter (row key, whether the row gives
-# it, the value the statement holds otherwise, the column type's bind processor)
-_Step = tuple[str, bool, Any, Callable[[Any], Any] | None]
+# A write's plan on SQLite: its SQL, and per positional parameter either (the row's key, None,
+# the column type's bind processor) or (None, the statement's own value, converted once, None)
+_Step = tuple[str | None, Any, Callable[[Any], Any] | None]
 _Plan = tuple[str, list[_Step]]
 _PLANS: dict[tuple[Insert | Update, tuple[str, ...]], _Plan] = {}
 
@@ -260,10 +260,8 @@ def execute_many(
     sql, order = _plan(statement, tuple(rows[0]), dialect)
     params = [
         tuple(
-            (row[key] if given else fixed)
-            if process is None
-            else process(row[key] if given else fixed)
-            for key, given, fixed, process in order
+            fixed if key is None else row[key] if process is None else process(row[key])
+            for key, fixed, process in order
         )
         for row in rows
     ]
@@ -326,7 +324,11 @@ def _plan(statement: Insert | Update, keys: tuple[str, ...], dialect: Dialect) -
     for name in compiled.positiontup or []:
         bind = compiled.binds[name]
         process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        order.append((name, bool(bind.required), bind.effective_value, process))
+        if bind.required:
+            order.append((name, None, process))
+        else:  # a value the statement holds (a literal in SET or WHERE): converted here, once
+            value = bind.effective_value
+            order.append((None, value if process is None else process(value), None))
     plan = _PLANS[(statement, keys)] = (str(compiled), order)
     return plan
 
