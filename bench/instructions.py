@@ -1,4 +1,5 @@
-"""Instructions per issued certificate, counted by callgrind: a CPU figure that does not drift.
+"""Instructions per issued certificate or per page, counted by callgrind: CPU figures that do
+not drift.
 
 The 2-core machines the other benches run on change speed by 2x within an hour (steal time), so
 a before/after pair of timed runs can say nothing about a 5 % change. Callgrind counts the
@@ -11,7 +12,12 @@ transaction with the next batch's reservation), batches of 8, one thread, SQLite
 key. The run is made twice, with 0 and with `--count` certificates; the difference divided by
 `--count` leaves out start-up, the CA, the people and their CSRs.
 
-    python bench/instructions.py [--count 400] [--src OTHER_CHECKOUT/src]
+`--work page` counts the logged-in home page instead: the ASGI application exactly as
+`certdesk serve --plain-http` builds it, called in process (bench/app_cpu.py's driver) with the
+holder's certificate in the header nginx sets, one request at a time, on the SQLite database
+`certdesk init` made; the difference between 0 and `--count` pages after a warm-up.
+
+    python bench/instructions.py [--work issuance|page] [--count 400] [--src OTHER_CHECKOUT/src]
 
 Needs valgrind (Debian: `apt-get install valgrind`); each run takes a minute or two.
 """
@@ -32,9 +38,8 @@ BATCH = 8
 WARM_UP = 16  # certificates issued before counting starts: caches and compiled statements
 
 
-def child(count: int) -> None:
+def issuance_child(count: int) -> None:
     """Issue `WARM_UP` then `count` certificates (the work callgrind counts)."""
-    sys.path.insert(0, str(Path(__file__).parent))
     from certdesk.ca.csr import load_csr
     from certdesk.ca.keys import as_public_key
     from certdesk.services.ca_hierarchy import init_hierarchy
@@ -69,9 +74,53 @@ def child(count: int) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def counted(count: int, src: Path | None) -> int:
-    """Instructions callgrind counts for one child run of `count` certificates."""
-    env = dict(os.environ)
+def page_child(count: int) -> None:
+    """Answer `WARM_UP` then `count` home pages, one at a time, from the data directory in the
+    environment (the work callgrind counts)."""
+    import uvloop
+
+    from app_cpu import Driver
+    from portal import PERSON_NAME
+    from stack_app import make
+
+    driver = Driver(make(), Path(os.environ["BENCH_HOLDER_CERT"]).read_bytes())
+
+    async def pages(n: int) -> None:
+        for _ in range(n):
+            status, body = await driver.get("/")
+            assert status == 200 and PERSON_NAME.encode() in body, (status, body[:300])
+
+    async def go() -> None:
+        await driver.lifespan("startup")
+        await pages(WARM_UP)
+        await pages(count)
+        await driver.lifespan("shutdown")
+
+    uvloop.run(go())
+
+
+CHILDREN = {"issuance": issuance_child, "page": page_child}
+
+
+def page_data(work: Path) -> dict[str, str]:
+    """`certdesk init` once in `work`; the environment a page child runs with."""
+    from portal import CERTDESK, holder_files
+
+    data = work / "var"
+    subprocess.run(
+        [CERTDESK, "init"],
+        cwd=work,
+        env={**os.environ, "CERTDESK_PATHS_DATA_DIR": str(data)},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    cert, _ = holder_files(data, work)
+    return {"BENCH_HOLDER_CERT": str(cert), "CERTDESK_SERVER_TRUSTED_PROXIES": "127.0.0.1/32"}
+
+
+def counted(work: str, count: int, src: Path | None, extra: dict[str, str]) -> int:
+    """Instructions callgrind counts for one child run of `count` certificates or pages."""
+    env = {**os.environ, **extra}
     if src is not None:
         env["PYTHONPATH"] = str(src)
     with tempfile.TemporaryDirectory() as out:
@@ -82,6 +131,8 @@ def counted(count: int, src: Path | None) -> int:
                 f"--callgrind-out-file={out}/callgrind.out",
                 sys.executable,
                 __file__,
+                "--work",
+                work,
                 "--child",
                 str(count),
             ],
@@ -98,23 +149,34 @@ def counted(count: int, src: Path | None) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=400, help="certificates counted")
+    parser.add_argument("--work", choices=sorted(CHILDREN), default="issuance")
+    parser.add_argument("--count", type=int, default=400, help="certificates or pages counted")
     parser.add_argument("--src", type=Path, help="another checkout's src/ (a before/after pair)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
     if args.child is not None:
-        child(args.child)
+        CHILDREN[args.work](args.child)
         return
     if args.count % BATCH or not 0 < args.count <= 1000:
         sys.exit(f"--count: a multiple of {BATCH} from {BATCH} to 1000")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
-    with ThreadPoolExecutor(2) as pool:  # counts do not depend on the other run
-        empty, full = pool.map(lambda n: counted(n, args.src), (0, args.count))
+    with tempfile.TemporaryDirectory(prefix="certdesk-instr-") as tmp:
+        runs: list[tuple[int, dict[str, str]]] = [(0, {}), (args.count, {})]
+        if args.work == "page":
+            extra = page_data(Path(tmp))
+            for n, env in runs:  # each a copy of the same data: the runs share no file
+                shutil.copytree(Path(tmp) / "var", Path(tmp) / f"var{n}")
+                env.update(extra, CERTDESK_PATHS_DATA_DIR=str(Path(tmp) / f"var{n}"))
+        with ThreadPoolExecutor(2) as pool:  # counts do not depend on the other run
+            empty, full = pool.map(lambda r: counted(args.work, r[0], args.src, r[1]), runs)
+    what = f"batch={BATCH} key=file" if args.work == "issuance" else "path=/"
     print(
-        f"tool=certdesk work=issuance_pipeline batch={BATCH} db=sqlite key=file "
-        f"count={args.count} src={args.src or 'this checkout'} "
-        f"instructions_per_cert={(full - empty) / args.count:.0f}",
+        f"tool=certdesk work={args.work} {what} db=sqlite count={args.count} "
+        f"src={args.src or 'this checkout'} "
+        f"instructions_per_{'cert' if args.work == 'issuance' else 'page'}="
+        f"{(full - empty) / args.count:.0f}",
         flush=True,
     )
 

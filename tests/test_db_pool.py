@@ -5,6 +5,7 @@ used moments ago is trusted without the round trip. Fixed reads on the driver's 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,3 +224,64 @@ def test_a_fixed_read_inside_a_transaction_sees_its_writes(database: Database) -
         raise RuntimeError("roll back")
     with database.write() as conn:
         assert fetch_in(conn, fixed, {"code": "t1"}) == []
+
+
+def test_a_fixed_read_on_the_event_loop_answers_as_fetch_does(database: Database) -> None:
+    """`fetch_async` (the login's read): the same converted rows as `fetch`, from the event
+    loop's own pool on PostgreSQL (or the read itself on SQLite), and from a thread for a loop
+    without a pool (an application called outside its lifespan); a driver error is raised as
+    SQLAlchemy's; the pool closes with `close_async`."""
+    metadata.create_all(database.engine)
+    at = dt.datetime(2026, 12, 3, 9, 15, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    with database.write() as conn:
+        execute_many(conn, units.insert(), unit_rows("a", at))
+    fixed = FixedRead(
+        select(units.c.code, units.c.created_at, literal(None).label("absent")).where(
+            units.c.code == bindparam("code")
+        )
+    )
+    missing = FixedRead(select(text("code")).select_from(text("no_such_table")))
+
+    async def reads() -> list[list[object]]:
+        found = [await database.fetch_async(fixed, {"code": "a2"})]  # no pool yet: a thread
+        await database.open_async()
+        await database.open_async()  # once per loop
+        for _ in range(3):  # after psycopg's threshold its statements are prepared
+            found.append(await database.fetch_async(fixed, {"code": "a2"}))
+        found.append(await database.fetch_async(fixed, {"code": "none such"}))
+        with pytest.raises(DBAPIError):
+            await database.fetch_async(missing, {})
+        found.append(await database.fetch_async(fixed, {"code": "a1"}))  # the pool goes on
+        await database.close_async()
+        return found
+
+    found = asyncio.run(reads())
+    expected = database.fetch(fixed, {"code": "a2"})
+    assert [tuple(r) for r in expected] == [("a2", at + dt.timedelta(microseconds=2), None)]
+    assert found[:4] == [expected] * 4 and found[4] == []
+    assert found[5][0].code == "a1" and found[2][0].created_at.tzinfo == dt.UTC
+    assert database._async_pools == {}
+
+
+@PG_ONLY
+def test_the_event_loops_reads_survive_a_dropped_connection(
+    database: Database, db_url: str
+) -> None:
+    """A connection the server dropped fails the read that finds it (as `fetch`), and the reads
+    after it get a live one."""
+    fixed = FixedRead(select(func.pg_backend_pid().label("pid")))
+
+    async def reads() -> tuple[int, int]:
+        await database.open_async()
+        try:
+            dropped = (await database.fetch_async(fixed, {}))[0].pid
+            terminate(db_url, dropped)
+            with pytest.raises(DBAPIError) as refused:
+                await database.fetch_async(fixed, {})
+            assert refused.value.connection_invalidated
+            return dropped, (await database.fetch_async(fixed, {}))[0].pid
+        finally:
+            await database.close_async()
+
+    dropped, now = asyncio.run(reads())
+    assert now != dropped

@@ -178,12 +178,13 @@ def test_superseded_certificate_gets_the_remove_it_page(demo: Context) -> None:
     renewed = holder.renew(new_key)
     holder.renewals.confirm(holder.signed("confirm", serial=renewed.serial, key=new_key))
     app = create_app(demo)
-    page = client_for(app, old.der).get("/")
+    with client_for(app, old.der) as browser:  # served: the login on the event loop's pool
+        page = browser.get("/")
     assert page.status_code == 401 and problem_code(page.text) == "login.superseded"
     assert "Remove the old certificate" in page.text and renewed.serial in page.text
-    assert (
-        client_for(app, renewed.certificate.public_bytes(Encoding.DER)).get("/").status_code == 200
-    )
+    with client_for(app, renewed.certificate.public_bytes(Encoding.DER)) as browser:
+        assert browser.get("/").status_code == 200
+    assert client_for(app, old.der).get("/").status_code == 401  # outside a lifespan too
 
 
 def test_position_change_applies_at_the_next_request(demo: Context) -> None:

@@ -113,15 +113,34 @@ class Access:
         return _Presented(cert, format(cert.serial_number, "x"), hashlib.sha256(der).hexdigest())
 
     def identify(self, der: bytes | None) -> Principal | LoginRefusal:
+        """The person behind the certificate `der`, or why they may not log in."""
+        presented = self._check(der)
+        if isinstance(presented, LoginRefusal):
+            return presented
+        return self._decide(presented, logins.login_view(self.ctx.db, presented.serial))
+
+    async def identify_async(self, der: bytes | None) -> Principal | LoginRefusal:
+        """`identify` on the event loop: the portal's login without a thread hand-off."""
+        presented = self._check(der)
+        if isinstance(presented, LoginRefusal):
+            return presented
+        return self._decide(presented, await logins.login_view_async(self.ctx.db, presented.serial))
+
+    def _check(self, der: bytes | None) -> _Presented | LoginRefusal:
+        """A certificate of our issuing CA (checked once per certificate), or a refusal."""
         if not der:
             return LoginRefusal(LoginProblem.NO_CERTIFICATE)
         try:
-            presented = self._presented(der)
+            return self._presented(der)
         except (ValueError, TypeError, InvalidSignature):
             return LoginRefusal(LoginProblem.NOT_OURS)
+
+    def _decide(
+        self, presented: _Presented, found: tuple[Any, logins.Grants] | None
+    ) -> Principal | LoginRefusal:
+        """The login's answer from the certificate's row as `logins.login_view` read it."""
         cert, serial = presented.cert, presented.serial
         now = self.ctx.clock.now()
-        found = logins.login_view(self.ctx.db, serial)
         if found is None or found[0].cert_fingerprint != presented.fingerprint:
             return LoginRefusal(LoginProblem.NOT_OURS, serial)
         row, grants = found
@@ -139,9 +158,9 @@ class Access:
         if person.state is not PersonState.ACTIVE and status in _ONCE_VALID:
             return LoginRefusal(LoginProblem.DEPARTED, serial, help_)
         if status is Status.SUPERSEDED:
-            with self.ctx.db.read_one() as conn:
-                by = logins.successor(conn, serial)
-            return LoginRefusal(LoginProblem.SUPERSEDED, serial, {**help_, "by": by or "?"})
+            return LoginRefusal(
+                LoginProblem.SUPERSEDED, serial, {**help_, "by": row.successor or "?"}
+            )
         if status is Status.REVOKED:
             return LoginRefusal(
                 LoginProblem.REVOKED,

@@ -8,6 +8,7 @@ journalled (`store/journal.py`): its line is fsynced before the commit, its mark
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import namedtuple
@@ -30,6 +31,9 @@ SYNCHRONOUS = ("off", "normal", "full", "extra")
 # pool then drops every connection made before it (docs/deployment.md, PostgreSQL).
 PING_AFTER_IDLE_SECONDS = 5.0
 _IDLE_SINCE = "certdesk.idle_since"
+# Connections of an event loop's pool for `fetch_async` (reads of a statement each, answered in
+# a round trip: a few are enough for a process's concurrent logins).
+ASYNC_POOL_SIZE = 8
 # A row of any query, read by its column names.
 AnyRow = Row[*tuple[Any, ...]]
 
@@ -57,6 +61,7 @@ class Database:
         self.journal: journal_file.Journal | None = None
         self.refusal: CertdeskError | None = None
         self._listeners: list[Callable[[], None]] = []
+        self._async_pools: dict[asyncio.AbstractEventLoop, Any] = {}
 
         @event.listens_for(self.engine, "before_cursor_execute")
         def _capture(
@@ -148,6 +153,60 @@ class Database:
         finally:
             raw.close()  # back to the pool
         return fixed.rows(dialect, found)
+
+    async def fetch_async(self, fixed: FixedRead, params: dict[str, Any]) -> list[Any]:
+        """`fetch` for the event loop, without a hand-off to a thread (~110–300 µs of CPU on
+        these machines, more than the read): on SQLite the read itself (a local file, work for
+        the interpreter that a thread would not overlap); on PostgreSQL over an asynchronous
+        connection of the pool `open_async` opened for this event loop, so a slow server holds
+        up this request only, not the loop. A loop without one (an application called outside
+        its lifespan) reads in a thread."""
+        if self.is_sqlite:
+            return self.fetch(fixed, params)
+        loop = asyncio.get_running_loop()
+        pool = self._async_pools.get(loop)
+        if pool is None:
+            return await loop.run_in_executor(None, self.fetch, fixed, params)
+        import psycopg  # the postgres extra: only an engine on PostgreSQL gets here
+
+        dialect = self.engine.dialect
+        sql, bound = fixed.bind(dialect, params)
+        try:
+            async with pool.connection() as conn:
+                cursor = await conn.execute(sql, bound)
+                found = await cursor.fetchall()
+        except psycopg.Error as exc:
+            lost = isinstance(exc, psycopg.OperationalError)
+            if lost:  # as `fetch`: the other connections are checked, the lost ones dropped
+                await pool.check()
+            raise _sqlalchemy_error(dialect, sql, bound, exc, lost) from exc
+        return fixed.rows(dialect, found)
+
+    async def open_async(self) -> None:
+        """On PostgreSQL, open the running event loop's pool of autocommit connections for
+        `fetch_async` (psycopg_pool), with the connection arguments SQLAlchemy's engine uses;
+        the server's start-up, before requests."""
+        loop = asyncio.get_running_loop()
+        if self.is_sqlite or loop in self._async_pools:
+            return
+        from psycopg_pool import AsyncConnectionPool
+
+        args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+        pool = AsyncConnectionPool(
+            *args,
+            kwargs={**kwargs, "autocommit": True},
+            min_size=1,
+            max_size=ASYNC_POOL_SIZE,
+            open=False,
+        )
+        self._async_pools[loop] = pool
+        await pool.open()
+
+    async def close_async(self) -> None:
+        """Close the running event loop's pool (the server's shutdown)."""
+        pool = self._async_pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.close()
 
     def fetch_first(self, fixed: FixedRead, params: dict[str, Any]) -> Any | None:
         """The first row `fetch` gives, or None."""

@@ -1,12 +1,13 @@
 """What the portal reads at every request, in one statement: the presented certificate's row
-with its holder, unit contact and position, the position's grants, and how many announcements
-there are (the home page reads them again only after a new one)."""
+with its holder, unit contact and position, the position's grants, how many announcements
+there are (the home page reads them again only after a new one) and the certificate that
+renewed it (a refused login names it)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 
 from certdesk.store.db import Database, FixedRead
 from certdesk.store.registry import person_query
@@ -21,6 +22,7 @@ from certdesk.store.tables import (
     units,
 )
 
+_renewed = certificates.alias("renewed")
 # One prepared query for the certificate's row, its holder, their unit (contact) and position,
 # and the position's grants: a row per (role, permission), or one row without any. Run on the
 # driver's cursor: it is the statement of every page.
@@ -37,6 +39,11 @@ _IDENTIFY = FixedRead(
         units.c.contact_email,
         # announcements are only ever added: their number changes with every one committed
         select(func.count()).select_from(announcements).scalar_subquery().label("announcements"),
+        select(_renewed.c.serial)
+        .where(_renewed.c.replaces == certificates.c.serial)
+        .limit(1)
+        .scalar_subquery()
+        .label("successor"),
         position_roles.c.role_code.label("grant_role"),
         roles.c.name.label("grant_role_name"),
         role_permissions.c.permission.label("grant_permission"),
@@ -48,7 +55,6 @@ _IDENTIFY = FixedRead(
     .outerjoin(role_permissions, role_permissions.c.role_code == position_roles.c.role_code)
     .where(certificates.c.serial == bindparam("serial"))
 )
-_SUCCESSOR = select(certificates.c.serial).where(certificates.c.replaces == bindparam("serial"))
 
 # (role, role name, permission) a position gives; a role without permissions gives None.
 Grants = list[tuple[str, str, str | None]]
@@ -56,9 +62,18 @@ Grants = list[tuple[str, str, str | None]]
 
 def login_view(db: Database, serial: str) -> tuple[Any, Grants] | None:
     """The certificate `serial` with its holder (a person row plus `cert_*`, `position_name`,
-    the unit's contact columns and the number of `announcements`) and the grants of the
-    holder's position, or None if it is no person's. One statement: no transaction needed."""
-    rows = db.fetch(_IDENTIFY, {"serial": serial})
+    the unit's contact columns, the number of `announcements` and the `successor`'s serial)
+    and the grants of the holder's position, or None if it is no person's. One statement: no
+    transaction needed."""
+    return _view(db.fetch(_IDENTIFY, {"serial": serial}))
+
+
+async def login_view_async(db: Database, serial: str) -> tuple[Any, Grants] | None:
+    """`login_view` on the event loop (`Database.fetch_async`)."""
+    return _view(await db.fetch_async(_IDENTIFY, {"serial": serial}))
+
+
+def _view(rows: list[Any]) -> tuple[Any, Grants] | None:
     if not rows:
         return None
     grants = [
@@ -67,9 +82,3 @@ def login_view(db: Database, serial: str) -> tuple[Any, Grants] | None:
         if r.grant_role is not None and r.grant_role_name is not None
     ]
     return rows[0], grants
-
-
-def successor(conn: Connection, serial: str) -> str | None:
-    """The certificate that renewed `serial`."""
-    found = conn.execute(_SUCCESSOR, {"serial": serial}).scalar()
-    return None if found is None else str(found)

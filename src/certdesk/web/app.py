@@ -119,12 +119,15 @@ def wants_html(request: Request) -> bool:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """At start, the thread budget for FastAPI's own blocking routes: a few threads (40, anyio's
     default, made them contend for the interpreter lock: 1.4–1.8× the CPU per page of 4 under
-    load), as many as `web/threads.py` keeps for requests. At shutdown, the work under way ends
-    and the services stop (the refusals counted so far are written)."""
+    load), as many as `web/threads.py` keeps for requests, and the event loop's own database
+    connections (the logins'). At shutdown, the work under way ends, the services stop (the
+    refusals counted so far are written) and those connections close."""
     to_thread.current_default_thread_limiter().total_tokens = app.state.ctx.config.server.threads
+    await app.state.ctx.db.open_async()
     yield
     app.state.threads.stop()
     app.state.services.stop()
+    await app.state.ctx.db.close_async()  # the logins' connections of this event loop
 
 
 def create_app(ctx: Context, ocsp: OcspResponder | None = None) -> FastAPI:

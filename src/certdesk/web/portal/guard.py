@@ -7,8 +7,7 @@ from collections.abc import Callable
 from fastapi import Depends, Request
 
 from certdesk.services.access import Access, LoginRefusal, Principal
-from certdesk.web.portal.identity import who
-from certdesk.web.threads import in_thread
+from certdesk.web.portal.identity import who_async
 
 
 def access(request: Request) -> Access:
@@ -18,7 +17,7 @@ def access(request: Request) -> Access:
 
 async def logged_in(request: Request) -> Principal:
     """The person behind the certificate, or the refusal that explains why not (login.*)."""
-    identity = await in_thread(request, who, request)
+    identity = await who_async(request)
     if isinstance(identity, LoginRefusal):
         raise identity.error()
     return identity

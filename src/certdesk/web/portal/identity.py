@@ -67,3 +67,13 @@ def who(request: Request) -> Principal | LoginRefusal:
         cached = access.identify(client_der(request))
         request.state.who = cached
     return cached
+
+
+async def who_async(request: Request) -> Principal | LoginRefusal:
+    """`who` on the event loop (`Access.identify_async`): what the login dependency uses."""
+    cached = getattr(request.state, "who", None)
+    if cached is None:
+        access: Access = request.app.state.services.access
+        cached = await access.identify_async(client_der(request))
+        request.state.who = cached
+    return cached
