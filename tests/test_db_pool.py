@@ -260,28 +260,32 @@ def test_a_fixed_read_on_the_event_loop_answers_as_fetch_does(database: Database
     assert [tuple(r) for r in expected] == [("a2", at + dt.timedelta(microseconds=2), None)]
     assert found[:4] == [expected] * 4 and found[4] == []
     assert found[5][0].code == "a1" and found[2][0].created_at.tzinfo == dt.UTC
-    assert database._async_pools == {}
+    assert database._loop_reads == {} and database.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 @PG_ONLY
 def test_the_event_loops_reads_survive_a_dropped_connection(
     database: Database, db_url: str
 ) -> None:
-    """A connection the server dropped fails the read that finds it (as `fetch`), and the reads
-    after it get a live one."""
+    """A connection the server dropped fails at most the read that finds it (as `fetch`; the
+    pool may also have seen it go first), and the reads after it get a live one."""
     fixed = FixedRead(select(func.pg_backend_pid().label("pid")))
 
-    async def reads() -> tuple[int, int]:
+    async def reads() -> tuple[int, list[object]]:
         await database.open_async()
         try:
             dropped = (await database.fetch_async(fixed, {}))[0].pid
             terminate(db_url, dropped)
-            with pytest.raises(DBAPIError) as refused:
-                await database.fetch_async(fixed, {})
-            assert refused.value.connection_invalidated
-            return dropped, (await database.fetch_async(fixed, {}))[0].pid
+            answers: list[object] = []
+            for _ in range(3):
+                try:
+                    answers.append((await database.fetch_async(fixed, {}))[0].pid)
+                except DBAPIError as exc:
+                    answers.append(exc.connection_invalidated)
+            return dropped, answers
         finally:
             await database.close_async()
 
-    dropped, now = asyncio.run(reads())
-    assert now != dropped
+    dropped, answers = asyncio.run(reads())
+    assert answers[0] is True or (type(answers[0]) is int and answers[0] != dropped)
+    assert all(type(a) is int and a != dropped for a in answers[1:]), answers

@@ -61,7 +61,8 @@ class Database:
         self.journal: journal_file.Journal | None = None
         self.refusal: CertdeskError | None = None
         self._listeners: list[Callable[[], None]] = []
-        self._async_pools: dict[asyncio.AbstractEventLoop, Any] = {}
+        # the event loops' own connections for `fetch_async` (`open_async`)
+        self._loop_reads: dict[asyncio.AbstractEventLoop, Any] = {}
 
         @event.listens_for(self.engine, "before_cursor_execute")
         def _capture(
@@ -125,33 +126,37 @@ class Database:
     def fetch(self, fixed: FixedRead, params: dict[str, Any]) -> list[Any]:
         """The rows of one fixed read statement, on a pooled connection outside any transaction
         (on PostgreSQL in autocommit for that statement: no BEGIN or ROLLBACK round trip)."""
-        dialect = self.engine.dialect
-        sql, bound = fixed.bind(dialect, params)
         raw = self.engine.raw_connection()  # the pool's checks (a ping after idle) still run
         try:
-            driver: Any = raw.dbapi_connection
-            cursor = raw.cursor()
-            try:
-                if not self.is_sqlite:
-                    driver.autocommit = True
-                try:
-                    cursor.execute(sql, bound)
-                    found = cursor.fetchall()
-                finally:
-                    if not self.is_sqlite and not driver.closed:
-                        driver.autocommit = False  # as the pool hands connections out
-            except dialect.loaded_dbapi.Error as exc:
-                # as SQLAlchemy's own execution does: a lost server drops this connection and
-                # every pooled one made before it, and the error is SQLAlchemy's
-                lost = dialect.is_disconnect(exc, driver, cursor)
-                if lost:
-                    raw.invalidate(exc)
-                    self.engine.dispose(close=False)
-                raise _sqlalchemy_error(dialect, sql, bound, exc, lost) from exc
-            finally:
-                cursor.close()
+            return self._fetch_on(raw, fixed, params)
         finally:
             raw.close()  # back to the pool
+
+    def _fetch_on(self, raw: Any, fixed: FixedRead, params: dict[str, Any]) -> list[Any]:
+        """`fetch` on `raw`, a connection of the engine's pool (checked out, or kept)."""
+        dialect = self.engine.dialect
+        sql, bound = fixed.bind(dialect, params)
+        driver: Any = raw.dbapi_connection
+        cursor = raw.cursor()
+        try:
+            if not self.is_sqlite:
+                driver.autocommit = True
+            try:
+                cursor.execute(sql, bound)
+                found = cursor.fetchall()
+            finally:
+                if not self.is_sqlite and not driver.closed:
+                    driver.autocommit = False  # as the pool hands connections out
+        except dialect.loaded_dbapi.Error as exc:
+            # as SQLAlchemy's own execution does: a lost server drops this connection and
+            # every pooled one made before it, and the error is SQLAlchemy's
+            lost = dialect.is_disconnect(exc, driver, cursor)
+            if lost:
+                raw.invalidate(exc)
+                self.engine.dispose(close=False)
+            raise _sqlalchemy_error(dialect, sql, bound, exc, lost) from exc
+        finally:
+            cursor.close()
         return fixed.rows(dialect, found)
 
     async def fetch_async(self, fixed: FixedRead, params: dict[str, Any]) -> list[Any]:
@@ -161,10 +166,12 @@ class Database:
         connection of the pool `open_async` opened for this event loop, so a slow server holds
         up this request only, not the loop. A loop without one (an application called outside
         its lifespan) reads in a thread."""
-        if self.is_sqlite:
-            return self.fetch(fixed, params)
         loop = asyncio.get_running_loop()
-        pool = self._async_pools.get(loop)
+        pool = self._loop_reads.get(loop)
+        if self.is_sqlite:
+            return (
+                self.fetch(fixed, params) if pool is None else self._fetch_on(pool, fixed, params)
+            )
         if pool is None:
             return await loop.run_in_executor(None, self.fetch, fixed, params)
         import psycopg  # the postgres extra: only an engine on PostgreSQL gets here
@@ -183,11 +190,15 @@ class Database:
         return fixed.rows(dialect, found)
 
     async def open_async(self) -> None:
-        """On PostgreSQL, open the running event loop's pool of autocommit connections for
-        `fetch_async` (psycopg_pool), with the connection arguments SQLAlchemy's engine uses;
-        the server's start-up, before requests."""
+        """The running event loop's own connections for `fetch_async`, before requests (the
+        server's start-up): on SQLite one connection kept out of the pool (no check-out per
+        read), on PostgreSQL a pool of autocommit connections (psycopg_pool) made with the
+        arguments SQLAlchemy's engine uses."""
         loop = asyncio.get_running_loop()
-        if self.is_sqlite or loop in self._async_pools:
+        if loop in self._loop_reads:
+            return
+        if self.is_sqlite:
+            self._loop_reads[loop] = self.engine.raw_connection()
             return
         from psycopg_pool import AsyncConnectionPool
 
@@ -199,14 +210,17 @@ class Database:
             max_size=ASYNC_POOL_SIZE,
             open=False,
         )
-        self._async_pools[loop] = pool
+        self._loop_reads[loop] = pool
         await pool.open()
 
     async def close_async(self) -> None:
-        """Close the running event loop's pool (the server's shutdown)."""
-        pool = self._async_pools.pop(asyncio.get_running_loop(), None)
-        if pool is not None:
-            await pool.close()
+        """Give back the running event loop's connections (the server's shutdown)."""
+        kept = self._loop_reads.pop(asyncio.get_running_loop(), None)
+        if kept is None:
+            return
+        closed = kept.close()  # a SQLite connection goes back to the engine's pool
+        if closed is not None:
+            await closed
 
     def fetch_first(self, fixed: FixedRead, params: dict[str, Any]) -> Any | None:
         """The first row `fetch` gives, or None."""
