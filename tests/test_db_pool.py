@@ -268,7 +268,8 @@ def test_the_event_loops_reads_survive_a_dropped_connection(
     database: Database, db_url: str
 ) -> None:
     """A connection the server dropped fails at most the read that finds it (as `fetch`; the
-    pool may also have seen it go first), and the reads after it get a live one."""
+    pool may also have seen it go first), and the pool's other connections are checked then:
+    the reads after it get live ones."""
     fixed = FixedRead(select(func.pg_backend_pid().label("pid")))
 
     async def reads() -> tuple[int, list[object]]:
@@ -287,5 +288,6 @@ def test_the_event_loops_reads_survive_a_dropped_connection(
             await database.close_async()
 
     dropped, answers = asyncio.run(reads())
-    assert answers[0] is True or (type(answers[0]) is int and answers[0] != dropped)
-    assert all(type(a) is int and a != dropped for a in answers[1:]), answers
+    failed = [a for a in answers if type(a) is not int]
+    assert failed in ([], [True]), answers  # at most one read, its connection dropped
+    assert type(answers[-1]) is int and dropped not in answers, answers
