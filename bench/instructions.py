@@ -17,7 +17,7 @@ key. The run is made twice, with 0 and with `--count` certificates; the differen
 holder's certificate in the header nginx sets, one request at a time, on the SQLite database
 `certdesk init` made; the difference between 0 and `--count` pages after a warm-up.
 
-    python bench/instructions.py [--work issuance|page] [--count 400] [--src OTHER_CHECKOUT/src]
+    python bench/instructions.py [--work issuance|page] [--path /] [--count 400] [--src DIR/src]
 
 Needs valgrind (Debian: `apt-get install valgrind`); each run takes a minute or two.
 """
@@ -84,11 +84,12 @@ def page_child(count: int) -> None:
     from stack_app import make
 
     driver = Driver(make(), Path(os.environ["BENCH_HOLDER_CERT"]).read_bytes())
+    path = os.environ["BENCH_PATH"]
 
     async def pages(n: int) -> None:
         for _ in range(n):
-            status, body = await driver.get("/")
-            assert status == 200 and PERSON_NAME.encode() in body, (status, body[:300])
+            status, body = await driver.get(path)
+            assert status == 200 and (path != "/" or PERSON_NAME.encode() in body), body[:300]
 
     async def go() -> None:
         await driver.lifespan("startup")
@@ -151,6 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", choices=sorted(CHILDREN), default="issuance")
     parser.add_argument("--count", type=int, default=400, help="certificates or pages counted")
+    parser.add_argument("--path", default="/", help="the page --work page asks for")
     parser.add_argument("--src", type=Path, help="another checkout's src/ (a before/after pair)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -169,9 +171,10 @@ def main() -> None:
             for n, env in runs:  # each a copy of the same data: the runs share no file
                 shutil.copytree(Path(tmp) / "var", Path(tmp) / f"var{n}")
                 env.update(extra, CERTDESK_PATHS_DATA_DIR=str(Path(tmp) / f"var{n}"))
+                env["BENCH_PATH"] = args.path
         with ThreadPoolExecutor(2) as pool:  # counts do not depend on the other run
             empty, full = pool.map(lambda r: counted(args.work, r[0], args.src, r[1]), runs)
-    what = f"batch={BATCH} key=file" if args.work == "issuance" else "path=/"
+    what = f"batch={BATCH} key=file" if args.work == "issuance" else f"path={args.path}"
     print(
         f"tool=certdesk work={args.work} {what} db=sqlite count={args.count} "
         f"src={args.src or 'this checkout'} "

@@ -6,13 +6,10 @@ from collections.abc import Callable
 
 from fastapi import Depends, Request
 
-from certdesk.services.access import Access, LoginRefusal, Principal
-from certdesk.web.portal.identity import who_async
+from certdesk.services.access import LoginRefusal, Principal
+from certdesk.web.portal.identity import access, who_async
 
-
-def access(request: Request) -> Access:
-    found: Access = request.app.state.services.access
-    return found
+__all__ = ["access", "csrf_checked", "logged_in", "permitted"]
 
 
 async def logged_in(request: Request) -> Principal:

@@ -60,20 +60,22 @@ def client_der(request: Request) -> bytes | None:
 
 
 def who(request: Request) -> Principal | LoginRefusal:
-    """Identify once per request (cached on the request)."""
-    cached = getattr(request.state, "who", None)
-    if cached is None:
-        access: Access = request.app.state.services.access
-        cached = access.identify(client_der(request))
-        request.state.who = cached
-    return cached
+    """Identify once per request (kept on the request)."""
+    known: Principal | LoginRefusal | None = getattr(request.state, "who", None)
+    if known is None:
+        known = request.state.who = access(request).identify(client_der(request))
+    return known
 
 
 async def who_async(request: Request) -> Principal | LoginRefusal:
     """`who` on the event loop (`Access.identify_async`): what the login dependency uses."""
-    cached = getattr(request.state, "who", None)
-    if cached is None:
-        access: Access = request.app.state.services.access
-        cached = await access.identify_async(client_der(request))
-        request.state.who = cached
-    return cached
+    known: Principal | LoginRefusal | None = getattr(request.state, "who", None)
+    if known is None:
+        known = request.state.who = await access(request).identify_async(client_der(request))
+    return known
+
+
+def access(request: Request) -> Access:
+    """The process's `Access` (identification and authorisation)."""
+    found: Access = request.app.state.services.access
+    return found
