@@ -68,6 +68,27 @@ def test_holder_home_shows_identity_and_validity(demo: Context) -> None:
     assert 'id="change-pin"' in page.text and 'id="renew-now"' not in page.text
 
 
+def test_a_served_page_identifies_on_the_event_loop(
+    demo: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Served (within the lifespan), the login reads on the event loop's own connection: once
+    the announcements are kept, a page hands nothing to a thread (a hand-off cost more CPU
+    than the read) — and the login still sees a change made a moment before."""
+    app = create_app(demo)
+    handed: list[str] = []
+    with client_for(app, issue_for(demo, "demo-0001")) as browser:
+        for path in ("/", "/announcements"):  # the first of each reads the announcements
+            assert browser.get(path).status_code == 200
+        pool = app.state.threads.pool
+        monkeypatch.setattr(
+            app.state.threads, "pool", lambda name: handed.append(name) or pool(name)
+        )
+        assert browser.get("/announcements").status_code == 200
+        registry.set_position(demo, "demo-0001", "approver")
+        assert "/finance/payments" in browser.get("/").text
+    assert handed == []
+
+
 def test_renewal_banner_before_and_in_the_window(demo: Context) -> None:
     app = create_app(demo)
     der = issue_for(demo, "demo-0001")
