@@ -102,6 +102,25 @@ def test_renewal_banner_before_and_in_the_window(demo: Context) -> None:
     assert 'id="renew-now"' in page.text and 'id="get-certificate"' not in page.text
 
 
+def test_a_renewal_not_yet_installed_is_offered_with_the_login(demo: Context) -> None:
+    """Inside the window a renewal issued but not yet on the token is offered ("Get
+    certificate", its serial), read with the login — with and without the lifespan."""
+    issuance = Issuance(demo)
+    key = ec.generate_private_key(ec.SECP256R1())
+    old = issuance.issue(OfficerEnrolment(demo, "demo-0001", key.public_key()))
+    clock(demo).advance(dt.timedelta(days=340))
+    app = create_app(demo)
+    page = client_for(app, old.der).get("/")
+    assert 'id="renew-now"' in page.text and 'id="get-certificate"' not in page.text
+    renewed = Holder(Renewals(demo, issuance), key, old.serial).renew(
+        ec.generate_private_key(ec.SECP256R1())
+    )
+    with client_for(app, old.der) as browser:
+        for page in (browser.get("/"), client_for(app, old.der).get("/")):
+            assert 'id="get-certificate"' in page.text and 'id="renew-now"' not in page.text
+            assert f"({renewed.serial})" in page.text
+
+
 def test_language_switch_and_every_string_translated(demo: Context) -> None:
     der = issue_for(demo, "demo-0001")
     browser = client_for(create_app(demo), der)

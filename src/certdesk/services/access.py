@@ -69,6 +69,9 @@ class Principal:
     permissions: frozenset[str]
     role_names: tuple[str, ...] = ()  # the roles' display names, from the registry
     announcements: int = 0  # how many were published, read with the login (content.Recent)
+    # a renewal issued for this certificate and not yet installed: the portal offers "Get
+    # certificate" (the helper's pickup installs that one; it never issues a second)
+    pending_renewal: str | None = None
 
     @property
     def actor(self) -> str:
@@ -197,6 +200,7 @@ class Access:
             frozenset(p for _, _, p in grants if p),
             tuple(sorted({n for _, n, _ in grants})),
             int(row.announcements),
+            row.pending_renewal,
         )
 
     def require(self, who: Principal, permission: str, unit_code: str | None = None) -> None:

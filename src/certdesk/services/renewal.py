@@ -185,12 +185,3 @@ class Renewals:
         with self.ctx.db.write() as conn:
             self.nonces.consume(conn, request.nonce)
             return record_pin_changed(self.ctx, conn, current)
-
-
-def pending_renewal(ctx: Context, serial: str) -> str | None:
-    """A renewal issued for `serial` and not yet installed: the portal offers "Get certificate"
-    (the helper's pickup installs that one; it never issues a second)."""
-    row = cert_store.read_latest_renewal(ctx.db, serial)
-    if row is None or row.state != CertState.PENDING_INSTALL.value:
-        return None
-    return str(row.serial)

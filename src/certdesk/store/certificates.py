@@ -179,18 +179,11 @@ _LATEST_RENEWAL = (
     .order_by(certificates.c.reserved_at.desc())
     .limit(1)
 )
-_FIXED_LATEST_RENEWAL = FixedRead(_LATEST_RENEWAL)
 
 
 def latest_renewal(conn: Connection, serial: str) -> AnyRow | None:
     """The newest certificate that renewed `serial`, pending or installed."""
     return conn.execute(_LATEST_RENEWAL, {"serial": serial}).first()
-
-
-def read_latest_renewal(db: Database, serial: str) -> Any | None:
-    """`latest_renewal` read alone on the driver's cursor (the home page of a holder inside
-    the renewal window asks it at every visit)."""
-    return db.fetch_first(_FIXED_LATEST_RENEWAL, {"serial": serial})
 
 
 def active_successor(conn: Connection, serial: str) -> str | None:

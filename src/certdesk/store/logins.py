@@ -1,7 +1,8 @@
 """What the portal reads at every request, in one statement: the presented certificate's row
 with its holder, unit contact and position, the position's grants, how many announcements
-there are (the home page reads them again only after a new one) and the certificate that
-renewed it (a refused login names it)."""
+there are (the home page reads them again only after a new one), the certificate that
+renewed it (a refused login names it) and a renewal waiting to be installed (the home page
+offers it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
+from certdesk.domain.states import CertState
 from certdesk.store.db import Database, FixedRead
 from certdesk.store.registry import person_query
 from certdesk.store.tables import (
@@ -44,6 +46,16 @@ _IDENTIFY = FixedRead(
         .limit(1)
         .scalar_subquery()
         .label("successor"),
+        # a renewal issued and not yet installed (at most one: the pickup never issues another)
+        select(_renewed.c.serial)
+        .where(
+            _renewed.c.replaces == certificates.c.serial,
+            _renewed.c.state == CertState.PENDING_INSTALL.value,
+        )
+        .order_by(_renewed.c.reserved_at.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("pending_renewal"),
         position_roles.c.role_code.label("grant_role"),
         roles.c.name.label("grant_role_name"),
         role_permissions.c.permission.label("grant_permission"),
@@ -62,7 +74,8 @@ Grants = list[tuple[str, str, str | None]]
 
 def login_view(db: Database, serial: str) -> tuple[Any, Grants] | None:
     """The certificate `serial` with its holder (a person row plus `cert_*`, `position_name`,
-    the unit's contact columns, the number of `announcements` and the `successor`'s serial)
+    the unit's contact columns, the number of `announcements`, the `successor`'s serial and the
+    `pending_renewal`'s)
     and the grants of the holder's position, or None if it is no person's. One statement: no
     transaction needed."""
     return _view(db.fetch(_IDENTIFY, {"serial": serial}))

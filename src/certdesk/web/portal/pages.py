@@ -15,7 +15,6 @@ from certdesk.domain.states import CertState
 from certdesk.services.access import Principal
 from certdesk.services.content import Announcement, get_form, list_forms
 from certdesk.services.policy import renewal_policy
-from certdesk.services.renewal import pending_renewal
 from certdesk.web.portal.guard import logged_in, permitted
 from certdesk.web.portal.render import render
 from certdesk.web.threads import in_thread
@@ -39,10 +38,8 @@ async def home(request: Request, me: Me) -> Response:
     ctx = request.app.state.ctx
     now = ctx.clock.now()
     decision = renewal_policy(ctx.config).decide(CertState.ACTIVE, me.not_after, now)
-    # a renewal awaiting installation exists only inside the window: no query outside it
-    pending = (
-        await in_thread(request, pending_renewal, ctx, me.serial) if decision.allowed else None
-    )
+    # a renewal awaiting installation (read with the login) is offered inside the window only
+    pending = me.pending_renewal if decision.allowed else None
     return render(
         request,
         "home.html",
