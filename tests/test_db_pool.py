@@ -291,3 +291,19 @@ def test_the_event_loops_reads_survive_a_dropped_connection(
     failed = [a for a in answers if type(a) is not int]
     assert failed in ([], [True]), answers  # at most one read, its connection dropped
     assert type(answers[-1]) is int and dropped not in answers, answers
+
+
+def test_state_names_are_written_into_the_sql_not_bound() -> None:
+    """SQLite prepares a statement again at every execution when a bound value decides whether a
+    partial index applies (the certificates' indexes name states and the profile): the login's
+    statement binds nothing but the serial and its subqueries' limits, and `in_sql` takes only
+    plain names."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from certdesk.store.logins import _IDENTIFY
+
+    for dialect in (sqlite.dialect(), postgresql.dialect()):
+        sql, constants, _, _ = _IDENTIFY.prepared(dialect)
+        assert set(constants.values()) <= {0, 1} and "'pending_install'" in sql
+    with pytest.raises(ValueError, match="plain name"):
+        db_module.in_sql("active' OR '1'='1")

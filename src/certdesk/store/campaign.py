@@ -9,7 +9,7 @@ from sqlalchemy import Connection, and_, exists, not_, select
 
 from certdesk.domain.states import CertState, PersonState
 from certdesk.store.certificates import PERSONAL
-from certdesk.store.db import AnyRow
+from certdesk.store.db import AnyRow, in_sql
 from certdesk.store.tables import certificates, people
 
 # Certificates that were in use: a renewal of them, or the certificate itself, counts.
@@ -24,7 +24,7 @@ def ending_between(
     successor = certificates.alias("successor")
     renewed = exists().where(
         successor.c.replaces == certificates.c.serial,
-        successor.c.state.in_([CertState.PENDING_INSTALL.value, *_USED]),
+        successor.c.state.in_([in_sql(s) for s in (CertState.PENDING_INSTALL.value, *_USED)]),
     )
     query = (
         select(
@@ -37,8 +37,8 @@ def ending_between(
         )
         .join(people, people.c.person_id == certificates.c.person_id)
         .where(
-            certificates.c.profile == PERSONAL,
-            certificates.c.state.in_(_USED),
+            certificates.c.profile == in_sql(PERSONAL),
+            certificates.c.state.in_([in_sql(s) for s in _USED]),
             people.c.state == PersonState.ACTIVE.value,
             certificates.c.not_after >= start,
             certificates.c.not_after < end,
@@ -55,8 +55,8 @@ def without_active_certificate(conn: Connection, unit_code: str | None) -> list[
     has_one = exists().where(
         and_(
             certificates.c.person_id == people.c.person_id,
-            certificates.c.profile == PERSONAL,
-            certificates.c.state == CertState.ACTIVE.value,
+            certificates.c.profile == in_sql(PERSONAL),
+            certificates.c.state == in_sql(CertState.ACTIVE.value),
         )
     )
     query = (

@@ -24,14 +24,14 @@ from sqlalchemy import (
 
 from certdesk.domain.lifecycle import IN_FLIGHT, MAY_BE_VALID
 from certdesk.domain.states import CertState
-from certdesk.store.db import AnyRow, Database, FixedRead, execute_many, rows_in
+from certdesk.store.db import AnyRow, Database, FixedRead, execute_many, in_sql, rows_in
 from certdesk.store.tables import certificates
 
 PERSONAL = "personal"
 _ACTIVE_PERSONAL = select(certificates.c.serial).where(
     and_(
-        certificates.c.profile == PERSONAL,
-        certificates.c.state == CertState.ACTIVE.value,
+        certificates.c.profile == in_sql(PERSONAL),
+        certificates.c.state == in_sql(CertState.ACTIVE.value),
     )
 )
 
@@ -84,7 +84,7 @@ _ROW = select(
 # The per-request reads are built once, with bound parameters: SQLAlchemy then finds their
 # compiled form in its cache instead of building and keying a new statement on every call. The
 # in-flight states are spelt as ORs: an IN list is re-rendered at every execution.
-_STATE_IN_FLIGHT = or_(*(certificates.c.state == s.value for s in IN_FLIGHT))
+_STATE_IN_FLIGHT = or_(*(certificates.c.state == in_sql(s.value) for s in IN_FLIGHT))
 _BY_SERIAL = _ROW.where(certificates.c.serial == bindparam("serial"))
 _BY_SERIAL_LOCKED = _BY_SERIAL.with_for_update()
 _IN_FLIGHT = _ROW.where(and_(certificates.c.replaces == bindparam("serial"), _STATE_IN_FLIGHT))
@@ -171,8 +171,8 @@ _LATEST_RENEWAL = (
         and_(
             certificates.c.replaces == bindparam("serial"),
             or_(
-                certificates.c.state == CertState.PENDING_INSTALL.value,
-                certificates.c.state == CertState.ACTIVE.value,
+                certificates.c.state == in_sql(CertState.PENDING_INSTALL.value),
+                certificates.c.state == in_sql(CertState.ACTIVE.value),
             ),
         )
     )
@@ -192,7 +192,7 @@ def active_successor(conn: Connection, serial: str) -> str | None:
         select(certificates.c.serial).where(
             and_(
                 certificates.c.replaces == serial,
-                certificates.c.state == CertState.ACTIVE.value,
+                certificates.c.state == in_sql(CertState.ACTIVE.value),
             )
         )
     ).scalar()
@@ -218,7 +218,7 @@ def still_valid(conn: Connection, issuer: str, now: dt.datetime) -> tuple[int, d
         select(func.count(), func.max(certificates.c.not_after)).where(
             and_(
                 certificates.c.issuer == issuer,
-                certificates.c.state.in_([s.value for s in MAY_BE_VALID]),
+                certificates.c.state.in_([in_sql(s.value) for s in MAY_BE_VALID]),
                 or_(certificates.c.not_after.is_(None), certificates.c.not_after >= now),
             )
         )
@@ -265,7 +265,9 @@ def search(
 
 
 # Certificates still in use: a departure or a lost token revokes these.
-_IN_USE = certificates.c.state.in_([CertState.ACTIVE.value, CertState.PENDING_INSTALL.value])
+_IN_USE = certificates.c.state.in_(
+    [in_sql(CertState.ACTIVE.value), in_sql(CertState.PENDING_INSTALL.value)]
+)
 
 
 def in_use_of_person(conn: Connection, person_id: str) -> list[str]:
@@ -284,7 +286,7 @@ def personal_of_person(conn: Connection, person_id: str) -> list[AnyRow]:
             certificates.c.der,
             certificates.c.reserved_at,
         )
-        .where(certificates.c.person_id == person_id, certificates.c.profile == PERSONAL)
+        .where(certificates.c.person_id == person_id, certificates.c.profile == in_sql(PERSONAL))
         .order_by(certificates.c.reserved_at.desc())
     )
     return list(conn.execute(query))
@@ -300,7 +302,7 @@ def in_use_on_token(conn: Connection, token_serial: str, keeper_id: str | None) 
             (certificates.c.person_id == keeper_id) & certificates.c.token_serial.is_(None),
         )
     query = select(certificates.c.serial).where(
-        on_token, certificates.c.profile == PERSONAL, _IN_USE
+        on_token, certificates.c.profile == in_sql(PERSONAL), _IN_USE
     )
     return sorted(conn.execute(query).scalars())
 
@@ -314,7 +316,7 @@ def renewed(conn: Connection, serials: Sequence[str]) -> set[str]:
                 select(certificates.c.replaces).where(
                     certificates.c.replaces.in_(serials[i : i + 500]),
                     certificates.c.state.in_(
-                        [CertState.PENDING_INSTALL.value, CertState.ACTIVE.value]
+                        [in_sql(CertState.PENDING_INSTALL.value), in_sql(CertState.ACTIVE.value)]
                     ),
                 )
             ).scalars()

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Connection, and_, func, select
 from certdesk.domain.lifecycle import ON_CRL
 from certdesk.domain.revocation import RevokedEntry
 from certdesk.domain.states import RevocationReason
+from certdesk.store.db import in_sql
 from certdesk.store.tables import certificates
 
 _BATCH = 20_000
@@ -26,7 +27,7 @@ def on_crl(issuer: str, now: dt.datetime, since: dt.datetime | None = None) -> C
     went_on = revoked_at.is_not(None) if since is None else revoked_at >= since
     return and_(
         certificates.c.issuer == issuer,
-        certificates.c.state.in_(_ON_CRL),
+        certificates.c.state.in_([in_sql(s) for s in _ON_CRL]),
         went_on,
         certificates.c.not_after >= now,
     )

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 
 from certdesk.domain.states import CertState
-from certdesk.store.db import Database, FixedRead
+from certdesk.store.db import Database, FixedRead, in_sql
 from certdesk.store.registry import person_query
 from certdesk.store.tables import (
     announcements,
@@ -46,13 +46,12 @@ _IDENTIFY = FixedRead(
         .limit(1)
         .scalar_subquery()
         .label("successor"),
-        # a renewal issued and not yet installed (at most one: the pickup never issues another)
+        # a renewal issued and not yet installed: at most one (the pickup never issues another)
         select(_renewed.c.serial)
         .where(
             _renewed.c.replaces == certificates.c.serial,
-            _renewed.c.state == CertState.PENDING_INSTALL.value,
+            _renewed.c.state == in_sql(CertState.PENDING_INSTALL.value),
         )
-        .order_by(_renewed.c.reserved_at.desc())
         .limit(1)
         .scalar_subquery()
         .label("pending_renewal"),

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from certdesk.domain.reminders import OutboxState
 from certdesk.domain.states import CertState, PersonState
 from certdesk.store.certificates import PERSONAL
-from certdesk.store.db import AnyRow
+from certdesk.store.db import AnyRow, in_sql
 from certdesk.store.tables import certificates, outbox, people, units
 
 _CHUNK = 500
@@ -142,7 +142,9 @@ def reminder_candidates(
     successor = certificates.alias("successor")
     renewed = exists().where(
         successor.c.replaces == certificates.c.serial,
-        successor.c.state.in_([CertState.PENDING_INSTALL.value, CertState.ACTIVE.value]),
+        successor.c.state.in_(
+            [in_sql(CertState.PENDING_INSTALL.value), in_sql(CertState.ACTIVE.value)]
+        ),
     )
     query = (
         select(
@@ -161,8 +163,8 @@ def reminder_candidates(
         .join(people, people.c.person_id == certificates.c.person_id)
         .join(units, units.c.code == people.c.unit_code)
         .where(
-            certificates.c.profile == PERSONAL,
-            certificates.c.state == CertState.ACTIVE.value,
+            certificates.c.profile == in_sql(PERSONAL),
+            certificates.c.state == in_sql(CertState.ACTIVE.value),
             people.c.state == PersonState.ACTIVE.value,
             certificates.c.not_after >= not_after_from,
             certificates.c.not_after < not_after_to,

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from certdesk.domain.registry import Grants, Person, Position, Unit
 from certdesk.domain.states import CertState, PersonState
 from certdesk.store.certificates import PERSONAL, active_personal_serial_of
-from certdesk.store.db import AnyRow, rows_in
+from certdesk.store.db import AnyRow, in_sql, rows_in
 from certdesk.store.tables import (
     certificates,
     people,
@@ -336,8 +336,8 @@ def active_members(conn: Connection, unit_code: str) -> list[AnyRow]:
                 certificates,
                 and_(
                     certificates.c.person_id == people.c.person_id,
-                    certificates.c.state == CertState.ACTIVE.value,
-                    certificates.c.profile == PERSONAL,
+                    certificates.c.state == in_sql(CertState.ACTIVE.value),
+                    certificates.c.profile == in_sql(PERSONAL),
                 ),
             )
             .where(people.c.unit_code == unit_code, people.c.state == PersonState.ACTIVE.value)

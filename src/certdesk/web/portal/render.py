@@ -103,6 +103,25 @@ def term_of(gettext: Callable[[str], str]) -> Callable[[str], str]:
     return term
 
 
+@functools.lru_cache(maxsize=1024)  # a few sets of permissions, each on a few dozen pages
+def navigation(
+    locale: Locale, here: str, permissions: frozenset[str]
+) -> tuple[tuple[str, tuple[tuple[str, str, bool], ...]], ...]:
+    """The navigation's groups for someone with `permissions` on page `here`: (title, links),
+    each link (path, label, whether the page shown is that section's)."""
+    gettext = translations(locale).gettext
+    groups = []
+    for title, entries in (("My certificate", HOLDER_PAGES), ("Office console", SECTIONS)):
+        links = tuple(
+            (path, gettext(label), here == path or (path != "/" and here.startswith(path + "/")))
+            for path, label, perm in entries
+            if perm is None or perm in permissions
+        )
+        if links:
+            groups.append((gettext(title), links))
+    return tuple(groups)
+
+
 @functools.cache  # the package's templates, compiled once (Jinja's own lookup costs ~3 %)
 def _template(locale: Locale, name: str) -> Template:
     return environment(locale).get_template(name)
@@ -113,21 +132,8 @@ def render(request: Request, template: str, status: int = 200, **values: Any) ->
     gettext = translations(locale).gettext
     identity = who(request)
     principal = identity if isinstance(identity, Principal) else None
-    groups = []
     here = request.scope["path"]
-    if principal:
-        for title, entries in (("My certificate", HOLDER_PAGES), ("Office console", SECTIONS)):
-            links = [  # (path, label, whether the page shown is that section's)
-                (
-                    path,
-                    gettext(label),
-                    here == path or (path != "/" and here.startswith(path + "/")),
-                )
-                for path, label, perm in entries
-                if perm is None or principal.can(perm)
-            ]
-            if links:
-                groups.append((gettext(title), links))
+    groups = navigation(locale, here, principal.permissions) if principal else ()
     csrf = request.app.state.services.access.csrf_token(principal) if principal else ""
     html = _template(locale, template).render(
         _=gettext,
