@@ -48,6 +48,7 @@ pytest: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/issue.py
 	$(BIN)/python bench/instructions.py
+	$(BIN)/python bench/instructions.py --work page
 	$(BIN)/python bench/crl.py
 	$(BIN)/python bench/renew.py
 	$(BIN)/python bench/portal.py --proxy
