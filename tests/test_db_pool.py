@@ -252,6 +252,9 @@ def test_a_fixed_read_on_the_event_loop_answers_as_fetch_does(database: Database
         with pytest.raises(DBAPIError):
             await database.fetch_async(missing, {})
         found.append(await database.fetch_async(fixed, {"code": "a1"}))  # the pool goes on
+        if database.is_sqlite:  # the loop's connection, invalidated by an error, is replaced
+            database._loop_reads[asyncio.get_running_loop()].invalidate()
+            assert await database.fetch_async(fixed, {"code": "a1"}) == found[-1]
         await database.close_async()
         return found
 

@@ -183,6 +183,8 @@ class Database:
         loop = asyncio.get_running_loop()
         pool = self._loop_reads.get(loop)
         if self.is_sqlite:
+            if pool is not None and not pool.is_valid:  # invalidated by an error: a new one
+                pool = self._loop_reads[loop] = self.engine.raw_connection()
             return (
                 self.fetch(fixed, params) if pool is None else self._fetch_on(pool, fixed, params)
             )
