@@ -5,6 +5,7 @@ used moments ago is trusted without the round trip. Fixed reads on the driver's 
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import datetime as dt
 from collections.abc import Iterator
@@ -310,3 +311,57 @@ def test_state_names_are_written_into_the_sql_not_bound() -> None:
         assert set(constants.values()) <= {0, 1} and "'pending_install'" in sql
     with pytest.raises(ValueError, match="plain name"):
         db_module.in_sql("active' OR '1'='1")
+
+
+CERTIFICATE_TABLES = {"certificates", "successor", "_renewed", "renewed"}
+
+
+def bound_state_names(source: str) -> list[int]:
+    """Lines of `source` comparing a certificate's state or profile with a bound value (a
+    constant, `X.value`, `PERSONAL`) rather than `in_sql(...)`, with == or IN."""
+
+    def of_certificates(node: ast.expr) -> bool:
+        return (
+            isinstance(node, ast.Attribute)
+            and node.attr in ("state", "profile")
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "c"
+            and isinstance(node.value.value, ast.Name)
+            and node.value.value.id in CERTIFICATE_TABLES
+        )
+
+    def bound(node: ast.expr) -> bool:
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "in_sql":
+            return False
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return any(bound(e) for e in node.elts)
+        if isinstance(node, ast.ListComp):
+            return bound(node.elt)
+        return not isinstance(node, ast.Starred)  # a name, a constant, an `X.value`
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare) and of_certificates(node.left):
+            if any(isinstance(op, ast.Eq) for op in node.ops) and bound(node.comparators[0]):
+                found.append(node.lineno)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "in_"
+            and of_certificates(node.func.value)
+            and node.args
+            and bound(node.args[0])
+        ):
+            found.append(node.lineno)
+    return found
+
+
+def test_no_statement_on_certificates_binds_a_state_name() -> None:
+    """What `in_sql` is for, kept: the store compares the certificates' state and profile with
+    names written into the SQL (`store/states.py`'s moves, by primary key, are not affected)."""
+    store = Path(db_module.__file__).parent
+    found = {p.name: bound_state_names(p.read_text()) for p in sorted(store.glob("*.py"))}
+    assert {name: lines for name, lines in found.items() if lines} == {}
+    assert bound_state_names("certificates.c.state == CertState.ACTIVE.value") == [1]
+    assert bound_state_names("successor.c.state.in_([A.value, in_sql(B.value)])") == [1]
+    assert bound_state_names("certificates.c.state == in_sql(CertState.ACTIVE.value)") == []

@@ -206,7 +206,7 @@ def in_state_since(
     cutoff: dt.datetime,
 ) -> list[str]:
     """Serials in `state` whose `column` time is at or before `cutoff` (stale work to close)."""
-    condition = and_(certificates.c.state == state.value, certificates.c[column] <= cutoff)
+    condition = and_(certificates.c.state == in_sql(state.value), certificates.c[column] <= cutoff)
     return [str(s) for s in conn.execute(select(certificates.c.serial).where(condition)).scalars()]
 
 
@@ -250,7 +250,7 @@ def search(
     if person_id:
         query = query.where(certificates.c.person_id == person_id)
     if state is not None:
-        query = query.where(certificates.c.state == state.value)
+        query = query.where(certificates.c.state == in_sql(state.value))
     if text and text.strip():
         needle = text.strip()
         serial = needle.lower().removeprefix("0x").replace(":", "").lstrip("0")
