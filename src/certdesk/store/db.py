@@ -181,27 +181,27 @@ class Database:
         up this request only, not the loop. A loop without one (an application called outside
         its lifespan) reads in a thread."""
         loop = asyncio.get_running_loop()
-        pool = self._loop_reads.get(loop)
+        kept = self._loop_reads.get(loop)  # SQLite: a connection; PostgreSQL: a pool
         if self.is_sqlite:
-            if pool is not None and not pool.is_valid:  # invalidated by an error: a new one
-                pool = self._loop_reads[loop] = self.engine.raw_connection()
+            if kept is not None and not kept.is_valid:  # invalidated by an error: a new one
+                kept = self._loop_reads[loop] = self.engine.raw_connection()
             return (
-                self.fetch(fixed, params) if pool is None else self._fetch_on(pool, fixed, params)
+                self.fetch(fixed, params) if kept is None else self._fetch_on(kept, fixed, params)
             )
-        if pool is None:
+        if kept is None:
             return await loop.run_in_executor(None, self.fetch, fixed, params)
         import psycopg  # the postgres extra: only an engine on PostgreSQL gets here
 
         dialect = self.engine.dialect
         sql, bound = fixed.bind(dialect, params)
         try:
-            async with pool.connection() as conn:
+            async with kept.connection() as conn:
                 cursor = await conn.execute(sql, bound)
                 found = await cursor.fetchall()
         except psycopg.Error as exc:
             lost = isinstance(exc, psycopg.OperationalError)
             if lost:  # as `fetch`: the other connections are checked, the lost ones dropped
-                await pool.check()
+                await kept.check()
             raise _sqlalchemy_error(dialect, sql, bound, exc, lost) from exc
         return fixed.rows(dialect, found)
 

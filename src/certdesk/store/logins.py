@@ -73,10 +73,9 @@ Grants = list[tuple[str, str, str | None]]
 
 def login_view(db: Database, serial: str) -> tuple[Any, Grants] | None:
     """The certificate `serial` with its holder (a person row plus `cert_*`, `position_name`,
-    the unit's contact columns, the number of `announcements`, the `successor`'s serial and the
-    `pending_renewal`'s)
-    and the grants of the holder's position, or None if it is no person's. One statement: no
-    transaction needed."""
+    the unit's contact columns, the number of `announcements`, the serials of its `successor`
+    and of its `pending_renewal`) and the grants of the holder's position, or None if it is no
+    person's. One statement: no transaction needed."""
     return _view(db.fetch(_IDENTIFY, {"serial": serial}))
 
 
