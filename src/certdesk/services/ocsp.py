@@ -10,7 +10,11 @@ commit, or in any other, which it polls for every `ocsp.poll_seconds`).
 A certificate issued in `serve` is recorded with its first ("good") response, signed just before
 (`answers_for`, called by `services/issuance.py`), and one superseded by a confirmed renewal
 with its "revoked" (`services/renewal_install.py`): true from the first moment, on every
-machine, and their commits do not wake the feed.
+machine, and their commits do not wake the feed. Their files are written by the feed's next run
+(within `ocsp.poll_seconds`; until then nginx hands their requests to certdesk), not by the
+thread that committed them: a new file costs 0.1–1 ms of kernel CPU on some machines, and the
+whole batch of renewals waited for it. Files are this machine's copy of the database
+(`services/ocsp_files.py`), checked against it at start and every few minutes in every process.
 
 With several processes (`add_ocsp_jobs`), every one evicts the changed certificates' answers
 from its memory, and re-signs at once those no longer "good" (a stale "good" file must be
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -59,8 +64,8 @@ from certdesk.domain.lifecycle import RevocationStatus as CertStatus
 from certdesk.domain.lifecycle import certificate_status, revocation_status
 from certdesk.domain.states import CertState, RevocationReason
 from certdesk.services.context import Context
-from certdesk.services.files import atomic_write
 from certdesk.services.jobs import JobRunner
+from certdesk.services.ocsp_files import MirrorReport, OcspFiles, Wanted, name_of
 from certdesk.services.ocsp_responders import Responder, ensure_responders, load_responders
 from certdesk.store import audit
 from certdesk.store import ocsp as ocsp_store
@@ -68,6 +73,7 @@ from certdesk.store.db import note_answered
 
 __all__ = ["ERRORS", "MAX_REQUEST", "OcspResponder", "Served", "add_ocsp_jobs"]
 
+log = logging.getLogger("certdesk.ocsp")
 OCSP_MEDIA = b"application/ocsp-response"
 PRESIGN_EVERY = 300.0  # seconds between pre-signing rounds in `serve`
 Key = tuple[str, bytes, bytes, int]  # hash name, issuer name hash, issuer key hash, serial
@@ -224,6 +230,7 @@ class OcspResponder:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.files_dir = ctx.config.data_dir / "ocsp-files"
+        self.files = OcspFiles(self.files_dir / "ocsp", enabled=ctx.config.ocsp.files)
         self._lock = threading.Lock()  # reloads and the change feed; answering takes none
         self._writing = threading.RLock()  # changes to the memory cache (lookups take none)
         self._cache: dict[bytes | Key, Served] = {}  # by request bytes and by CertID
@@ -232,8 +239,9 @@ class OcspResponder:
         self._seq = 0  # the audit record up to which changes have been applied
         self._watched_at = -1e9  # monotonic time the change feed was last read
         self._refresh_after = 0.0  # POSIX time: an answer whose nextUpdate is before is due
-        # what `published` wrote here (file and store alike), by serial, until the feed sees it
+        # what `published` made true here (store and memory), by serial, until the feed sees it
         self._published: dict[str, tuple[object, ...]] = {}
+        self._unfiled: dict[int, Signed] = {}  # published, for the feed to write the files of
         self.reload()
         with ctx.db.read() as conn:
             self._seq = audit.changes_since(conn, 2**62)[0]
@@ -378,10 +386,12 @@ class OcspResponder:
         nextUpdate they are dropped, files too (a stale file would only be refused)."""
         with self.ctx.db.write() as conn:
             gone = ocsp_store.forget_expired(conn, self.ctx.clock.now())
-        for issuer, serial in gone:
-            responder = self._responders.get(issuer)
-            if responder is not None:
-                self.file_path(responder.question(int(serial, 16))).unlink(missing_ok=True)
+        self.files.remove(
+            name
+            for issuer, serial in gone
+            if (responder := self._responders.get(issuer)) is not None
+            and (name := name_of(responder.question(int(serial, 16)))) is not None
+        )
 
     def _sign_rows(
         self, responder: Responder, rows: Sequence[tuple[Any, Answer]], now: dt.datetime
@@ -415,23 +425,25 @@ class OcspResponder:
             ocsp_store.save_responses(conn, [s.row() for s in signed])
         self._write_files(signed)
 
-    def _write_files(self, signed: Sequence[Signed]) -> None:
-        if not self.ctx.config.ocsp.files:
-            return
-        for s in signed:
-            name = file_name(request_der(s.question))
-            if not name.endswith("/"):  # no file can have that name: nginx asks certdesk
-                atomic_write(self.files_dir / "ocsp" / name, s.der, durable=False)
+    def _write_files(self, signed: Iterable[Signed]) -> None:
+        if self.files.enabled:
+            self.files.write(
+                (name, s.der, s.this_update)
+                for s in signed
+                if (name := name_of(s.question)) is not None
+            )
 
     def published(self, signed: Sequence[Signed]) -> None:
-        """Responses another transaction saved (`SignedAnswers`): files, and memory made true.
-        Noted for the change feed, which need not sign them again here (`resign`)."""
+        """Responses another transaction saved (`SignedAnswers`): memory made true, their files
+        left to the change feed (`file_published`). Noted for the feed, which need not sign
+        them again here (`resign`)."""
         self._evict(s.question.serial for s in signed)
-        self._write_files(signed)
         with self._writing:
             if len(self._published) > self.ctx.config.ocsp.cache_entries:
                 self._published.clear()  # the feed has not run for long: sign again, harmless
+                self._unfiled.clear()  # and the files: `mirror_files` writes them
             for s in signed:
+                self._unfiled[s.question.serial] = s
                 self._published[format(s.question.serial, "x")] = (
                     s.truth.status.value,
                     s.truth.revoked_at,
@@ -441,7 +453,48 @@ class OcspResponder:
 
     def file_path(self, question: Question) -> Path:
         """Where the canonical response for `question` is written."""
-        return self.files_dir / "ocsp" / file_name(request_der(question))
+        return self.files.directory / file_name(request_der(question))
+
+    def file_published(self) -> None:
+        """Write the files of the responses `published` since the last call (the change feed
+        does, and a server's shutdown)."""
+        with self._writing:
+            unfiled, self._unfiled = self._unfiled, {}
+        self._write_files(unfiled.values())
+
+    def mirror_files(self) -> MirrorReport:
+        """Bring this machine's files in line with the stored responses (every process, at start
+        and every few minutes): write those missing or differing, remove those no stored
+        response wants (`services/ocsp_files.py`)."""
+        if not self.files.enabled:
+            return MirrorReport(0, 0, 0)
+        since = time.time()
+        wanted: dict[str, Wanted] = {}
+        with self.ctx.db.read() as conn:
+            for issuer, responder in self._responders.items():
+                for rows in ocsp_store.stored_versions(conn, issuer):
+                    for row in rows:
+                        name = name_of(responder.question(int(row.serial, 16)))
+                        if name is not None:
+                            when = int(row.this_update.timestamp())
+                            wanted[name] = Wanted(issuer, row.serial, when, int(row.size))
+        stale, removed = self.files.stale(wanted, since)
+        by_issuer: dict[str, list[str]] = {}
+        for want in stale:
+            by_issuer.setdefault(want.issuer, []).append(want.serial)
+        written = 0
+        for issuer, serials in by_issuer.items():
+            responder = self._responders[issuer]
+            with self.ctx.db.read() as conn:
+                rows = ocsp_store.responses_of(conn, issuer, serials)
+            written += self.files.write(
+                (name, bytes(row.der), row.this_update)
+                for row in rows
+                if (name := name_of(responder.question(int(row.serial, 16)))) is not None
+            )
+        if written or removed:
+            log.info("OCSP files: %d written, %d removed (of %d)", written, removed, len(wanted))
+        return MirrorReport(len(wanted), written, removed)
 
     # -- the change feed ------------------------------------------------------------------
 
@@ -455,6 +508,7 @@ class OcspResponder:
         lease), so that it is signed once in the installation, and only when the stored one
         does not already say so. Returns the serials re-signed."""
         with self._lock:
+            self.file_published()  # first: a re-signing below writes a newer file over them
             with self.ctx.db.read() as conn:
                 head, changes = audit.changes_since(conn, self._seq)
             serials = sorted({i for kind, i in changes if kind == "certificate"})
@@ -517,14 +571,17 @@ class OcspResponder:
 def add_ocsp_jobs(runner: JobRunner, responder: OcspResponder) -> None:
     """The responder's work in `serve`: the change feed at every wake and every
     `ocsp.poll_seconds` in every process (it keeps this process's memory true and re-signs
-    revocations at once; "good" answers only while the runner leads), pre-signing (and
-    responder renewal) every few minutes in the one process holding the jobs lease."""
+    revocations at once; "good" answers only while the runner leads; the files of what this
+    process published), this machine's files checked against the database every few minutes in
+    every process, pre-signing (and responder renewal) every few minutes in the one process
+    holding the jobs lease."""
     ocsp = responder.ctx.config.ocsp
 
     def changes() -> None:
         responder.apply_changes(leading=runner.leading)
 
     runner.add("ocsp.changes", ocsp.poll_seconds, changes, on_wake=True)
+    runner.add("ocsp.files", PRESIGN_EVERY, responder.mirror_files)  # every process: its machine
     # between batches of a long round, changes are applied: a revocation does not wait for it
     runner.add(
         "ocsp.presign",

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -124,6 +124,43 @@ def signed_with_response(conn: Connection, issuer: str, now: dt.datetime) -> Ite
             return
         yield rows
         after = rows[-1].serial
+
+
+def stored_versions(conn: Connection, issuer: str) -> Iterator[list[AnyRow]]:
+    """`issuer`'s stored responses as their files are checked against them: serial, thisUpdate
+    and size (`size`), no DER; in batches by serial."""
+    after = ""
+    while True:
+        query = (
+            select(
+                ocsp_responses.c.serial,
+                ocsp_responses.c.this_update,
+                func.length(ocsp_responses.c.der).label("size"),
+            )
+            .where(and_(ocsp_responses.c.issuer == issuer, ocsp_responses.c.serial > after))
+            .order_by(ocsp_responses.c.serial)
+            .limit(_BATCH)
+        )
+        rows = list(conn.execute(query))
+        if not rows:
+            return
+        yield rows
+        after = rows[-1].serial
+
+
+_RESPONSES = select(
+    ocsp_responses.c.serial, ocsp_responses.c.der, ocsp_responses.c.this_update
+).where(
+    and_(
+        ocsp_responses.c.issuer == bindparam("issuer"),
+        ocsp_responses.c.serial.in_(bindparam("serials", expanding=True)),
+    )
+)
+
+
+def responses_of(conn: Connection, issuer: str, serials: Sequence[str]) -> list[AnyRow]:
+    """The stored responses (serial, DER, thisUpdate) of those of `serials` that have one."""
+    return list(rows_in(conn, _RESPONSES.params(issuer=issuer), "serials", serials))
 
 
 def _upsert(maker: Any) -> Any:

@@ -103,9 +103,12 @@ class Services:
         return RecentAnnouncements(self.ctx)
 
     def stop(self) -> None:
-        """On shutdown: write the refusals counted in the current window."""
+        """On shutdown: write the refusals counted in the current window and the OCSP files
+        not written yet."""
         if "renewals" in self.__dict__:  # made on first use
             self.renewals.refusals.flush()
+        if self.ocsp is not None:
+            self.ocsp.file_published()
 
 
 def wants_html(request: Request) -> bool:
