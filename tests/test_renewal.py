@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,7 +37,13 @@ from certdesk.services.issuance import Issuance
 from certdesk.services.ocsp import OcspResponder
 from certdesk.services.ocsp_responders import ensure_responders
 from certdesk.services.renewal import Renewals
-from certdesk.services.renewal_install import Activation, Confirmed, activate_many, expire_pending
+from certdesk.services.renewal_install import (
+    Activation,
+    Confirmed,
+    Renewed,
+    activate_many,
+    expire_pending,
+)
 from certdesk.services.revocation import revoke
 from certdesk.services.tokens import register_token
 from certdesk.store.certificates import get as get_row
@@ -702,3 +710,51 @@ def test_a_confirmation_is_recorded_with_the_superseded_answer(
     ]
     assert woken == [1]
     assert responder.apply_changes() == [li.serial]
+
+
+def test_renew_async_awaits_the_batch_without_a_thread(
+    setup: tuple[Renewals, Holder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The served route: the renewal is checked on the event loop and the group committer's
+    batch awaited — no thread for a plain renewal; a second one for the same certificate gets
+    the first's (a thread waits for it, as before); a refusal is still counted, with its
+    source, and written with the window."""
+    renewals, holder = setup
+    clock = clock_of(renewals)
+    clock.advance(340 * DAY)
+    committer = Pipeline(renewals.issuance.advance, renewals.issuance.sign)
+    renewals.issue, renewals.submit = committer.run, committer.submit
+    handed: list[object] = []
+    to_thread = asyncio.to_thread
+
+    async def recorded(work: Callable[..., object], *args: object) -> object:
+        handed.append(work)
+        return await to_thread(work, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", recorded)
+
+    def token() -> str:
+        return holder.signed("renew", {"csr": holder.csr(ec.generate_private_key(ec.SECP256R1()))})
+
+    async def renew_twice() -> list[Renewed]:
+        first = await renewals.renew_async(token())
+        assert handed == []
+        again = await asyncio.gather(*(renewals.renew_async(token()) for _ in range(2)))
+        return [first, *again]
+
+    try:
+        first, *again = asyncio.run(renew_twice())
+        forged = holder.signed("renew", {"csr": "x"}, key=ec.generate_private_key(ec.SECP256R1()))
+        with pytest.raises(CertdeskError) as refused:
+            asyncio.run(renewals.renew_async(forged, "192.0.2.44"))
+    finally:
+        committer.close()
+    assert first.created and first.state is CertState.PENDING_INSTALL
+    assert {r.serial for r in again} == {first.serial} and not any(r.created for r in again)
+    pem = x509.load_pem_x509_certificate(first.pem)
+    assert pem.serial_number == int(first.serial, 16)
+    assert refused.value.code == "jws.bad_signature"
+    clock.advance(dt.timedelta(seconds=renewals.ctx.config.renewal.refusal_window_seconds))
+    assert renewals.refusals.flush_due() == 1
+    (record,) = list_records(renewals.ctx, action="renewal.refused").records
+    assert json.loads(record.after or "{}")["sources"] == ["192.0.2.44"]

@@ -53,7 +53,9 @@ class HolderAuth:
 
     def current(self, serial: str) -> Current:
         """A personal certificate of ours by serial (its DER re-verified against its CA)."""
-        row = cert_store.read(self.ctx.db, serial)
+        return self._current(serial, cert_store.read(self.ctx.db, serial))
+
+    def _current(self, serial: str, row: Any | None) -> Current:
         if row is None or row.der is None or row.profile != Profile.PERSONAL.value:
             raise CertdeskError("renewal.unknown_certificate", serial=serial)
         try:
@@ -82,6 +84,22 @@ class HolderAuth:
     ) -> tuple[Current, SignedRequest, dict[str, Any]]:
         """A JWS signed for `action` by the key of the certificate its header names."""
         request = parse_signed_request(token)
-        current = self.current(normalise_serial(request.serial))
+        serial = normalise_serial(request.serial)
+        return self._checked(request, serial, cert_store.read(self.ctx.db, serial), action)
+
+    async def authenticate_async(
+        self, token: str, action: str
+    ) -> tuple[Current, SignedRequest, dict[str, Any]]:
+        """`authenticate` on the event loop: the certificate read on the loop's connections
+        (`Database.fetch_async`), the checks (signatures: ~0.3 ms) on the loop itself."""
+        request = parse_signed_request(token)
+        serial = normalise_serial(request.serial)
+        row = await cert_store.read_async(self.ctx.db, serial)
+        return self._checked(request, serial, row, action)
+
+    def _checked(
+        self, request: SignedRequest, serial: str, row: Any | None, action: str
+    ) -> tuple[Current, SignedRequest, dict[str, Any]]:
+        current = self._current(serial, row)
         payload = verify_signed_request(request, current.certificate, action, current.serial)
         return current, request, payload

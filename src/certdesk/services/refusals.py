@@ -57,10 +57,17 @@ class RefusalLog:
                 tally.sources.append(source[:64])
         self.flush_due()
 
+    def due(self) -> bool:
+        """The window has ended with refusals counted in it: `flush_due` would write."""
+        return bool(self._tallies) and self._ended()
+
+    def _ended(self) -> bool:
+        return self.ctx.clock.now() - self._since >= self.window
+
     def flush_due(self) -> int:
         """Write the window's records once it has ended; how many were written. Called on the
         request path, so a failed write is logged, never raised over the request's own answer."""
-        if self.ctx.clock.now() - self._since < self.window:
+        if not self._ended():
             return 0
         try:
             return self.flush()

@@ -117,6 +117,12 @@ def read(db: Database, serial: str) -> Any | None:
     return db.fetch_first(_FIXED_BY_SERIAL, {"serial": serial})
 
 
+async def read_async(db: Database, serial: str) -> Any | None:
+    """`read` on the event loop (`Database.fetch_async`): a renewal's first read."""
+    found = await db.fetch_async(_FIXED_BY_SERIAL, {"serial": serial})
+    return found[0] if found else None
+
+
 def with_renewals_in_flight(
     conn: Connection, serials: Iterable[str]
 ) -> dict[str, tuple[AnyRow | None, list[AnyRow]]]:

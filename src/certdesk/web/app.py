@@ -27,9 +27,9 @@ from certdesk.services.authorities import (
 )
 from certdesk.services.content import RecentAnnouncements
 from certdesk.services.context import Context
-from certdesk.services.enrolment import Issue
+from certdesk.services.enrolment import Enrolment, Issue, IssuedCertificate
 from certdesk.services.group_commit import Pipeline
-from certdesk.services.issuance import Issuance
+from certdesk.services.issuance import InFlight, Issuance
 from certdesk.services.ocsp import OcspResponder
 from certdesk.services.renewal import Renewals
 from certdesk.web import api, api_docs, est, renewal_api
@@ -80,9 +80,13 @@ class Services:
         return Issuance(self.ctx, answers=self.ocsp.answers_for if self.ocsp else None)
 
     @functools.cached_property
-    def issue(self) -> Issue:
+    def pipeline(self) -> Pipeline[Enrolment, IssuedCertificate, InFlight]:
         """Every route that issues goes through this one group committer."""
-        return Pipeline(self.issuance.advance, self.issuance.sign).run
+        return Pipeline(self.issuance.advance, self.issuance.sign)
+
+    @property
+    def issue(self) -> Issue:
+        return self.pipeline.run
 
     @functools.cached_property
     def renewals(self) -> Renewals:
@@ -90,6 +94,7 @@ class Services:
             self.ctx,
             self.issuance,
             issue=self.issue,
+            submit=self.pipeline.submit,
             group_confirmations=True,
             answers=self.ocsp.answers_for if self.ocsp else None,
         )

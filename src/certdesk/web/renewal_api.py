@@ -33,10 +33,13 @@ async def _signed(request: Request, response: Response, use_case: Callable[[str,
     The answer carries the nonce for the client's next signed request (`Replay-Nonce`, as ACME
     does, RFC 8555 §7.2): the holder's tool signs profile, renewal and confirmation in a row
     with one nonce request instead of three."""
-    source = request.client.host if request.client else "unknown"
-    done = await issuing(request, use_case, await _jws(request), source)
+    done = await issuing(request, use_case, await _jws(request), _source(request))
     _hand_nonce(renewals(request), response)
     return done
+
+
+def _source(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _hand_nonce(r: Renewals, response: Response) -> str:
@@ -90,9 +93,12 @@ async def profile(request: Request, response: Response) -> dict[str, Any]:
 
 @router.post("/renewal", status_code=201)
 async def renew(request: Request, response: Response) -> dict[str, Any]:
-    """Issue the renewal as pending install (or return the one already pending)."""
+    """Issue the renewal as pending install (or return the one already pending): on the event
+    loop, the group committer's batch awaited (`Renewals.renew_async`), no thread."""
     r = renewals(request)
-    return _renewed(r, await _signed(request, response, r.renew), response)
+    renewed = await r.renew_async(await _jws(request), _source(request))
+    _hand_nonce(r, response)
+    return _renewed(r, renewed, response)
 
 
 @router.post("/renewal/pickup")
