@@ -712,18 +712,25 @@ def test_a_confirmation_is_recorded_with_the_superseded_answer(
     assert responder.apply_changes() == [li.serial]
 
 
-def test_renew_async_awaits_the_batch_without_a_thread(
+def test_renew_and_confirm_async_await_the_batches_without_a_thread(
     setup: tuple[Renewals, Holder], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The served route: the renewal is checked on the event loop and the group committer's
-    batch awaited — no thread for a plain renewal; a second one for the same certificate gets
-    the first's (a thread waits for it, as before); a refusal is still counted, with its
-    source, and written with the window."""
-    renewals, holder = setup
+    """The served routes: renewal and confirmation are checked on the event loop and their
+    group committers' batches awaited — no thread for either; a second renewal of the same
+    certificate gets the first's (a thread waits for it, as before); a refusal is still
+    counted, with its source, and written with the window."""
+    served, holder = setup
+    committer = Pipeline(served.issuance.advance, served.issuance.sign)
+    renewals = Renewals(
+        served.ctx,
+        served.issuance,
+        issue=committer.run,
+        submit=committer.submit,
+        group_confirmations=True,
+    )
+    holder = Holder(renewals, holder.key, holder.serial)
     clock = clock_of(renewals)
     clock.advance(340 * DAY)
-    committer = Pipeline(renewals.issuance.advance, renewals.issuance.sign)
-    renewals.issue, renewals.submit = committer.run, committer.submit
     handed: list[object] = []
     to_thread = asyncio.to_thread
 
@@ -732,18 +739,25 @@ def test_renew_async_awaits_the_batch_without_a_thread(
         return await to_thread(work, *args)
 
     monkeypatch.setattr(asyncio, "to_thread", recorded)
+    new_key = ec.generate_private_key(ec.SECP256R1())
 
-    def token() -> str:
-        return holder.signed("renew", {"csr": holder.csr(ec.generate_private_key(ec.SECP256R1()))})
+    def token(key: ec.EllipticCurvePrivateKey) -> str:
+        return holder.signed("renew", {"csr": holder.csr(key)})
 
-    async def renew_twice() -> list[Renewed]:
-        first = await renewals.renew_async(token())
-        assert handed == []
-        again = await asyncio.gather(*(renewals.renew_async(token()) for _ in range(2)))
-        return [first, *again]
+    async def renew_and_confirm() -> tuple[list[Renewed], Confirmed]:
+        first = await renewals.renew_async(token(new_key))
+        again = await asyncio.gather(
+            *(renewals.renew_async(token(ec.generate_private_key(ec.SECP256R1()))) for _ in "ab")
+        )
+        handed_before = list(handed)
+        confirmed = await renewals.confirm_async(
+            holder.signed("confirm", key=new_key, serial=first.serial)
+        )
+        assert handed == handed_before  # the confirmation took no thread either
+        return [first, *again], confirmed
 
     try:
-        first, *again = asyncio.run(renew_twice())
+        (first, *again), confirmed = asyncio.run(renew_and_confirm())
         forged = holder.signed("renew", {"csr": "x"}, key=ec.generate_private_key(ec.SECP256R1()))
         with pytest.raises(CertdeskError) as refused:
             asyncio.run(renewals.renew_async(forged, "192.0.2.44"))
@@ -751,8 +765,9 @@ def test_renew_async_awaits_the_batch_without_a_thread(
         committer.close()
     assert first.created and first.state is CertState.PENDING_INSTALL
     assert {r.serial for r in again} == {first.serial} and not any(r.created for r in again)
-    pem = x509.load_pem_x509_certificate(first.pem)
-    assert pem.serial_number == int(first.serial, 16)
+    assert [getattr(work, "__name__", "") for work in handed] == ["await_pending"] * 2 + ["note"]
+    assert (confirmed.serial, confirmed.superseded) == (first.serial, holder.serial)
+    assert get_certificate(renewals.ctx, first.serial).state is CertState.ACTIVE
     assert refused.value.code == "jws.bad_signature"
     clock.advance(dt.timedelta(seconds=renewals.ctx.config.renewal.refusal_window_seconds))
     assert renewals.refusals.flush_due() == 1

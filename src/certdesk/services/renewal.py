@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from typing import Concatenate, TypeVar
 
@@ -93,12 +94,17 @@ class Renewals:
         self.issue = issue or self.issuance.issue
         self.submit = submit
         self.nonces = nonces or Nonces(ctx)
-        self.activate: Callable[[Activation], Confirmed] = (
+        self.confirmer = (
             GroupCommitter(
                 functools.partial(activate_many, ctx, self.nonces, answers=answers),
                 name="certdesk-confirmer",
-            ).run
+            )
             if group_confirmations
+            else None
+        )
+        self.activate: Callable[[Activation], Confirmed] = (
+            self.confirmer.run
+            if self.confirmer is not None
             else functools.partial(activate, ctx, nonces=self.nonces, answers=answers)
         )
         self.issuers = Issuers.load(ctx)
@@ -128,22 +134,38 @@ class Renewals:
         (`submit`) rather than waited for in a thread (a hand-off costs ~110–130 µs of CPU
         here, and a thread per renewal in flight made them contend for the interpreter).
         The rare slow paths (refusals to write, a renewal already in flight) take a thread."""
-        if self.refusals.due():  # a window of refusals to write
-            await asyncio.to_thread(self.refusals.flush_due)
-        else:  # at most a new window begins: nothing to write
-            self.refusals.flush_due()
-        try:
+        async with self._refusals_counted(token, source):
             request = self._renewal(*await self.holders.authenticate_async(token, "renew"))
             if self.submit is None:  # no group committer: the issuing path in a thread
                 return await asyncio.to_thread(self._renew, request)
-            done = asyncio.wrap_future(self.submit(request))
             try:
-                issued = await asyncio.wait_for(done, ISSUE_TIMEOUT)
+                issued = await _batch(self.submit(request))
             except CertdeskError as exc:
                 if exc.code != "renewal.in_progress":
                     raise
                 return await asyncio.to_thread(await_pending, self.ctx, request.current.serial)
             return _pending(issued, request.current.serial)
+
+    async def confirm_async(self, token: str, source: str = "unknown") -> Confirmed:
+        """`confirm` for the event loop, as `renew_async`: the confirmations' group committer's
+        batch awaited."""
+        async with self._refusals_counted(token, source):
+            new, request, _payload = await self.holders.authenticate_async(token, "confirm")
+            activation = Activation(new.serial, f"holder:{new.person_id}", request.nonce)
+            if self.confirmer is None:
+                return await asyncio.to_thread(self.activate, activation)
+            return await _batch(self.confirmer.submit(activation))
+
+    @contextlib.asynccontextmanager
+    async def _refusals_counted(self, token: str, source: str) -> AsyncIterator[None]:
+        """`_refusals_recorded` for the event loop: a window's records are written, and a
+        refusal counted, in a thread (both may write to the database)."""
+        if self.refusals.due():  # a window of refusals to write
+            await asyncio.to_thread(self.refusals.flush_due)
+        else:  # at most a new window begins: nothing to write
+            self.refusals.flush_due()
+        try:
+            yield
         except CertdeskError as exc:
             await asyncio.to_thread(self.refusals.note, exc.code, claimed_serial(token), source)
             raise
@@ -226,3 +248,8 @@ def _pending(issued: IssuedCertificate, replaces: str) -> Renewed:
     """A renewal just issued: waiting to be installed."""
     state = CertState.PENDING_INSTALL
     return Renewed(issued.serial, issued.certificate, state, replaces, True, issued.issuer)
+
+
+async def _batch(submitted: Future[T]) -> T:
+    """A group committer's answer, awaited on the event loop (as long as `run` waits)."""
+    return await asyncio.wait_for(asyncio.wrap_future(submitted), ISSUE_TIMEOUT)

@@ -3,7 +3,7 @@ are in `certdesk.services.renewal`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -34,6 +34,16 @@ async def _signed(request: Request, response: Response, use_case: Callable[[str,
     does, RFC 8555 §7.2): the holder's tool signs profile, renewal and confirmation in a row
     with one nonce request instead of three."""
     done = await issuing(request, use_case, await _jws(request), _source(request))
+    _hand_nonce(renewals(request), response)
+    return done
+
+
+async def _on_loop(
+    request: Request, response: Response, use_case: Callable[[str, str], Awaitable[T]]
+) -> T:
+    """`_signed` for the use cases that run on the event loop (`Renewals.renew_async`,
+    `confirm_async`: they await the group committers' batches instead of a thread)."""
+    done = await use_case(await _jws(request), _source(request))
     _hand_nonce(renewals(request), response)
     return done
 
@@ -96,9 +106,7 @@ async def renew(request: Request, response: Response) -> dict[str, Any]:
     """Issue the renewal as pending install (or return the one already pending): on the event
     loop, the group committer's batch awaited (`Renewals.renew_async`), no thread."""
     r = renewals(request)
-    renewed = await r.renew_async(await _jws(request), _source(request))
-    _hand_nonce(r, response)
-    return _renewed(r, renewed, response)
+    return _renewed(r, await _on_loop(request, response, r.renew_async), response)
 
 
 @router.post("/renewal/pickup")
@@ -110,8 +118,9 @@ async def pickup(request: Request, response: Response) -> dict[str, Any]:
 
 @router.post("/renewal/confirm")
 async def confirm(request: Request, response: Response) -> dict[str, str]:
-    """Signed by the new key once it is on the token: new active, old superseded."""
-    done = await _signed(request, response, renewals(request).confirm)
+    """Signed by the new key once it is on the token: new active, old superseded (on the event
+    loop, the confirmations' batch awaited)."""
+    done = await _on_loop(request, response, renewals(request).confirm_async)
     return {"serial": done.serial, "state": "active", "superseded": done.superseded}
 
 
