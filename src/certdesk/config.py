@@ -117,7 +117,7 @@ class ServerConfig:
     workers: int = 1  # application processes on the one socket (more than 1: PostgreSQL only)
     jobs_takeover_seconds: int = 10  # how soon another process takes the jobs of a dead one
     threads: int = 4  # threads for requests' blocking work (login, database reads)
-    issuing_threads: int = 64  # requests waiting on the group committer (renewal, EST)
+    issuing_threads: int = 64  # requests waiting on the group committer in a thread (EST, pickup)
 
     def __post_init__(self) -> None:
         for name in ("threads", "issuing_threads"):
