@@ -186,6 +186,19 @@ def test_an_incomplete_request_head_is_closed_in_time(server: Server) -> None:
     assert closed_within(silent, HEAD_SECONDS + 5) is not None
 
 
+def test_the_next_head_on_a_kept_alive_connection_is_bounded_too(server: Server) -> None:
+    """The head timer starts again at the first byte of the next request (not the idle bound,
+    which stops there)."""
+    conn = server.connect()
+    conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    conn.settimeout(10)
+    assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+    conn.sendall(b"GET /status HTTP/1.1\r\nHost: 127.")  # never ends
+    took = closed_within(conn, HEAD_SECONDS + 5)
+    assert took is not None, "the slow-header connection stayed open"
+    assert took >= HEAD_SECONDS - 0.5
+
+
 def test_an_idle_kept_alive_connection_is_closed(server: Server) -> None:
     conn = server.connect()
     conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")

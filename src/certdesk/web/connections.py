@@ -7,19 +7,21 @@ connection for ever. This subclass of uvicorn's HTTP/1.1 protocol arms a timer w
 head is incomplete (from the connection, or from the first byte of the next request on a
 kept-alive one) and closes the connection when it fires. Connections beyond
 `limits.max_connections` are closed as soon as they are made.
+
+It is uvicorn's httptools protocol (llhttp, in C), as behind nginx, not the pure-Python h11 one
+(docs/benchmarks.md, ninth pass).
 """
 
 from __future__ import annotations
 
 import asyncio
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from certdesk.config import LimitsConfig
 
 
-class BoundedProtocol(H11Protocol):
+class BoundedProtocol(HttpToolsProtocol):
     head_seconds: float = 10.0
     max_connections: int = 0  # 0: no bound
     head_timer: asyncio.TimerHandle | None = None
@@ -32,12 +34,13 @@ class BoundedProtocol(H11Protocol):
             return
         self.arm_head_timer()
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            self.arm_head_timer()  # a request head has begun and is not complete yet
-        else:
-            self.disarm_head_timer()
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.arm_head_timer()  # a request head has begun and is not complete yet
+
+    def on_headers_complete(self) -> None:
+        self.disarm_head_timer()
+        super().on_headers_complete()
 
     def on_response_complete(self) -> None:
         if self.transport.is_closing():

@@ -1,6 +1,6 @@
 """TLS terminated by certdesk itself, handing the client certificate to the application.
 
-No released ASGI server exposes the peer certificate (see docs/design.md), so uvicorn's H11
+No released ASGI server exposes the peer certificate (see docs/design.md), so uvicorn's HTTP
 protocol is subclassed: at connection time it reads the DER from the SSL object and every
 request on that connection carries it as `scope["extensions"]["tls"]["client_cert_der"]`.
 
