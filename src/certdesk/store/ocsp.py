@@ -104,44 +104,32 @@ def certificates_by_serial(conn: Connection, serials: Sequence[str]) -> list[Any
 def signed_with_response(conn: Connection, issuer: str, now: dt.datetime) -> Iterator[list[AnyRow]]:
     """`issuer`'s signed, unexpired certificates with their stored response (`_with_response`),
     in batches by serial (keyset: memory stays flat)."""
-    after = ""
-    while True:
-        query = (
-            _with_response()
-            .where(
-                and_(
-                    certificates.c.issuer == issuer,
-                    certificates.c.der.is_not(None),
-                    certificates.c.not_after >= now,
-                    certificates.c.serial > after,
-                )
-            )
-            .order_by(certificates.c.serial)
-            .limit(_BATCH)
+    query = _with_response().where(
+        and_(
+            certificates.c.issuer == issuer,
+            certificates.c.der.is_not(None),
+            certificates.c.not_after >= now,
         )
-        rows = list(conn.execute(query))
-        if not rows:
-            return
-        yield rows
-        after = rows[-1].serial
+    )
+    return _by_serial(conn, query, certificates.c.serial)
 
 
 def stored_versions(conn: Connection, issuer: str) -> Iterator[list[AnyRow]]:
     """`issuer`'s stored responses as their files are checked against them: serial, thisUpdate
     and size (`size`), no DER; in batches by serial."""
+    query = select(
+        ocsp_responses.c.serial,
+        ocsp_responses.c.this_update,
+        func.length(ocsp_responses.c.der).label("size"),
+    ).where(ocsp_responses.c.issuer == issuer)
+    return _by_serial(conn, query, ocsp_responses.c.serial)
+
+
+def _by_serial(conn: Connection, query: Select[Any], serial: Any) -> Iterator[list[AnyRow]]:
+    """The rows of `query` in batches of `_BATCH`, ordered by its `serial` column (keyset)."""
     after = ""
     while True:
-        query = (
-            select(
-                ocsp_responses.c.serial,
-                ocsp_responses.c.this_update,
-                func.length(ocsp_responses.c.der).label("size"),
-            )
-            .where(and_(ocsp_responses.c.issuer == issuer, ocsp_responses.c.serial > after))
-            .order_by(ocsp_responses.c.serial)
-            .limit(_BATCH)
-        )
-        rows = list(conn.execute(query))
+        rows = list(conn.execute(query.where(serial > after).order_by(serial).limit(_BATCH)))
         if not rows:
             return
         yield rows
