@@ -15,7 +15,6 @@ nextUpdate), and the files of expired certificates are all settled there.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ from pathlib import Path, PurePosixPath
 from certdesk.ca.ocsp import Question, file_name, request_der
 from certdesk.services.files import atomic_write
 
-log = logging.getLogger("certdesk.ocsp")
 _TEMPORARY_AGE = 60.0  # seconds: an older temporary file was left by a writer that died
 
 
