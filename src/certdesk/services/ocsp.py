@@ -426,12 +426,11 @@ class OcspResponder:
         self._write_files(signed)
 
     def _write_files(self, signed: Iterable[Signed]) -> None:
-        if self.files.enabled:
-            self.files.write(
-                (name, s.der, s.this_update)
-                for s in signed
-                if (name := name_of(s.question)) is not None
-            )
+        self.files.write(  # a generator: nothing is named when files are off
+            (name, s.der, s.this_update)
+            for s in signed
+            if (name := name_of(s.question)) is not None
+        )
 
     def published(self, signed: Sequence[Signed]) -> None:
         """Responses another transaction saved (`SignedAnswers`): memory made true, their files

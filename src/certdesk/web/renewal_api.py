@@ -33,16 +33,19 @@ async def _signed(request: Request, response: Response, use_case: Callable[[str,
     The answer carries the nonce for the client's next signed request (`Replay-Nonce`, as ACME
     does, RFC 8555 §7.2): the holder's tool signs profile, renewal and confirmation in a row
     with one nonce request instead of three."""
-    done = await issuing(request, use_case, await _jws(request), _source(request))
-    _hand_nonce(renewals(request), response)
-    return done
+
+    async def in_thread(token: str, source: str) -> T:
+        return await issuing(request, use_case, token, source)
+
+    return await _on_loop(request, response, in_thread)
 
 
 async def _on_loop(
     request: Request, response: Response, use_case: Callable[[str, str], Awaitable[T]]
 ) -> T:
     """`_signed` for the use cases that run on the event loop (`Renewals.renew_async`,
-    `confirm_async`: they await the group committers' batches instead of a thread)."""
+    `confirm_async`: they await the group committers' batches instead of a thread); the one
+    place the next nonce is handed over."""
     done = await use_case(await _jws(request), _source(request))
     _hand_nonce(renewals(request), response)
     return done
