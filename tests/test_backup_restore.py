@@ -79,7 +79,7 @@ def test_restore_forgets_nothing(tmp_path: Path, db_url: str, clock: FixedClock)
     for holder in holders[:20]:
         new_key = ec.generate_private_key(ec.SECP256R1())
         pending = holder.renew(new_key)
-        renewals.confirm(holder.signed("confirm", serial=pending.serial, key=new_key))
+        holder.confirm(pending.serial, new_key)
         renewed.append(pending.serial)
     revoked = [h.serial for h in holders[20:30]]
     for serial in revoked:

@@ -10,6 +10,7 @@ CERTDESK_SCREENSHOTS=1 the main pages are saved under docs/screenshots/ in en an
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import os
@@ -226,14 +227,16 @@ def renewed_away(portal: LivePortal, person_id: str) -> tuple[Path, Path, str, s
         action="renew",
         payload={"csr": base64.urlsafe_b64encode(csr).rstrip(b"=").decode()},
     )
-    renewed = renewals.renew(request)
-    confirmed = renewals.confirm(
-        sign_request(
-            FileRequestKey(new_key),
-            serial=renewed.serial,
-            nonce=renewals.new_nonce(),
-            action="confirm",
-            payload={},
+    renewed = asyncio.run(renewals.renew(request))
+    confirmed = asyncio.run(
+        renewals.confirm(
+            sign_request(
+                FileRequestKey(new_key),
+                serial=renewed.serial,
+                nonce=renewals.new_nonce(),
+                action="confirm",
+                payload={},
+            )
         )
     )
     assert confirmed.superseded == issued.serial

@@ -4,6 +4,7 @@ requests the crypto library cannot load (SM2 and other curves, a bad version).""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -145,7 +146,7 @@ def test_renewal_refuses_unloadable_csrs(
     for name, der in odd_csrs(tmp_path).items():
         csr = base64.urlsafe_b64encode(der).rstrip(b"=").decode()
         with pytest.raises(CertdeskError) as refused:
-            renewals.renew(holder.signed("renew", {"csr": csr}))
+            asyncio.run(renewals.renew(holder.signed("renew", {"csr": csr})))
         assert refused.value.code == EXPECTED[name]
         assert refused.value.status == 400
     assert get_certificate(renewals.ctx, holder.serial).state is CertState.ACTIVE

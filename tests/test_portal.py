@@ -216,7 +216,7 @@ def test_superseded_certificate_gets_the_remove_it_page(demo: Context) -> None:
     holder = Holder(Renewals(demo, issuance), old_key, old.serial)
     new_key = ec.generate_private_key(ec.SECP256R1())
     renewed = holder.renew(new_key)
-    holder.renewals.confirm(holder.signed("confirm", serial=renewed.serial, key=new_key))
+    holder.confirm(renewed.serial, new_key)
     app = create_app(demo)
     with client_for(app, old.der) as browser:  # served: the login on the event loop's pool
         page = browser.get("/")

@@ -89,7 +89,15 @@ class Holder:
         return base64.urlsafe_b64encode(der).rstrip(b"=").decode()
 
     def renew(self, new_key: ec.EllipticCurvePrivateKey, **kw: object):  # type: ignore[no-untyped-def]
-        return self.renewals.renew(self.signed("renew", {"csr": self.csr(new_key)}, **kw))
+        return asyncio.run(
+            self.renewals.renew(self.signed("renew", {"csr": self.csr(new_key)}, **kw))
+        )
+
+    def confirm(self, serial: str, key: ec.EllipticCurvePrivateKey | None = None) -> Confirmed:
+        """Confirm the renewal `serial`, signed with `key` (the new one, if it is to succeed)."""
+        return asyncio.run(
+            self.renewals.confirm(self.signed("confirm", serial=serial, key=key or self.key))
+        )
 
 
 @pytest.fixture
@@ -135,11 +143,11 @@ def test_window_then_two_phase_renewal(setup: tuple[Renewals, Holder]) -> None:
 
     # confirmation must be signed with the new key
     with pytest.raises(CertdeskError) as wrong:
-        renewals.confirm(holder.signed("confirm", serial=renewed.serial))
+        holder.confirm(renewed.serial)
     assert wrong.value.code == "jws.bad_signature"
-    done = renewals.confirm(holder.signed("confirm", serial=renewed.serial, key=new_key))
+    done = holder.confirm(renewed.serial, new_key)
     assert done.superseded == holder.serial
-    assert renewals.confirm(holder.signed("confirm", serial=renewed.serial, key=new_key))
+    assert holder.confirm(renewed.serial, new_key)
     old = get_certificate(renewals.ctx, holder.serial)
     assert old.state is CertState.SUPERSEDED and old.revocation_reason == "superseded"
     assert get_certificate(renewals.ctx, renewed.serial).state is CertState.ACTIVE
@@ -235,12 +243,12 @@ def test_bad_requests_change_nothing(
         "garbage": "not.a.jws",
     }[tamper]
     if tamper == "replay":
-        renewals.renew(good)
+        asyncio.run(renewals.renew(good))
         pending_before = get_certificate(renewals.ctx, holder.serial)
     if tamper == "expired_nonce":
         clock.advance(dt.timedelta(seconds=renewals.ctx.config.renewal.nonce_seconds + 1))
     with pytest.raises(CertdeskError) as refused:
-        renewals.renew(token)
+        asyncio.run(renewals.renew(token))
     assert refused.value.code == code
     assert refused.value.message("zh-CN") != refused.value.message("en")
     if tamper == "replay":
@@ -263,7 +271,7 @@ def test_racing_renewals_issue_one_certificate(setup: tuple[Renewals, Holder]) -
 
     def go(token: str):  # type: ignore[no-untyped-def]
         barrier.wait()
-        return renewals.renew(token)
+        return asyncio.run(renewals.renew(token))
 
     with ThreadPoolExecutor(len(tokens)) as pool:
         results = list(pool.map(go, tokens))
@@ -279,7 +287,7 @@ def test_unconfirmed_renewal_is_withdrawn(setup: tuple[Renewals, Holder]) -> Non
     renewed = holder.renew(new_key)
     clock.advance(dt.timedelta(hours=renewals.ctx.config.renewal.pending_hours + 1))
     with pytest.raises(CertdeskError) as late:
-        renewals.confirm(holder.signed("confirm", serial=renewed.serial, key=new_key))
+        holder.confirm(renewed.serial, new_key)
     assert late.value.code == "renewal.pending_expired"
     assert expire_pending(renewals.ctx) == [renewed.serial]
     record = get_certificate(renewals.ctx, renewed.serial)
@@ -334,7 +342,7 @@ def test_two_renewals_in_one_group_commit_batch_get_the_same_certificate(
     tokens = [holder.signed("renew", {"csr": holder.csr(k)}) for k in keys]
     try:
         with ThreadPoolExecutor(2) as pool:
-            futures = [pool.submit(renewals.renew, token) for token in tokens]
+            futures = [pool.submit(asyncio.run, renewals.renew(token)) for token in tokens]
             deadline = time.monotonic() + 30
             while committer._queue.qsize() < 2 and time.monotonic() < deadline:
                 time.sleep(0.005)  # both requests queue behind the gate: one batch
@@ -358,7 +366,7 @@ def test_crl_count_includes_superseded_certificates(setup: tuple[Renewals, Holde
     clock_of(renewals).advance(340 * DAY)
     new_key = ec.generate_private_key(ec.SECP256R1())
     renewed = holder.renew(new_key)
-    renewals.confirm(holder.signed("confirm", serial=renewed.serial, key=new_key))
+    holder.confirm(renewed.serial, new_key)
     assert get_certificate(ctx, holder.serial).state is CertState.SUPERSEDED
     revoke(ctx, renewed.serial, "keyCompromise")
 
@@ -401,17 +409,17 @@ def test_refused_attempts_are_audited_in_bounded_records(setup: tuple[Renewals, 
     for _ in range(25):
         for make in attempts.values():
             with pytest.raises(CertdeskError):
-                renewals.renew(make(), source="192.0.2.7")
+                asyncio.run(renewals.renew(make(), source="192.0.2.7"))
     hs256 = jwt.encode(
         {"csr": csr}, "x" * 40, algorithm="HS256", headers={**headers, "nonce": holder.nonce()}
     )
     with pytest.raises(CertdeskError):
-        renewals.renew(hs256, source="192.0.2.8")
+        asyncio.run(renewals.renew(hs256, source="192.0.2.8"))
     good = holder.signed("renew", {"csr": csr})
-    renewed = renewals.renew(good)  # the legitimate renewal goes through meanwhile
+    renewed = asyncio.run(renewals.renew(good))  # the legitimate renewal goes through meanwhile
     for _ in range(10):
         with pytest.raises(CertdeskError) as replay:
-            renewals.renew(good, source="192.0.2.9")
+            asyncio.run(renewals.renew(good, source="192.0.2.9"))
     assert replay.value.code == "nonce.used"
     assert list_records(renewals.ctx, action="renewal.refused").records == []  # window open
 
@@ -461,8 +469,10 @@ def test_a_renewal_reservation_left_by_a_dead_process_does_not_block(
         renewals.ctx, DyingAuthority(real.signer, real.certificate, real.urls, real.hooks)
     )
     with pytest.raises(Killed):
-        Renewals(renewals.ctx, dying).renew(
-            holder.signed("renew", {"csr": holder.csr(ec.generate_private_key(ec.SECP256R1()))})
+        asyncio.run(
+            Renewals(renewals.ctx, dying).renew(
+                holder.signed("renew", {"csr": holder.csr(ec.generate_private_key(ec.SECP256R1()))})
+            )
         )
     with renewals.ctx.db.read() as conn:
         stranded = in_flight_renewal(conn, holder.serial)
@@ -712,7 +722,7 @@ def test_a_confirmation_is_recorded_with_the_superseded_answer(
     assert responder.apply_changes() == [li.serial]
 
 
-def test_renew_and_confirm_async_await_the_batches_without_a_thread(
+def test_renew_and_confirm_await_the_batches_without_a_thread(
     setup: tuple[Renewals, Holder], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The served routes: renewal and confirmation are checked on the event loop and their
@@ -745,12 +755,12 @@ def test_renew_and_confirm_async_await_the_batches_without_a_thread(
         return holder.signed("renew", {"csr": holder.csr(key)})
 
     async def renew_and_confirm() -> tuple[list[Renewed], Confirmed]:
-        first = await renewals.renew_async(token(new_key))
+        first = await renewals.renew(token(new_key))
         again = await asyncio.gather(
-            *(renewals.renew_async(token(ec.generate_private_key(ec.SECP256R1()))) for _ in "ab")
+            *(renewals.renew(token(ec.generate_private_key(ec.SECP256R1()))) for _ in "ab")
         )
         handed_before = list(handed)
-        confirmed = await renewals.confirm_async(
+        confirmed = await renewals.confirm(
             holder.signed("confirm", key=new_key, serial=first.serial)
         )
         assert handed == handed_before  # the confirmation took no thread either
@@ -760,7 +770,7 @@ def test_renew_and_confirm_async_await_the_batches_without_a_thread(
         (first, *again), confirmed = asyncio.run(renew_and_confirm())
         forged = holder.signed("renew", {"csr": "x"}, key=ec.generate_private_key(ec.SECP256R1()))
         with pytest.raises(CertdeskError) as refused:
-            asyncio.run(renewals.renew_async(forged, "192.0.2.44"))
+            asyncio.run(renewals.renew(forged, "192.0.2.44"))
     finally:
         committer.close()
     assert first.created and first.state is CertState.PENDING_INSTALL

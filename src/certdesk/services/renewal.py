@@ -71,7 +71,7 @@ class Renewals:
 
     `issue` is the issuing path to use: the server passes its group committer's, so renewals
     share batches with every other method, and the same committer's `submit`, through which
-    `renew_async` awaits its batch without a thread; `group_confirmations` sends
+    `renew` awaits its batch without a thread; `group_confirmations` sends
     confirmations through a group committer of their own (the server's choice too: one
     transaction for the confirmations that arrive together); `answers` (the server's OCSP
     responder) signs each superseded certificate's "revoked" to be saved with its
@@ -124,12 +124,12 @@ class Renewals:
         """The CA certificate that completes `renewed`'s chain."""
         return self.issuers.named(renewed.issuer).certificate
 
-    @_refusals_recorded
-    def renew(self, token: str) -> Renewed:
-        return self._renew(self._renewal(*self.holders.authenticate(token, "renew")))
+    async def renew(self, token: str, source: str = "unknown") -> Renewed:
+        """Issue the renewal a signed request asks for (pending install), or hand back the one
+        already in flight; `source` is who sent it (the client's address), for the count of
+        refusals.
 
-    async def renew_async(self, token: str, source: str = "unknown") -> Renewed:
-        """`renew` for the event loop, without a thread: the certificate is read on the loop's
+        On the event loop, without a thread: the certificate is read on the loop's
         connections, the checks run on the loop, and the group committer's batch is awaited
         (`submit`) rather than waited for in a thread (a hand-off costs ~110–130 µs of CPU
         here, and a thread per renewal in flight made them contend for the interpreter).
@@ -146,9 +146,10 @@ class Renewals:
                 return await asyncio.to_thread(await_pending, self.ctx, request.current.serial)
             return _pending(issued, request.current.serial)
 
-    async def confirm_async(self, token: str, source: str = "unknown") -> Confirmed:
-        """`confirm` for the event loop, as `renew_async`: the confirmations' group committer's
-        batch awaited."""
+    async def confirm(self, token: str, source: str = "unknown") -> Confirmed:
+        """Signed with the new key: it is installed. New active, old superseded (and in the
+        CRL). On the event loop as `renew`: the confirmations' group committer's batch
+        awaited."""
         async with self._refusals_counted(token, source):
             new, request, _payload = await self.holders.authenticate_async(token, "confirm")
             activation = Activation(new.serial, f"holder:{new.person_id}", request.nonce)
@@ -221,12 +222,6 @@ class Renewals:
         certificate = x509.load_der_x509_certificate(row.der)
         state = CertState(row.state)
         return Renewed(row.serial, certificate, state, current.serial, False, row.issuer)
-
-    @_refusals_recorded
-    def confirm(self, token: str) -> Confirmed:
-        """Signed with the new key: it is installed. New active, old superseded (and in the CRL)."""
-        new, request, _payload = self.holders.authenticate(token, "confirm")
-        return self.activate(Activation(new.serial, f"holder:{new.person_id}", request.nonce))
 
     @_refusals_recorded
     def profile(self, token: str) -> HolderProfile:

@@ -43,8 +43,8 @@ async def _signed(request: Request, response: Response, use_case: Callable[[str,
 async def _on_loop(
     request: Request, response: Response, use_case: Callable[[str, str], Awaitable[T]]
 ) -> T:
-    """`_signed` for the use cases that run on the event loop (`Renewals.renew_async`,
-    `confirm_async`: they await the group committers' batches instead of a thread); the one
+    """`_signed` for the use cases that run on the event loop (`Renewals.renew`,
+    `confirm`: they await the group committers' batches instead of a thread); the one
     place the next nonce is handed over."""
     done = await use_case(await _jws(request), _source(request))
     _hand_nonce(renewals(request), response)
@@ -107,9 +107,9 @@ async def profile(request: Request, response: Response) -> dict[str, Any]:
 @router.post("/renewal", status_code=201)
 async def renew(request: Request, response: Response) -> dict[str, Any]:
     """Issue the renewal as pending install (or return the one already pending): on the event
-    loop, the group committer's batch awaited (`Renewals.renew_async`), no thread."""
+    loop, the group committer's batch awaited (`Renewals.renew`), no thread."""
     r = renewals(request)
-    return _renewed(r, await _on_loop(request, response, r.renew_async), response)
+    return _renewed(r, await _on_loop(request, response, r.renew), response)
 
 
 @router.post("/renewal/pickup")
@@ -123,7 +123,7 @@ async def pickup(request: Request, response: Response) -> dict[str, Any]:
 async def confirm(request: Request, response: Response) -> dict[str, str]:
     """Signed by the new key once it is on the token: new active, old superseded (on the event
     loop, the confirmations' batch awaited)."""
-    done = await _on_loop(request, response, renewals(request).confirm_async)
+    done = await _on_loop(request, response, renewals(request).confirm)
     return {"serial": done.serial, "state": "active", "superseded": done.superseded}
 
 
