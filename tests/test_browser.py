@@ -10,32 +10,30 @@ CERTDESK_SCREENSHOTS=1 the main pages are saved under docs/screenshots/ in en an
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import datetime as dt
 import os
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+from cryptography.hazmat.primitives.serialization import pkcs12
 
-from certdesk.client.signed import sign_request
 from certdesk.domain.clock import FixedClock
 from certdesk.services import certificates, registry, tokens
 from certdesk.services.context import Context
 from certdesk.services.demo import DEMO_PASSPHRASE, POSITIONS
 from certdesk.services.issuance import Issuance
 from certdesk.services.renewal import Renewals
+from certdesk.services.renewal_install import Confirmed, Renewed
 from certdesk.services.revocation import revoke
 from live_portal import LivePortal, live_portal
-from request_keys import FileRequestKey
+from test_renewal import Holder
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 try:
@@ -212,33 +210,15 @@ def renewed_away(portal: LivePortal, person_id: str) -> tuple[Path, Path, str, s
     later = Context(
         portal.ctx.config, portal.ctx.db, FixedClock(portal.ctx.clock.now() + 340 * DAY), "test"
     )
-    renewals = Renewals(later, Issuance(later))
+    holder = Holder(Renewals(later, Issuance(later)), key, issued.serial)
     new_key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([]))  # the identity comes from the registry
-        .sign(new_key, hashes.SHA256())
-        .public_bytes(Encoding.DER)
-    )
-    request = sign_request(
-        FileRequestKey(key),
-        serial=issued.serial,
-        nonce=renewals.new_nonce(),
-        action="renew",
-        payload={"csr": base64.urlsafe_b64encode(csr).rstrip(b"=").decode()},
-    )
-    renewed = asyncio.run(renewals.renew(request))
-    confirmed = asyncio.run(
-        renewals.confirm(
-            sign_request(
-                FileRequestKey(new_key),
-                serial=renewed.serial,
-                nonce=renewals.new_nonce(),
-                action="confirm",
-                payload={},
-            )
-        )
-    )
+
+    def renew_and_confirm() -> tuple[Renewed, Confirmed]:
+        renewed = holder.renew(new_key)
+        return renewed, holder.confirm(renewed.serial, new_key)
+
+    with ThreadPoolExecutor(1) as pool:  # this thread runs Playwright's event loop
+        renewed, confirmed = pool.submit(renew_and_confirm).result()
     assert confirmed.superseded == issued.serial
     return cert_path, key_path, issued.serial, renewed.serial
 

@@ -102,11 +102,8 @@ class Renewals:
             if group_confirmations
             else None
         )
-        self.activate: Callable[[Activation], Confirmed] = (
-            self.confirmer.run
-            if self.confirmer is not None
-            else functools.partial(activate, ctx, nonces=self.nonces, answers=answers)
-        )
+        # without a group committer, each confirmation in its own transaction (in a thread)
+        self.activate_alone = functools.partial(activate, ctx, nonces=self.nonces, answers=answers)
         self.issuers = Issuers.load(ctx)
         self.holders = HolderAuth(ctx, self.issuers)
         self.refusals = RefusalLog(ctx)
@@ -154,7 +151,7 @@ class Renewals:
             new, request, _payload = await self.holders.authenticate_async(token, "confirm")
             activation = Activation(new.serial, f"holder:{new.person_id}", request.nonce)
             if self.confirmer is None:
-                return await asyncio.to_thread(self.activate, activation)
+                return await asyncio.to_thread(self.activate_alone, activation)
             return await _batch(self.confirmer.submit(activation))
 
     @contextlib.asynccontextmanager
