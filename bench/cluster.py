@@ -60,9 +60,12 @@ def cluster(
     workers: int,
     nginx_workers: str = "1",
     command: list[str] | None = None,
+    cpus: str = "",
 ) -> Iterator[Cluster]:
     """nginx on a free port in front of `workers` certdesk processes, until the block ends
-    (`command` instead of `certdesk`, e.g. under a profiler)."""
+    (`command` instead of `certdesk`, e.g. under a profiler); `cpus` "auto": process i kept on
+    the i-th CPU (round-robin), as `server.cpus` keeps `--workers N`."""
+    allowed = sorted(os.sched_getaffinity(0))
     with ExitStack() as stack:
         port = free_port()
         backends, pids = [], []
@@ -74,6 +77,7 @@ def cluster(
                 "CERTDESK_JOURNAL_PATH": str(data / "journal"),
                 "CERTDESK_SERVER_TRUSTED_PROXIES": "127.0.0.1/32",
                 "CERTDESK_URLS_BASE": f"https://127.0.0.1:{port}",
+                "CERTDESK_SERVER_CPUS": str(allowed[i % len(allowed)]) if cpus else "",
             }
             args = [*(command or [CERTDESK]), "serve", "--plain-http", "--port", str(backends[-1])]
             pids.append(

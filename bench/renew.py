@@ -20,7 +20,7 @@ runs the same CLI with its token calls timed (the token work alone).
     python bench/renew.py [--count 2000] [--full 500] [--clients 32] [--db sqlite|postgres]
                           [--sync full|normal] [--client httpx|raw] [--no-softhsm]
                           [--profile server.prof]
-    python bench/renew.py --workers 2 [--count 2000] [--clients 32] [--client raw]
+    python bench/renew.py --workers 2 [--count 2000] [--clients 32] [--client raw] [--cpus auto]
 
 --db postgres makes a fresh schema in $CERTDESK_BENCH_PG (default the test database) and drops
 it afterwards; the PostgreSQL processes' CPU is then printed apart. --client raw swaps httpx for
@@ -34,6 +34,7 @@ TLS in front of 1, then 2 … N `certdesk serve --plain-http` processes, --count
 (fresh holders every time), phase `renew` only; it prints rate, p50/p99 and CPU per renewal of
 certdesk, nginx, PostgreSQL and the load generator, and the scaling efficiency (rate at N over
 N x the rate at 1). Goal: >= 500 renewals/s with p99 < 50 ms at 32 clients on 2 workers.
+--cpus auto keeps process i on the i-th CPU (`server.cpus`; unpinned by default, as certdesk is).
 """
 
 from __future__ import annotations
@@ -850,7 +851,7 @@ def scaled(args: argparse.Namespace, workdir: Path, url: str) -> None:
         group = holders[(workers - 1) * args.count : workers * args.count]
         profiled = args.profile is not None and workers == 1  # one process: its whole work
         command = [sys.executable, "-c", PROFILED_SERVE, str(args.profile)] if profiled else None
-        with cluster(workdir, data, env, workers, command=command) as shape:
+        with cluster(workdir, data, env, workers, command=command, cpus=args.cpus) as shape:
             base = f"https://127.0.0.1:{shape.port}"
             httpx.get(f"{base}/api/v1/renewal/nonce", verify=str(root)).raise_for_status()
             log(f"[postgres] {workers} worker(s): {len(group)} renewals, {args.clients} clients…")
@@ -871,7 +872,8 @@ def scaled(args: argparse.Namespace, workdir: Path, url: str) -> None:
             rate = len(latencies) / wall
             rows.append(rate)
             print(
-                f"workers={workers} renewals={len(latencies)} errors={len(errors)} "
+                f"workers={workers} cpus={args.cpus or 'unpinned'} renewals={len(latencies)} "
+                f"errors={len(errors)} "
                 f"renewals_per_s={rate:.0f} p50_ms={q(latencies, 50):.1f} "
                 f"p99_ms={q(latencies, 99):.1f} "
                 + " ".join(f"{k}_cpu_ms_per_renewal={v * 1000 / n:.2f}" for k, v in cpu.items()),
@@ -915,6 +917,12 @@ def main() -> None:
     parser.add_argument("--hsm-rounds", type=int, default=3, help="SoftHSM renewals (median)")
     parser.add_argument("--profile", type=Path, help="run the server under cProfile, stats here")
     parser.add_argument("--workers", type=int, default=0, help="scaled shape, 1..N processes")
+    parser.add_argument(
+        "--cpus",
+        choices=["", "auto"],
+        default="",
+        help="--workers: 'auto' keeps each process on a CPU of its own (server.cpus)",
+    )
     args = parser.parse_args()
     if args.workers:
         args.db = "postgres"

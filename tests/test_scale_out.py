@@ -25,6 +25,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -43,12 +44,14 @@ from sqlalchemy import text
 from certdesk.client.signed import sign_request
 from certdesk.config import Config
 from certdesk.domain.clock import FixedClock, SystemClock
+from certdesk.domain.errors import CertdeskError
 from certdesk.services.context import Context
 from certdesk.services.demo import bootstrap
 from certdesk.services.enrolment.officer import OfficerEnrolment
 from certdesk.services.issuance import Issuance
 from certdesk.services.jobs import JobRunner, jobs_lease, lease_holder
 from certdesk.services.journal import attach
+from certdesk.services.processes import cpus_of
 from certdesk.services.registry import add_person, add_unit
 from certdesk.store.db import Database
 from certdesk.store.leases import advisory_holder
@@ -201,6 +204,112 @@ def test_worker_runs_the_jobs_without_serving(tmp_path: Path) -> None:
         worker.terminate()
         assert worker.wait(timeout=30) == 0
     assert holder_pid(env, tmp_path) is None
+
+
+def cpus_allowed(pid: int) -> set[str]:
+    """The CPU lists the threads of process `pid` may run on (one entry if they agree)."""
+    tasks = Path(f"/proc/{pid}/task")
+    found = set()
+    for task in tasks.iterdir():
+        status = (task / "status").read_text()
+        found.add(re.search(r"Cpus_allowed_list:\s*(\S+)", status).group(1))  # type: ignore[union-attr]
+    return found
+
+
+def children_of(pid: int) -> list[int]:
+    return [
+        int(child.name)
+        for child in Path("/proc").iterdir()
+        if child.name.isdigit() and (child / "stat").exists() and parent_of(int(child.name)) == pid
+    ]
+
+
+def test_cpu_lists_are_read_and_checked() -> None:
+    """`server.cpus`: nothing, every CPU this process may use, a list with ranges; a CPU it may
+    not use, or not a list, is refused in both languages."""
+    allowed = sorted(os.sched_getaffinity(0))
+    assert cpus_of("") == [] and cpus_of("auto") == allowed
+    assert cpus_of(f"{allowed[-1]},{allowed[0]}-{allowed[0]}") == [allowed[-1], allowed[0]]
+    for wrong in (f"{allowed[-1] + 1}", "one", "0;1", ",", "1-0", "-1", "0-"):
+        with pytest.raises(CertdeskError) as refused:
+            cpus_of(wrong)
+        assert refused.value.code == "config.invalid"
+        assert "server.cpus" in refused.value.message("en")
+        assert "配置错误" in refused.value.message("zh-CN")
+
+
+def test_a_lone_process_is_pinned_to_the_first_cpu_listed() -> None:
+    """`pin_to_cpu` in a fresh interpreter: every thread, also one started before it, ends on
+    the CPU process `index` gets (round-robin); with `cpus` empty nothing changes."""
+    allowed = sorted(os.sched_getaffinity(0))
+    script = """if True:
+        import json, os, sys, threading, time
+        from certdesk.config import Config
+        from certdesk.services.processes import pin_to_cpu
+        threading.Thread(target=time.sleep, args=(2,), daemon=True).start()
+        cpu = pin_to_cpu(Config().replace(server={"cpus": sys.argv[1]}), int(sys.argv[2]))
+        on = {tuple(sorted(os.sched_getaffinity(int(t)))) for t in os.listdir("/proc/self/task")}
+        print(json.dumps([cpu, sorted(on)]))
+    """
+
+    def run(cpus: str, index: int) -> list[object]:
+        done = subprocess.run(
+            [sys.executable, "-c", script, cpus, str(index)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+    last = allowed[-1]
+    assert run(f"{allowed[0]},{last}", 3) == [last, [[last]]]  # two threads, one CPU
+    assert run("", 0) == [None, [allowed]]
+
+
+def test_workers_are_kept_on_their_cpus(pg_url: str, tmp_path: Path) -> None:
+    """`server.cpus = "auto"`: each of `--workers 2` runs (all its threads) on a CPU of its
+    own, round-robin over the CPUs this machine gives; a worker that dies is replaced on its
+    CPU; the supervisor is not pinned. A CPU the process may not use is refused at start."""
+    allowed = sorted(os.sched_getaffinity(0))
+    port = free_port()
+    env = {
+        **os.environ,
+        "CERTDESK_PATHS_DATA_DIR": str(tmp_path / "var"),
+        "CERTDESK_DATABASE_URL": pg_url,
+        "CERTDESK_SERVER_PORT": str(port),
+        "CERTDESK_SERVER_CPUS": "auto",
+    }
+    assert run_cli(env, "init", cwd=tmp_path).returncode == 0
+    stranger = {**env, "CERTDESK_SERVER_CPUS": str(max(allowed) + 1)}
+    refused = run_cli(stranger, "serve", "--plain-http", "--workers", "2", cwd=tmp_path)
+    assert refused.returncode != 0 and "config.invalid" in refused.stderr
+    assert "server.cpus" in refused.stderr.replace("\n", "")
+    supervisor = subprocess.Popen(
+        [CERTDESK, "serve", "--plain-http", "--workers", "2"],
+        env=env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(supervisor, port)
+        wait_until(lambda: len(children_of(supervisor.pid)) == 2, 60)
+        for worker in children_of(supervisor.pid):  # its jobs thread: pinned before it started
+            wait_until(lambda w=worker: len(list(Path(f"/proc/{w}/task").iterdir())) > 1, 60)
+        placed = {pid: cpus_allowed(pid) for pid in children_of(supervisor.pid)}
+        expected = [{str(cpu)} for cpu in (allowed[0], allowed[1 % len(allowed)])]
+        assert sorted(placed.values(), key=sorted) == sorted(expected, key=sorted), placed
+        assert cpus_allowed(supervisor.pid) == cpus_allowed(os.getpid())  # not pinned
+        # the second worker dies: a replacement started as the first would land on its CPU
+        victim, its_cpus = next((p, c) for p, c in placed.items() if c == expected[1])
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(set(children_of(supervisor.pid)) - set(placed)) == 1, 60)
+        (heir,) = set(children_of(supervisor.pid)) - set(placed)
+        wait_until(lambda: len(list(Path(f"/proc/{heir}/task").iterdir())) > 1, 60)
+        assert cpus_allowed(heir) == its_cpus
+    finally:
+        os.killpg(supervisor.pid, signal.SIGTERM)
+        supervisor.wait(timeout=30)
 
 
 # -- two instances behind nginx ---------------------------------------------------------------

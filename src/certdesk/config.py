@@ -118,6 +118,7 @@ class ServerConfig:
     jobs_takeover_seconds: int = 10  # how soon another process takes the jobs of a dead one
     threads: int = 4  # threads for requests' blocking work (login, database reads)
     issuing_threads: int = 64  # requests waiting on the group committer in a thread (EST, pickup)
+    cpus: str = ""  # "": the system schedules; "auto" or "0,2-3": each process kept on one CPU
 
     def __post_init__(self) -> None:
         for name in ("threads", "issuing_threads"):

@@ -1002,6 +1002,7 @@ def serve(
         typer.Option(help="Application processes on the one socket (server.workers; PostgreSQL)"),
     ] = None,
     listen_fd: Annotated[int | None, typer.Option(hidden=True)] = None,  # a worker's socket
+    worker_index: Annotated[int, typer.Option(hidden=True)] = 0,  # which one (server.cpus)
 ) -> None:
     """Serve HTTPS (portal, EST, renewal API, CA certificates, CRLs)."""
     import socket
@@ -1013,7 +1014,7 @@ def serve(
     from certdesk.services.maintenance import add_background_jobs, run_maintenance
     from certdesk.services.ocsp import OcspResponder
     from certdesk.services.ocsp_responders import ensure_responders
-    from certdesk.services.processes import check_workers
+    from certdesk.services.processes import check_workers, pin_to_cpu
     from certdesk.services.server_tls import ensure_tls_certificate
     from certdesk.web.server import claim_port
     from certdesk.web.server import serve as run_server
@@ -1026,6 +1027,8 @@ def serve(
     config = config.replace(server={k: v for k, v in given.items() if v is not None})
     check_workers(config, config.server.workers)
     worker = listen_fd is not None  # one of `--workers N`: the supervisor did the start-up work
+    if worker or config.server.workers == 1:  # an application process (not a supervisor)
+        pin_to_cpu(config, worker_index)
     if worker:
         listener = socket.socket(fileno=listen_fd)
     else:

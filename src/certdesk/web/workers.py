@@ -29,11 +29,12 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _spawn(listener: socket.socket, args: list[str]) -> subprocess.Popen[bytes]:
+def _spawn(listener: socket.socket, args: list[str], index: int) -> subprocess.Popen[bytes]:
+    """Worker `index` (its CPU under `server.cpus`: a restarted one keeps its predecessor's)."""
     fd = listener.fileno()
     command = [sys.executable, "-c", "from certdesk.cli.main import main; main()"]
     return subprocess.Popen(
-        [*command, *args, "--listen-fd", str(fd)],
+        [*command, *args, "--listen-fd", str(fd), "--worker-index", str(index)],
         pass_fds=(fd,),
         preexec_fn=_die_with_parent,
     )
@@ -49,14 +50,14 @@ def supervise(listener: socket.socket, count: int, args: list[str]) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    workers = [_spawn(listener, args) for _ in range(count)]
+    workers = [_spawn(listener, args, i) for i in range(count)]
     while not stopping:
         time.sleep(0.2)  # checking on the children, not waiting for time to pass
         for i, worker in enumerate(workers):
             if worker.poll() is not None and not stopping:
                 log.warning("worker %s ended (%s); starting another", worker.pid, worker.returncode)
                 time.sleep(_RESTART_PAUSE)
-                workers[i] = _spawn(listener, args)
+                workers[i] = _spawn(listener, args, i)
     for worker in workers:
         worker.send_signal(signal.SIGTERM)
     for worker in workers:
