@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
@@ -208,20 +209,25 @@ def test_worker_runs_the_jobs_without_serving(tmp_path: Path) -> None:
 
 def cpus_allowed(pid: int) -> set[str]:
     """The CPU lists the threads of process `pid` may run on (one entry if they agree)."""
-    tasks = Path(f"/proc/{pid}/task")
     found = set()
-    for task in tasks.iterdir():
-        status = (task / "status").read_text()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:  # a thread that ended meanwhile
+            continue
         found.add(re.search(r"Cpus_allowed_list:\s*(\S+)", status).group(1))  # type: ignore[union-attr]
     return found
 
 
 def children_of(pid: int) -> list[int]:
-    return [
-        int(child.name)
-        for child in Path("/proc").iterdir()
-        if child.name.isdigit() and (child / "stat").exists() and parent_of(int(child.name)) == pid
-    ]
+    """The processes whose parent is `pid` (others may come and go while /proc is read)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if parent_of(int(entry.name)) == pid:
+                    found.append(int(entry.name))
+    return found
 
 
 def test_cpu_lists_are_read_and_checked() -> None:
