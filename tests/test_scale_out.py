@@ -57,9 +57,11 @@ from certdesk.services.registry import add_person, add_unit
 from certdesk.store.db import Database
 from certdesk.store.leases import advisory_holder
 from certdesk.store.migrate import upgrade
-from conftest import openssl
+from conftest import openssl, openssl_verify
 from request_keys import FileRequestKey
+from softhsm import SoftHSM
 from test_nginx import CERTDESK, PROXY_ADDRESS, nginx_binary, nginx_config, start_nginx
+from test_pkcs11_signer import uri as hsm_uri
 from test_web import free_port, wait_for_port
 
 PASSPHRASE = "scale passphrase"
@@ -431,18 +433,18 @@ def pg_url(db_url: str) -> str:
     return db_url
 
 
-@pytest.fixture
-def two_instances(
-    pg_url: str, tmp_path: Path
-) -> Iterator[tuple[Instance, Instance, str, list[Holder]]]:
-    nginx_binary()
-    nginx_port = free_port()
-    base = f"https://127.0.0.1:{nginx_port}"
+def two_machines(
+    pg_url: str, tmp_path: Path, base: str, ca: dict[str, str] | None = None
+) -> tuple[Instance, Instance, list[Holder]]:
+    """Two instances (not started) on one PostgreSQL schema, with separate data directories and
+    the same CA key — a file copied to the second, or `ca`'s key in an HSM both reach — and
+    SCALE_HOLDERS holders issued 340 days back, in their renewal window."""
     shared = tmp_path / "shared"  # one host here; a shared file system between machines
     a_dir, b_dir = tmp_path / "a" / "var", tmp_path / "b" / "var"
+    ca = {"passphrase": PASSPHRASE, **(ca or {})}
     settings = {
         "CERTDESK_DATABASE_URL": pg_url,
-        "CERTDESK_CA_PASSPHRASE": PASSPHRASE,
+        **{f"CERTDESK_CA_{key.upper()}": value for key, value in ca.items()},
         "CERTDESK_JOURNAL_PATH": str(shared / "journal"),
         "CERTDESK_JOURNAL_CHECKPOINT_KEY": str(shared / "checkpoint.key"),
         "CERTDESK_URLS_BASE": base,
@@ -452,7 +454,7 @@ def two_instances(
     config = Config().replace(
         paths={"data_dir": str(a_dir)},
         database={"url": pg_url},
-        ca={"passphrase": PASSPHRASE},
+        ca=ca,
         journal={
             "path": settings["CERTDESK_JOURNAL_PATH"],
             "checkpoint_key": settings["CERTDESK_JOURNAL_CHECKPOINT_KEY"],
@@ -468,7 +470,8 @@ def two_instances(
     holders = make_holders(ctx, SCALE_HOLDERS)
     db.dispose()
     b_dir.mkdir(parents=True)
-    shutil.copytree(a_dir / "ca", b_dir / "ca")  # the same CA key file on the second machine
+    if config.ca.key_storage == "file":
+        shutil.copytree(a_dir / "ca", b_dir / "ca")  # the same CA key file on the second machine
     instances = []
     for name, data_dir in (("a", a_dir), ("b", b_dir)):
         port = free_port()
@@ -480,13 +483,24 @@ def two_instances(
         }
         instances.append(Instance(name, data_dir, port, env, tmp_path / f"{name}.log"))
     a, b = instances
+    return a, b, holders
+
+
+@pytest.fixture
+def two_instances(
+    pg_url: str, tmp_path: Path
+) -> Iterator[tuple[Instance, Instance, str, list[Holder]]]:
+    nginx_binary()
+    nginx_port = free_port()
+    base = f"https://127.0.0.1:{nginx_port}"
+    a, b, holders = two_machines(pg_url, tmp_path, base)
     nginx: subprocess.Popen[bytes] | None = None
     try:
         a.start()
         b.start("--workers", "2")
         prefix = tmp_path / "nginx"
         prefix.mkdir()
-        main = nginx_config(prefix, a_dir, nginx_port, a.port)
+        main = nginx_config(prefix, a.data_dir, nginx_port, a.port)
         logged = f"access_log {prefix / 'access.log'};"
         assert logged in main
         main = main.replace(
@@ -505,7 +519,7 @@ def two_instances(
         if nginx is not None:
             nginx.terminate()
             nginx.wait(timeout=30)
-        for instance in instances:
+        for instance in (a, b):
             instance.stop()
 
 
@@ -711,3 +725,55 @@ def test_two_instances_behind_nginx_survive_a_sigkill(
     verified = run_cli(b.env, "audit", "verify", "--json", cwd=cwd)
     assert verified.returncode == 0, verified.stderr
     assert json.loads(verified.stdout)["ok"] is True
+
+
+def test_two_instances_sign_with_one_key_in_softhsm(
+    pg_url: str, softhsm: SoftHSM, tmp_path: Path
+) -> None:
+    """The issue's other shape: the CA key in one SoftHSM token both instances reach, no key file
+    in either data directory. Holders renew and confirm against both at once: both sign with
+    it (two processes' PKCS#11 sessions on one token), every new certificate verifies with
+    openssl against the chain and is its holder's only active one."""
+    softhsm.init_token("ca-hsm")
+    hsm = {
+        "key_storage": "pkcs11",
+        "pkcs11_module": softhsm.module,
+        "root_key_uri": hsm_uri("root"),
+        "issuing_key_uri": hsm_uri("issuing"),
+    }
+    a, b, holders = two_machines(pg_url, tmp_path, "https://127.0.0.1:8443", hsm)
+    half = len(holders) // 2
+    try:
+        a.start()
+        b.start()
+        root = a.data_dir / "pki" / "root.pem"
+        loads = [
+            Load(f"http://127.0.0.1:{i.port}", root, part, None)
+            for i, part in ((a, holders[:half]), (b, holders[half:]))
+        ]
+
+        async def both() -> None:
+            await asyncio.gather(*(load.run(4) for load in loads))
+
+        asyncio.run(both())
+    finally:
+        a.stop()
+        b.stop()
+    for data_dir in (a.data_dir, b.data_dir):
+        assert not list(data_dir.rglob("root.key")) and not list(data_dir.rglob("issuing.key"))
+    keys = {o["label"] for o in softhsm.objects("ca-hsm") if o["kind"] == "Private Key"}
+    assert {"root", "issuing"} <= keys
+    with Database(pg_url).engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT person_id, serial, der FROM certificates WHERE state = 'active'")
+        ).all()
+    active = {person: (serial, der) for person, serial, der in rows if person}
+    assert len(active) == len([r for r in rows if r[0]])  # one active certificate each
+    now = dt.datetime.now(dt.UTC)
+    for h in holders:
+        assert h.confirmed and active[h.person_id][0] == h.new_serial, h.person_id
+        leaf = tmp_path / f"{h.new_serial}.pem"
+        der = active[h.person_id][1]
+        leaf.write_bytes(x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM))
+        said = openssl_verify(a.data_dir / "pki", leaf, now)
+        assert said.stdout.strip().endswith("OK"), said.stdout + said.stderr
