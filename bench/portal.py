@@ -17,6 +17,7 @@ The target is "certdesk's p99 within 3x nginx's".
     python bench/portal.py [--requests 10000] [--clients 100] [--rounds 3] [--proxy]
                            [--backends 1] [--nginx-workers 1]
     python bench/portal.py --workers 2 [--requests 10000] [--clients 100] [--rounds 3]
+                           [--cpus auto]
 
 --workers N measures the scaled shape instead (bench/cluster.py): on PostgreSQL, nginx in front
 of 1, then 2 … N `certdesk serve --plain-http` processes; next to the page, the floor of the
@@ -24,7 +25,8 @@ stack: GET /livez (same framework, server, nginx and TLS path; no database, no t
 prints rate, p50/p99 and CPU per request of certdesk, nginx, PostgreSQL and the load generator
 for each, the page's CPU over the floor's (goal <= 2x) and the scaling efficiency (rate at N over
 N x the rate at 1; goal >= 0.8 where the cores allow: they are shared with nginx, PostgreSQL
-and the load generator, here driven by uvloop).
+and the load generator, here driven by uvloop). --cpus auto keeps process i on the i-th CPU
+(`server.cpus`; unpinned by default, as certdesk is).
 """
 
 from __future__ import annotations
@@ -376,6 +378,12 @@ def main() -> None:
     parser.add_argument("--nginx-workers", default="1", help="worker_processes (1 or auto)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     parser.add_argument("--workers", type=int, default=0, help="scaled shape, 1..N processes")
+    parser.add_argument(
+        "--cpus",
+        choices=["", "auto"],
+        default="",
+        help="--workers: 'auto' keeps each process on a CPU of its own (server.cpus)",
+    )
     opts = parser.parse_args()
     if opts.workers:
         scaled(opts)
@@ -487,7 +495,7 @@ def scaled(opts: argparse.Namespace) -> None:
             cert, key = holder_files(data, work)
             tls = client_context(data / "pki", cert, key)
             for workers in range(1, opts.workers + 1):
-                with cluster(work, data, env, workers, opts.nginx_workers) as shape:
+                with cluster(work, data, env, workers, opts.nginx_workers, cpus=opts.cpus) as shape:
                     rounds: dict[str, list[Result]] = {name: [] for name in targets}
                     for n in range(opts.rounds):
                         for name, (path, expect) in targets.items():
@@ -511,6 +519,7 @@ def scaled(opts: argparse.Namespace) -> None:
             f"# scaled shape: nginx (worker_processes {opts.nginx_workers}, TLS, client "
             f"certificate) -> 1..{opts.workers} `certdesk serve --plain-http` on PostgreSQL; "
             f"{os.cpu_count()} CPUs shared by nginx, certdesk, PostgreSQL and the load generator; "
+            f"certdesk processes {'each on a CPU of its own' if opts.cpus else 'unpinned'}; "
             f"{opts.clients} keep-alive clients, {opts.requests} requests, median of "
             f"{opts.rounds} rounds by p99; {load_span(load_before)}"
         )
