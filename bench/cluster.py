@@ -9,6 +9,7 @@ on them.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -50,6 +51,16 @@ def worker_dirs(data: Path, count: int) -> list[Path]:
             shutil.copytree(data, copy, ignore=shutil.ignore_patterns("journal", "*.lock"))
         dirs.append(copy)
     return dirs
+
+
+def add_cpus_option(parser: argparse.ArgumentParser) -> None:
+    """The benches' `--cpus` for their scaled shape (`cluster(cpus=…)`)."""
+    parser.add_argument(
+        "--cpus",
+        choices=["", "auto"],
+        default="",
+        help="--workers: 'auto' keeps each process on a CPU of its own (server.cpus)",
+    )
 
 
 @contextmanager

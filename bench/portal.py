@@ -378,12 +378,9 @@ def main() -> None:
     parser.add_argument("--nginx-workers", default="1", help="worker_processes (1 or auto)")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     parser.add_argument("--workers", type=int, default=0, help="scaled shape, 1..N processes")
-    parser.add_argument(
-        "--cpus",
-        choices=["", "auto"],
-        default="",
-        help="--workers: 'auto' keeps each process on a CPU of its own (server.cpus)",
-    )
+    from cluster import add_cpus_option  # cluster imports this module
+
+    add_cpus_option(parser)
     opts = parser.parse_args()
     if opts.workers:
         scaled(opts)

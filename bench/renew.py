@@ -78,7 +78,7 @@ from certdesk.services.server_tls import ensure_tls_certificate
 from certdesk.store.db import Database
 from certdesk.store.migrate import upgrade
 from certdesk.store.tables import people
-from cluster import cluster, postgres_cpu
+from cluster import add_cpus_option, cluster, postgres_cpu
 from issue import database
 from portal import cpu_seconds, load_span, machine
 
@@ -917,12 +917,7 @@ def main() -> None:
     parser.add_argument("--hsm-rounds", type=int, default=3, help="SoftHSM renewals (median)")
     parser.add_argument("--profile", type=Path, help="run the server under cProfile, stats here")
     parser.add_argument("--workers", type=int, default=0, help="scaled shape, 1..N processes")
-    parser.add_argument(
-        "--cpus",
-        choices=["", "auto"],
-        default="",
-        help="--workers: 'auto' keeps each process on a CPU of its own (server.cpus)",
-    )
+    add_cpus_option(parser)
     args = parser.parse_args()
     if args.workers:
         args.db = "postgres"

@@ -232,6 +232,11 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def jobs_thread_started(pid: int) -> bool:
+    """A worker has a second thread (its jobs runner): its start-up, CPU included, is done."""
+    return len(list(Path(f"/proc/{pid}/task").iterdir())) > 1
+
+
 def test_cpu_lists_are_read_and_checked() -> None:
     """`server.cpus`: nothing, every CPU this process may use, a list with ranges; a CPU it may
     not use, or not a list, is refused in both languages."""
@@ -246,7 +251,7 @@ def test_cpu_lists_are_read_and_checked() -> None:
         assert "配置错误" in refused.value.message("zh-CN")
 
 
-def test_a_lone_process_is_pinned_to_the_first_cpu_listed() -> None:
+def test_pin_to_cpu_moves_every_thread_round_robin() -> None:
     """`pin_to_cpu` in a fresh interpreter: every thread, also one started before it, ends on
     the CPU process `index` gets (round-robin); with `cpus` empty nothing changes."""
     allowed = sorted(os.sched_getaffinity(0))
@@ -302,8 +307,8 @@ def test_workers_are_kept_on_their_cpus(pg_url: str, tmp_path: Path) -> None:
     try:
         wait_for_port(supervisor, port)
         wait_until(lambda: len(children_of(supervisor.pid)) == 2, 60)
-        for worker in children_of(supervisor.pid):  # its jobs thread: pinned before it started
-            wait_until(lambda w=worker: len(list(Path(f"/proc/{w}/task").iterdir())) > 1, 60)
+        for worker in children_of(supervisor.pid):
+            wait_until(lambda w=worker: jobs_thread_started(w), 60)
         placed = {pid: cpus_allowed(pid) for pid in children_of(supervisor.pid)}
         expected = [{str(cpu)} for cpu in (allowed[0], allowed[1 % len(allowed)])]
         assert sorted(placed.values(), key=sorted) == sorted(expected, key=sorted), placed
@@ -313,7 +318,7 @@ def test_workers_are_kept_on_their_cpus(pg_url: str, tmp_path: Path) -> None:
         os.kill(victim, signal.SIGKILL)
         wait_until(lambda: len(set(children_of(supervisor.pid)) - set(placed)) == 1, 60)
         (heir,) = set(children_of(supervisor.pid)) - set(placed)
-        wait_until(lambda: len(list(Path(f"/proc/{heir}/task").iterdir())) > 1, 60)
+        wait_until(lambda: jobs_thread_started(heir), 60)
         assert cpus_allowed(heir) == its_cpus
     finally:
         os.killpg(supervisor.pid, signal.SIGTERM)
