@@ -14,6 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import event
 
 from certdesk.ca.issuer import CertificateOrder
+from certdesk.ca.profiles import Extensions, Profile, SubjectAltNames, profile_extensions
 from certdesk.domain.errors import CertdeskError
 from certdesk.domain.states import CertState
 from certdesk.services import registry
@@ -409,3 +410,46 @@ def test_pipeline_closed_with_a_batch_in_flight_answers_it(issuance: Issuance) -
     assert future.done()
     assert future.result().person_id == "p-001"
     assert _state(issuance.ctx, "p-001") == [CertState.ACTIVE]
+
+
+@pytest.mark.parametrize("profile", list(Profile))
+def test_extensions_encoded_once_are_the_typed_encoders_bytes(
+    issuance: Issuance, profile: Profile
+) -> None:
+    """The fixed extensions go to the builder already encoded (`profiles._encoded`): the
+    to-be-signed bytes are exactly those the same extensions, typed, give."""
+    authority = issuance.authority
+    now = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    order = CertificateOrder(
+        x509.random_serial_number(),
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "p-001")]),
+        ec.generate_private_key(ec.SECP256R1()).public_key(),
+        profile,
+        now,
+        now + dt.timedelta(days=365),
+        Extensions(SubjectAltNames(emails=("zhang@fin.example",))),
+    )
+    extensions = profile_extensions(
+        profile,
+        subject_key=order.public_key,
+        issuer_key_id=authority.issuer_key_id,
+        urls=authority.urls,
+        extensions=order.extensions,
+    )
+    encoded = [e for e in extensions if isinstance(e.value, x509.UnrecognizedExtension)]
+    assert len(encoded) >= 2  # basic constraints and key usage at least
+    signed = authority.signer.sign_certificate(authority.build(order))
+    typed = list(signed.extensions)  # parsed back: the typed values
+    assert not any(isinstance(e.value, x509.UnrecognizedExtension) for e in typed)
+    again = x509.CertificateBuilder(
+        signed.issuer,
+        signed.subject,
+        signed.public_key(),
+        signed.serial_number,
+        signed.not_valid_before_utc,
+        signed.not_valid_after_utc,
+        typed,
+    )
+    assert authority.signer.sign_certificate(again).tbs_certificate_bytes == (
+        signed.tbs_certificate_bytes
+    )
